@@ -1,0 +1,1 @@
+"""Third-party clients of the ledger; they depend on ``ledger.core`` only."""

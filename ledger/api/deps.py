@@ -1,0 +1,33 @@
+"""Dependency aliases shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ledger.config import Settings
+from ledger.service import LedgerService
+from ledger.store.database import Database
+
+__all__ = ["DatabaseDep", "ServiceDep", "SettingsDep"]
+
+
+def _service(request: Request) -> LedgerService:
+    service: LedgerService = request.app.state.service
+    return service
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+ServiceDep = Annotated[LedgerService, Depends(_service)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+DatabaseDep = Annotated[Database, Depends(_database)]

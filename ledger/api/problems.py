@@ -1,0 +1,156 @@
+"""RFC 9457 problem details: the one place errors become HTTP responses.
+
+Every error body is ``application/problem+json`` with ``type``, ``title``,
+``status`` and ``detail``, plus ``field`` (a dotted path such as
+``[2].data.stance``) when one input is at fault.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.core import errors
+from ledger.core.jsonvalues import format_path
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "install_problem_handlers", "problem_response", "status_for"]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("ledger.api")
+
+# Most specific class first: the first isinstance match wins.
+_STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
+    (errors.MalformedJSON, 400, "malformed-json"),
+    (errors.UnsupportedMediaType, 415, "unsupported-media-type"),
+    (errors.BodyTooLarge, 413, "body-too-large"),
+    (errors.InvalidEvent, 422, "invalid-event"),
+    (errors.InvalidParameter, 422, "invalid-parameter"),
+    (errors.InputError, 422, "invalid-input"),
+    (errors.NotFound, 404, "not-found"),
+    (errors.LedgerExists, 409, "ledger-exists"),
+    (errors.DuplicateEventId, 409, "duplicate-event-id"),
+    (errors.HeadMismatch, 409, "head-mismatch"),
+    (errors.IdempotencyInFlight, 409, "idempotency-in-flight"),
+    (errors.Conflict, 409, "conflict"),
+    (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
+    (errors.StorageUnavailable, 503, "storage-unavailable"),
+    (errors.VerificationError, 500, "verification-failed"),
+]
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def status_for(error: errors.LedgerError) -> tuple[int, str]:
+    for kind, status, slug in _STATUS:
+        if isinstance(error, kind):
+            return status, slug
+    return 500, "internal-error"
+
+
+def problem_response(
+    status: int,
+    *,
+    slug: str,
+    title: str,
+    detail: str,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ProblemResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _from_ledger_error(request: Request, error: errors.LedgerError) -> ProblemResponse:
+    status, slug = status_for(error)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    extra: dict[str, Any] = {}
+    field = getattr(error, "field", None)
+    if field:
+        extra["field"] = field
+    if isinstance(error, errors.HeadMismatch):
+        extra.update(expected_seq=error.expected_seq, head_seq=error.head_seq)
+    if isinstance(error, errors.VerificationError) and error.seq is not None:
+        extra["seq"] = error.seq
+    if status >= 500:
+        log.error("request failed: %s %s: %r", request.method, request.url.path, error)
+    return problem_response(
+        status,
+        slug=slug,
+        title=error.title,
+        detail=error.detail if not field else f"{field}: {error.detail}",
+        instance=request.url.path,
+        headers=headers,
+        **extra,
+    )
+
+
+def _validation_field(loc: tuple[Any, ...]) -> str:
+    # FastAPI locations start with where the value came from: ("query", "limit").
+    parts = [p for p in loc[1:] if isinstance(p, str | int)]
+    return format_path(tuple(parts)) if parts else str(loc[0] if loc else "(request)")
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_ledger_error(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, errors.LedgerError)
+        return _from_ledger_error(request, exc)
+
+    async def on_validation(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, RequestValidationError)
+        issues = [
+            {"field": _validation_field(tuple(e.get("loc", ()))), "detail": str(e.get("msg"))}
+            for e in exc.errors()
+        ]
+        first = issues[0] if issues else {"field": "(request)", "detail": "invalid request"}
+        return problem_response(
+            422,
+            slug="invalid-parameter",
+            title="Invalid parameter",
+            detail=f"{first['field']}: {first['detail']}",
+            instance=request.url.path,
+            field=first["field"],
+            errors=issues,
+        )
+
+    async def on_http(request: Request, exc: Exception) -> ProblemResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        titles = {404: "Not found", 405: "Method not allowed"}
+        return problem_response(
+            exc.status_code,
+            slug={404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),
+            title=titles.get(exc.status_code, "HTTP error"),
+            detail=str(exc.detail),
+            instance=request.url.path,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(
+            500,
+            slug="internal-error",
+            title="Internal error",
+            detail="the server failed; nothing was written unless a receipt was returned",
+            instance=request.url.path,
+        )
+
+    app.add_exception_handler(errors.LedgerError, on_ledger_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

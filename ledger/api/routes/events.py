@@ -1,0 +1,153 @@
+"""Events: append (one or a batch), page, stream, fetch one, head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from ledger.api.body import read_json_body
+from ledger.api.deps import ServiceDep, SettingsDep
+from ledger.api.models import EventPage, Head, ReceiptOut, RecordOut
+from ledger.api.openapi import PROBLEMS, append_request_body
+
+router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
+
+NDJSON = "application/x-ndjson"
+# The anonymous principal until authentication is configured (SPEC §1 actor).
+ANONYMOUS = "anonymous"
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    summary="Append one event or an atomic batch",
+    description=(
+        "The body is one event object or an array of at most 1000 (all or none). "
+        "The server assigns seq, recorded_at, prev, actor, and id when absent. "
+        "A retry with the same Idempotency-Key and body returns the original receipt(s) "
+        "with 200."
+    ),
+    responses={
+        201: {
+            "description": "Appended: a receipt, or a list of receipts for a batch",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ReceiptOut"},
+                            {"type": "array", "items": {"$ref": "#/components/schemas/ReceiptOut"}},
+                        ]
+                    }
+                }
+            },
+        },
+        200: {"description": "Replay of an earlier append with the same Idempotency-Key"},
+        **PROBLEMS(400, 404, 409, 413, 415, 422, 503),
+    },
+    openapi_extra={"requestBody": append_request_body()},
+)
+async def append_events(
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    ledger: Annotated[str, Path(description="Ledger name")],
+    expected_seq: Annotated[
+        int | None, Query(ge=0, description="Fail with 409 unless the head is at this seq")
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(description="Makes retries safe: same key + same body = same receipts"),
+    ] = None,
+) -> Response:
+    body = await read_json_body(request, max_bytes=settings.max_body_bytes)
+    outcome = await run_in_threadpool(
+        service.append,
+        ledger,
+        body,
+        actor=ANONYMOUS,
+        idempotency_key=idempotency_key,
+        expected_seq=expected_seq,
+    )
+    receipts = [r.to_dict() for r in outcome.result.receipts]
+    content: Any = receipts if outcome.is_batch else receipts[0]
+    headers = {}
+    if not outcome.is_batch:
+        headers["Location"] = f"/v1/ledgers/{ledger}/events/{receipts[0]['seq']}"
+    if outcome.result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(
+        content, status_code=200 if outcome.result.replayed else 201, headers=headers
+    )
+
+
+@router.get(
+    "/events",
+    response_model=EventPage,
+    summary="Read records in seq order",
+    description=(
+        "A page of records after `after_seq`. With `Accept: application/x-ndjson` the "
+        "response streams every record after `after_seq` up to the head, one per line."
+    ),
+    responses={
+        200: {"content": {NDJSON: {"schema": {"type": "string"}}}},
+        **PROBLEMS(404, 422),
+    },
+)
+def list_events(
+    service: ServiceDep,
+    ledger: Annotated[str, Path(description="Ledger name")],
+    after_seq: Annotated[int, Query(ge=0, description="Return records with seq > this")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
+    accept: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    if accept and NDJSON in accept:
+        service.get_ledger(ledger)  # 404 before the stream starts, not inside it
+        return StreamingResponse(_ndjson(service, ledger, after_seq), media_type=NDJSON)
+    lines, head_seq = service.read_page(ledger, after_seq=after_seq, limit=limit)
+    last = after_seq + len(lines)
+    next_after = last if lines and last < head_seq else None
+    # Records are stored as their canonical bytes; splice them in unchanged.
+    body = b'{"items":[' + b",".join(lines) + b'],"next_after_seq":'
+    body += (str(next_after) if next_after is not None else "null").encode() + b"}"
+    return Response(body, media_type="application/json")
+
+
+def _ndjson(service: ServiceDep, ledger: str, after_seq: int) -> Iterator[bytes]:
+    batch: list[bytes] = []
+    for line in service.iter_records(ledger, after_seq=after_seq):
+        batch.append(line)
+        if len(batch) >= 256:
+            yield b"\n".join(batch) + b"\n"
+            batch.clear()
+    if batch:
+        yield b"\n".join(batch) + b"\n"
+
+
+@router.get(
+    "/events/{seq}",
+    response_model=RecordOut,
+    response_model_exclude_none=True,
+    summary="Fetch one record",
+    responses=PROBLEMS(404, 422),
+)
+def get_event(
+    service: ServiceDep,
+    ledger: Annotated[str, Path(description="Ledger name")],
+    seq: Annotated[int, Path(ge=1, le=2**53 - 1)],
+) -> Response:
+    return Response(service.get_record(ledger, seq), media_type="application/json")
+
+
+@router.get("/head", response_model=Head, summary="Size and head hash", responses=PROBLEMS(404))
+def get_head(
+    service: ServiceDep, ledger: Annotated[str, Path(description="Ledger name")]
+) -> dict[str, Any]:
+    info = service.get_ledger(ledger)
+    return {"size": info.size, "head_hash": info.head_hash}
+
+
+__all__ = ["ReceiptOut", "router"]

@@ -1,0 +1,43 @@
+"""Settings, read from ``LEDGER_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; the README's configuration table lists them."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".ledger"),
+        description="Directory for the embedded SQLite database and generated keys.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite:///<data_dir>/ledger.db. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/db",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `ledger serve` binds.")
+    port: int = Field(default=8000, description="Port `ledger serve` binds.")
+    origin: str = Field(
+        default_factory=socket.gethostname,
+        description="Host part of checkpoint origins (`<origin>/<ledger>`).",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024, description="Largest accepted request body; larger gets 413."
+    )
+    max_batch: int = Field(default=1000, description="Most events in one append request.")
+    log_level: str = Field(default="info", description="uvicorn/stdlib log level.")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ledger.db').resolve()}"

@@ -1,0 +1,152 @@
+"""One exception tree for the whole package.
+
+    LedgerError
+    ├── InputError                  the caller sent something we refuse
+    │   ├── MalformedJSON           not JSON, or not UTF-8
+    │   ├── UnsupportedMediaType    not application/json
+    │   ├── BodyTooLarge            over the body cap, refused before parsing
+    │   ├── InvalidEvent            JSON, but breaks the format or a schema
+    │   └── InvalidParameter        a query parameter or header out of its domain
+    ├── NotFound                    unknown ledger or record
+    ├── Conflict                    the request clashes with the ledger's state
+    │   ├── LedgerExists
+    │   ├── DuplicateEventId
+    │   ├── HeadMismatch            ``expected_seq`` was not the head
+    │   └── IdempotencyInFlight     the same key is being processed now
+    ├── IdempotencyKeyReused        same key, different body
+    ├── StorageUnavailable          the database cannot be reached
+    └── VerificationError           a record, chain or proof fails a check
+        ├── MalformedRecord         not a SPEC §1 record, or not canonical
+        └── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
+
+HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BodyTooLarge",
+    "ChainBroken",
+    "Conflict",
+    "DuplicateEventId",
+    "HeadMismatch",
+    "IdempotencyInFlight",
+    "IdempotencyKeyReused",
+    "InputError",
+    "InvalidEvent",
+    "InvalidParameter",
+    "LedgerError",
+    "LedgerExists",
+    "MalformedJSON",
+    "MalformedRecord",
+    "NotFound",
+    "StorageUnavailable",
+    "UnsupportedMediaType",
+    "VerificationError",
+]
+
+
+class LedgerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    title = "Ledger error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InputError(LedgerError):
+    """The request carries input we refuse; ``field`` names the culprit."""
+
+    title = "Invalid input"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.detail}" if self.field else self.detail
+
+
+class MalformedJSON(InputError):
+    title = "Malformed JSON"
+
+
+class UnsupportedMediaType(InputError):
+    title = "Unsupported media type"
+
+
+class BodyTooLarge(InputError):
+    title = "Request body too large"
+
+
+class InvalidEvent(InputError):
+    title = "Invalid event"
+
+
+class InvalidParameter(InputError):
+    title = "Invalid parameter"
+
+
+class NotFound(LedgerError):
+    title = "Not found"
+
+
+class Conflict(LedgerError):
+    title = "Conflict"
+
+
+class LedgerExists(Conflict):
+    title = "Ledger already exists"
+
+
+class DuplicateEventId(Conflict):
+    title = "Event id already used"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class HeadMismatch(Conflict):
+    title = "Ledger head is not at the expected seq"
+
+    def __init__(self, detail: str, *, expected_seq: int, head_seq: int) -> None:
+        super().__init__(detail)
+        self.expected_seq = expected_seq
+        self.head_seq = head_seq
+
+
+class IdempotencyInFlight(Conflict):
+    title = "A request with this Idempotency-Key is in progress"
+
+
+class IdempotencyKeyReused(LedgerError):
+    title = "Idempotency-Key reused with a different body"
+
+
+class StorageUnavailable(LedgerError):
+    title = "Storage unavailable"
+
+
+class VerificationError(LedgerError):
+    """A check failed; ``seq`` is the first record at fault, when there is one."""
+
+    title = "Verification failed"
+
+    def __init__(self, reason: str, *, seq: int | None = None) -> None:
+        super().__init__(reason)
+        self.seq = seq
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"seq {self.seq}: {self.reason}" if self.seq is not None else self.reason
+
+
+class MalformedRecord(VerificationError):
+    title = "Malformed record"
+
+
+class ChainBroken(VerificationError):
+    title = "Hash chain broken"

@@ -1,0 +1,167 @@
+"""The record of SPEC §1 as a frozen value, and its strict reading.
+
+A record is exactly the members listed in SPEC §1; absent optional members
+are omitted, never ``null``. ``Record.from_dict`` is what a verifier uses on
+bytes it does not trust, so it checks every member's type and format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.core.canonical import canonical_bytes
+from ledger.core.errors import MalformedRecord
+from ledger.core.hashing import record_hash
+from ledger.core.times import OCCURRED_AT_PATTERN, RECORDED_AT_PATTERN
+
+__all__ = [
+    "LEDGER_NAME_PATTERN",
+    "OPTIONAL_MEMBERS",
+    "RECORD_MEMBERS",
+    "SERVER_MEMBERS",
+    "UUID_PATTERN",
+    "EventDraft",
+    "Record",
+]
+
+LEDGER_NAME_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
+UUID_PATTERN = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+
+REQUIRED_MEMBERS = frozenset(
+    {"ledger", "seq", "id", "type", "occurred_at", "recorded_at", "data", "actor", "prev"}
+)
+OPTIONAL_MEMBERS = frozenset({"party", "topic", "source"})
+RECORD_MEMBERS = REQUIRED_MEMBERS | OPTIONAL_MEMBERS
+# Members only the server may set; a client that sends one is refused.
+SERVER_MEMBERS = frozenset({"ledger", "seq", "recorded_at", "actor", "prev"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    ledger: str
+    seq: int
+    id: str
+    type: str
+    occurred_at: str
+    recorded_at: str
+    data: dict[str, Any]
+    actor: str
+    prev: str
+    party: str | None = None
+    topic: str | None = None
+    source: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ledger": self.ledger,
+            "seq": self.seq,
+            "id": self.id,
+            "type": self.type,
+            "occurred_at": self.occurred_at,
+            "recorded_at": self.recorded_at,
+            "data": self.data,
+            "actor": self.actor,
+            "prev": self.prev,
+        }
+        if self.party is not None:
+            out["party"] = self.party
+        if self.topic is not None:
+            out["topic"] = self.topic
+        if self.source is not None:
+            out["source"] = self.source
+        return out
+
+    def canonical(self) -> bytes:
+        """``canon(r)`` of SPEC §2."""
+        return canonical_bytes(self.to_dict())
+
+    def hash(self) -> str:
+        """``H(r)`` of SPEC §2."""
+        return record_hash(self.canonical())
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Record:
+        """Read an untrusted SPEC §1 object; ``MalformedRecord`` names what is wrong."""
+        seq_hint = obj.get("seq") if isinstance(obj, dict) else None
+        seq = seq_hint if isinstance(seq_hint, int) and not isinstance(seq_hint, bool) else None
+
+        def bad(why: str) -> MalformedRecord:
+            return MalformedRecord(why, seq=seq)
+
+        if not isinstance(obj, dict):
+            raise bad("a record must be a JSON object")
+        missing = REQUIRED_MEMBERS - obj.keys()
+        if missing:
+            raise bad(f"missing member(s): {', '.join(sorted(missing))}")
+        extra = obj.keys() - RECORD_MEMBERS
+        if extra:
+            raise bad(f"unknown member(s): {', '.join(sorted(extra))}")
+        for name in ("ledger", "id", "type", "occurred_at", "recorded_at", "actor", "prev"):
+            if not isinstance(obj[name], str):
+                raise bad(f"{name} must be a string")
+        for name in ("party", "topic"):
+            if name in obj and not isinstance(obj[name], str):
+                raise bad(f"{name} must be a string")
+        if seq is None or seq < 1:
+            raise bad("seq must be an integer >= 1")
+        if not LEDGER_NAME_PATTERN.match(obj["ledger"]):
+            raise bad("ledger is not a valid ledger name")
+        if not UUID_PATTERN.match(obj["id"]):
+            raise bad("id is not a lowercase UUID")
+        if not OCCURRED_AT_PATTERN.match(obj["occurred_at"]):
+            raise bad("occurred_at is not YYYY-MM-DDTHH:MM:SSZ")
+        if not RECORDED_AT_PATTERN.match(obj["recorded_at"]):
+            raise bad("recorded_at is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
+        if not _HEX64.match(obj["prev"]):
+            raise bad("prev is not 64 lowercase hex digits")
+        if not isinstance(obj["data"], dict):
+            raise bad("data must be an object")
+        if "source" in obj and not isinstance(obj["source"], dict):
+            raise bad("source must be an object")
+        return cls(
+            ledger=obj["ledger"],
+            seq=seq,
+            id=obj["id"],
+            type=obj["type"],
+            occurred_at=obj["occurred_at"],
+            recorded_at=obj["recorded_at"],
+            data=obj["data"],
+            actor=obj["actor"],
+            prev=obj["prev"],
+            party=obj.get("party"),
+            topic=obj.get("topic"),
+            source=obj.get("source"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventDraft:
+    """A validated client event: a record minus the members the server assigns."""
+
+    id: str
+    type: str
+    occurred_at: str
+    data: dict[str, Any]
+    party: str | None = None
+    topic: str | None = None
+    source: dict[str, Any] | None = None
+
+    def seal(self, *, ledger: str, seq: int, prev: str, recorded_at: str, actor: str) -> Record:
+        """The record this draft becomes at ``seq`` behind ``prev``."""
+        return Record(
+            ledger=ledger,
+            seq=seq,
+            id=self.id,
+            type=self.type,
+            occurred_at=self.occurred_at,
+            recorded_at=recorded_at,
+            data=self.data,
+            actor=actor,
+            prev=prev,
+            party=self.party,
+            topic=self.topic,
+            source=self.source,
+        )

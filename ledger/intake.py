@@ -1,0 +1,188 @@
+"""Intake: turns a posted body into validated ``EventDraft``s.
+
+Every event passes, in order: the strict JSON value rules (SPEC §1), the
+refusal of server-assigned members, its type's JSON Schema from ``schemas/``,
+and the strict time rules for ``occurred_at``. Errors name the offending
+field, prefixed with the event's index in a batch (``[3].data.stance``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+from referencing import Registry, Resource
+
+from ledger.core.errors import InvalidEvent
+from ledger.core.jsonvalues import format_path, loads_strict
+from ledger.core.records import SERVER_MEMBERS, EventDraft
+from ledger.core.times import format_occurred_at, parse_instant
+
+__all__ = ["FUTURE_TOLERANCE", "EventSchemas", "Intake", "ParsedBody"]
+
+# A position cannot be reported before it happens; five minutes absorbs clock skew.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class EventSchemas:
+    """The JSON Schemas of ``schemas/``: one per event type, plus shared ``$defs``."""
+
+    def __init__(self, documents: Mapping[str, dict[str, Any]]) -> None:
+        resources = [
+            (doc["$id"], Resource.from_contents(doc)) for doc in documents.values() if "$id" in doc
+        ]
+        registry: Registry[Any] = Registry().with_resources(resources)
+        self.documents = dict(documents)
+        self.validators = {
+            name.removesuffix(".json"): Draft202012Validator(doc, registry=registry)
+            for name, doc in documents.items()
+            if name != "common.json"
+        }
+
+    @classmethod
+    def bundled(cls) -> EventSchemas:
+        folder = files("schemas")
+        documents = {
+            entry.name: json.loads(entry.read_text(encoding="utf-8"))
+            for entry in folder.iterdir()
+            if entry.name.endswith(".json")
+        }
+        return cls(documents)
+
+    @property
+    def types(self) -> list[str]:
+        return sorted(self.validators)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBody:
+    drafts: list[EventDraft]
+    is_batch: bool
+    value: Any
+
+
+def _allowed_members(error: ValidationError) -> set[str]:
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    return set(schema.get("properties", {}))
+
+
+def _extra_members(error: ValidationError) -> list[str]:
+    instance = error.instance
+    if not isinstance(instance, dict):
+        return []
+    allowed = _allowed_members(error)
+    return sorted(name for name in instance if name not in allowed)
+
+
+def _validator_values(error: ValidationError) -> list[Any]:
+    value = error.validator_value
+    return list(value) if isinstance(value, list) else []
+
+
+def _schema_error_field(error: ValidationError, prefix: tuple[str | int, ...]) -> str:
+    path: tuple[str | int, ...] = (*prefix, *error.absolute_path)
+    instance = error.instance
+    if error.validator == "required" and isinstance(instance, dict):
+        missing = [name for name in _validator_values(error) if name not in instance]
+        if missing:
+            path = (*path, missing[0])
+    elif error.validator == "additionalProperties":
+        extra = _extra_members(error)
+        if extra:
+            path = (*path, extra[0])
+    return format_path(path)
+
+
+def _schema_error_detail(error: ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        extra = _extra_members(error)
+        if extra:
+            allowed = ", ".join(sorted(_allowed_members(error)))
+            return f"unknown member {extra[0]!r}; allowed here: {allowed}"
+    if error.validator == "required":
+        return "is required"
+    if error.validator == "enum":
+        return f"must be one of: {', '.join(map(str, _validator_values(error)))}"
+    if error.validator == "pattern":
+        return f"{error.instance!r} does not match the pattern {error.validator_value}"
+    return error.message
+
+
+class Intake:
+    """Validates posted events; pure CPU, no storage."""
+
+    def __init__(
+        self,
+        *,
+        schemas: EventSchemas,
+        max_batch: int = 1000,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.schemas = schemas
+        self.max_batch = max_batch
+        self.clock = clock
+
+    def parse(self, raw: bytes) -> ParsedBody:
+        """A body holding one event object or a non-empty array of them."""
+        value = loads_strict(raw)
+        if isinstance(value, dict):
+            return ParsedBody([self.draft(value)], is_batch=False, value=value)
+        if isinstance(value, list):
+            if not value:
+                raise InvalidEvent("a batch must hold at least one event", field="(root)")
+            if len(value) > self.max_batch:
+                raise InvalidEvent(
+                    f"a batch holds at most {self.max_batch} events, this one {len(value)}",
+                    field="(root)",
+                )
+            drafts = [self.draft(item, index=i) for i, item in enumerate(value)]
+            return ParsedBody(drafts, is_batch=True, value=value)
+        raise InvalidEvent("the body must be an event object or an array of events", field="(root)")
+
+    def draft(self, event: Any, *, index: int | None = None) -> EventDraft:
+        """Validate one event (already through the JSON value rules)."""
+        prefix: tuple[str | int, ...] = () if index is None else (index,)
+
+        def field(*names: str | int) -> str:
+            return format_path((*prefix, *names))
+
+        if not isinstance(event, dict):
+            raise InvalidEvent("an event must be a JSON object", field=field())
+        for name in sorted(SERVER_MEMBERS & event.keys()):
+            raise InvalidEvent("is assigned by the server and must not be sent", field=field(name))
+        event_type = event.get("type")
+        if not isinstance(event_type, str):
+            raise InvalidEvent("is required and must be a string", field=field("type"))
+        validator = self.schemas.validators.get(event_type)
+        if validator is None:
+            raise InvalidEvent(
+                f"unknown event type {event_type!r}; known: {', '.join(self.schemas.types)}",
+                field=field("type"),
+            )
+        error = best_match(validator.iter_errors(event))
+        if error is not None:
+            raise InvalidEvent(
+                _schema_error_detail(error), field=_schema_error_field(error, prefix)
+            )
+        try:
+            occurred = parse_instant(event["occurred_at"])
+        except ValueError as e:
+            raise InvalidEvent(str(e), field=field("occurred_at")) from None
+        if occurred > self.clock() + FUTURE_TOLERANCE:
+            raise InvalidEvent("lies more than 5 minutes in the future", field=field("occurred_at"))
+        return EventDraft(
+            id=event.get("id") or str(uuid.uuid4()),
+            type=event_type,
+            occurred_at=format_occurred_at(occurred),
+            data=event["data"],
+            party=event.get("party"),
+            topic=event.get("topic"),
+            source=event.get("source"),
+        )

@@ -1,0 +1,135 @@
+"""Engines, transaction modes and schema migration.
+
+SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL`` so an
+acknowledged append survives power loss; write transactions open with
+``BEGIN IMMEDIATE`` so the write lock is taken before the head is read, never
+upgraded later (which is where SQLite deadlocks and reports ``SQLITE_BUSY``).
+PostgreSQL serializes appends with a row lock on the ledger's head row instead
+(see ``recorder``), which also holds across several server processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, exc
+from sqlalchemy.engine import Connection, Engine
+
+from ledger.core.errors import StorageUnavailable
+
+__all__ = ["Database", "alembic_config"]
+
+_WRITE = "ledger_write"
+_SQLITE_BUSY_MS = 30_000
+_MIGRATION_LOCK_ID = 0x1ED6E7  # pg_advisory_xact_lock key for schema upgrades
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("migrations")))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def _install_sqlite_hooks(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Hand transaction control to us: pysqlite's implicit BEGIN cannot
+        # say IMMEDIATE.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = "BEGIN IMMEDIATE" if connection.get_execution_options().get(_WRITE) else "BEGIN"
+        connection.exec_driver_sql(mode)
+
+
+class Database:
+    """One engine plus the transaction discipline the recorder relies on."""
+
+    def __init__(self, *, url: str, echo: bool = False) -> None:
+        self.url = sa.engine.make_url(url)
+        if self.url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {self.url.get_backend_name()!r}")
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        if self.is_sqlite:
+            database = self.url.database or ""
+            if database in ("", ":memory:"):
+                raise ValueError("use a file for SQLite: an in-memory database is lost on exit")
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": _SQLITE_BUSY_MS / 1000}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20)
+        self.engine = sa.create_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            _install_sqlite_hooks(self.engine)
+        # SQLite allows one writer per file; queueing writers here rather than
+        # in SQLite's busy handler (which sleeps and polls) keeps latency flat.
+        self._sqlite_write_lock = threading.Lock()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with translate_errors(), self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that holds the database's write lock from its first statement."""
+        with translate_errors():
+            if self.is_sqlite:
+                with self._sqlite_write_lock, self.engine.connect() as connection:
+                    connection.execution_options(**{_WRITE: True})
+                    with connection.begin():
+                        yield connection
+            else:
+                with self.engine.connect() as connection, connection.begin():
+                    yield connection
+
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to ``revision``; safe when several processes start at once."""
+        with self.write() as connection:
+            if not self.is_sqlite:
+                connection.execute(sa.text(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_ID})"))
+            command.upgrade(alembic_config(connection), revision)
+
+    def current_revision(self) -> str | None:
+        from alembic.runtime.migration import MigrationContext
+
+        with self.read() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+
+    def ping(self) -> None:
+        with self.read() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Driver-level failures become ``StorageUnavailable`` (HTTP 503)."""
+    try:
+        yield
+    except (exc.OperationalError, exc.InterfaceError) as e:
+        raise StorageUnavailable(f"database unavailable: {type(e.orig or e).__name__}") from e
+    except exc.DisconnectionError as e:
+        raise StorageUnavailable("database connection lost") from e
+    except exc.TimeoutError as e:
+        raise StorageUnavailable("database connection pool exhausted") from e

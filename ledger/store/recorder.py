@@ -1,0 +1,334 @@
+"""The recorder: appends and reads records (the only SQL over ``records``).
+
+An append runs in one write transaction: lock the ledger's head row, check
+idempotency and ``expected_seq``, seal each draft behind the current head,
+insert the records, move the head, and store the idempotency response. A
+failure anywhere rolls all of it back, so a batch is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.engine import Connection
+
+from ledger.core.errors import (
+    DuplicateEventId,
+    HeadMismatch,
+    IdempotencyKeyReused,
+    LedgerExists,
+    NotFound,
+)
+from ledger.core.hashing import GENESIS_PREV, record_hash
+from ledger.core.records import EventDraft
+from ledger.core.times import format_recorded_at
+from ledger.store.database import Database
+from ledger.store.tables import idempotency_keys, ledgers, records
+
+__all__ = ["AppendResult", "LedgerInfo", "Receipt", "Recorder"]
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerInfo:
+    name: str
+    created_at: str
+    size: int
+    head_hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "created_at": self.created_at,
+            "size": self.size,
+            "head_hash": self.head_hash,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt:
+    seq: int
+    id: str
+    hash: str
+    prev: str
+    recorded_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "hash": self.hash,
+            "prev": self.prev,
+            "recorded_at": self.recorded_at,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendResult:
+    receipts: tuple[Receipt, ...]
+    # True when an Idempotency-Key matched an earlier append: nothing was written.
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    ledger_id: int
+    seq: int
+    hash: str
+    last_recorded_at: str
+
+
+class Recorder:
+    """Appends and reads; keyword-only so call sites say what they pass."""
+
+    def __init__(self, *, database: Database, clock: Clock = _utc_now) -> None:
+        self.db = database
+        self.clock = clock
+
+    # -- ledgers -----------------------------------------------------------
+
+    def create_ledger(self, name: str) -> LedgerInfo:
+        created_at = format_recorded_at(self.clock())
+        try:
+            with self.db.write() as conn:
+                exists = conn.execute(sa.select(ledgers.c.id).where(ledgers.c.name == name)).first()
+                if exists is not None:
+                    raise LedgerExists(f"ledger {name!r} already exists")
+                conn.execute(
+                    ledgers.insert().values(
+                        name=name,
+                        created_at=created_at,
+                        head_seq=0,
+                        head_hash=GENESIS_PREV,
+                        last_recorded_at="",
+                    )
+                )
+        except exc.IntegrityError as e:  # another process created it between our check and insert
+            raise LedgerExists(f"ledger {name!r} already exists") from e
+        return LedgerInfo(name=name, created_at=created_at, size=0, head_hash=GENESIS_PREV)
+
+    def list_ledgers(self) -> list[LedgerInfo]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(ledgers).order_by(ledgers.c.name)).all()
+        return [self._info(row) for row in rows]
+
+    def get_ledger(self, name: str) -> LedgerInfo:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(ledgers).where(ledgers.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"no ledger named {name!r}")
+        return self._info(row)
+
+    @staticmethod
+    def _info(row: sa.Row[Any]) -> LedgerInfo:
+        return LedgerInfo(
+            name=row.name, created_at=row.created_at, size=row.head_seq, head_hash=row.head_hash
+        )
+
+    # -- appends -----------------------------------------------------------
+
+    def append(
+        self,
+        ledger: str,
+        drafts: Sequence[EventDraft],
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        request_sha256: str | None = None,
+        expected_seq: int | None = None,
+    ) -> AppendResult:
+        """Append drafts atomically; see the module docstring for the order of checks."""
+        ids = [d.id for d in drafts]
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            for index, event_id in enumerate(ids):
+                if event_id in seen:
+                    raise DuplicateEventId(
+                        f"id {event_id} appears twice in this batch", field=f"[{index}].id"
+                    )
+                seen.add(event_id)
+        try:
+            with self.db.write() as conn:
+                head = self._lock_head(conn, ledger)
+                if idempotency_key is not None:
+                    replay = self._replay(conn, head.ledger_id, idempotency_key, request_sha256)
+                    if replay is not None:
+                        return replay
+                if expected_seq is not None and expected_seq != head.seq:
+                    raise HeadMismatch(
+                        f"expected the head at seq {expected_seq}, but it is at seq {head.seq}",
+                        expected_seq=expected_seq,
+                        head_seq=head.seq,
+                    )
+                self._check_ids_unused(conn, head.ledger_id, ids)
+                receipts, rows = self._seal(ledger, head, drafts, actor)
+                conn.execute(records.insert(), rows)
+                last = receipts[-1]
+                conn.execute(
+                    ledgers.update()
+                    .where(ledgers.c.id == head.ledger_id)
+                    .values(
+                        head_seq=last.seq, head_hash=last.hash, last_recorded_at=last.recorded_at
+                    )
+                )
+                if idempotency_key is not None:
+                    conn.execute(
+                        idempotency_keys.insert().values(
+                            ledger_id=head.ledger_id,
+                            key=idempotency_key,
+                            request_sha256=request_sha256 or "",
+                            response=json.dumps([r.to_dict() for r in receipts]),
+                            created_at=last.recorded_at,
+                        )
+                    )
+        except exc.IntegrityError as e:
+            # The checks above run under the head lock, so reaching here means
+            # a constraint caught what they missed; report it, write nothing.
+            if "event_id" in str(e.orig):
+                raise DuplicateEventId("an event id in this request is already used") from e
+            raise
+        return AppendResult(receipts=tuple(receipts))
+
+    def _lock_head(self, conn: Connection, ledger: str) -> _Head:
+        row = conn.execute(
+            sa.select(
+                ledgers.c.id, ledgers.c.head_seq, ledgers.c.head_hash, ledgers.c.last_recorded_at
+            )
+            .where(ledgers.c.name == ledger)
+            .with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"no ledger named {ledger!r}")
+        return _Head(row.id, row.head_seq, row.head_hash, row.last_recorded_at)
+
+    def _replay(
+        self, conn: Connection, ledger_id: int, key: str, request_sha256: str | None
+    ) -> AppendResult | None:
+        row = conn.execute(
+            sa.select(idempotency_keys.c.request_sha256, idempotency_keys.c.response).where(
+                idempotency_keys.c.ledger_id == ledger_id, idempotency_keys.c.key == key
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.request_sha256 != (request_sha256 or ""):
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used for a different request body; "
+                "use a new key for a new request"
+            )
+        receipts = tuple(Receipt(**item) for item in json.loads(row.response))
+        return AppendResult(receipts=receipts, replayed=True)
+
+    def _check_ids_unused(self, conn: Connection, ledger_id: int, ids: list[str]) -> None:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            used = conn.execute(
+                sa.select(records.c.event_id).where(
+                    records.c.ledger_id == ledger_id, records.c.event_id.in_(chunk)
+                )
+            ).first()
+            if used is not None:
+                index = ids.index(used.event_id)
+                raise DuplicateEventId(
+                    f"id {used.event_id} is already used in this ledger",
+                    field=f"[{index}].id" if len(ids) > 1 else "id",
+                )
+
+    def _seal(
+        self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str
+    ) -> tuple[list[Receipt], list[dict[str, Any]]]:
+        # recorded_at never decreases in seq, even if the wall clock steps back.
+        recorded_at = max(format_recorded_at(self.clock()), head.last_recorded_at)
+        prev = head.hash
+        receipts: list[Receipt] = []
+        rows: list[dict[str, Any]] = []
+        for offset, draft in enumerate(drafts, start=1):
+            seq = head.seq + offset
+            record = draft.seal(
+                ledger=ledger, seq=seq, prev=prev, recorded_at=recorded_at, actor=actor
+            )
+            canonical = record.canonical()
+            digest = record_hash(canonical)
+            rows.append(
+                {
+                    "ledger_id": head.ledger_id,
+                    "seq": seq,
+                    "event_id": draft.id,
+                    "type": draft.type,
+                    "party": draft.party,
+                    "topic": draft.topic,
+                    "occurred_at": draft.occurred_at,
+                    "recorded_at": recorded_at,
+                    "record_hash": digest,
+                    "canonical": canonical,
+                }
+            )
+            receipts.append(
+                Receipt(seq=seq, id=draft.id, hash=digest, prev=prev, recorded_at=recorded_at)
+            )
+            prev = digest
+        return receipts, rows
+
+    # -- reads -------------------------------------------------------------
+
+    def _ledger_id(self, conn: Connection, ledger: str) -> tuple[int, int]:
+        row = conn.execute(
+            sa.select(ledgers.c.id, ledgers.c.head_seq).where(ledgers.c.name == ledger)
+        ).first()
+        if row is None:
+            raise NotFound(f"no ledger named {ledger!r}")
+        return row.id, row.head_seq
+
+    def read_page(self, ledger: str, *, after_seq: int, limit: int) -> tuple[list[bytes], int]:
+        """Canonical bytes of up to ``limit`` records after ``after_seq``, and the head seq."""
+        with self.db.read() as conn:
+            ledger_id, head_seq = self._ledger_id(conn, ledger)
+            rows = conn.execute(
+                sa.select(records.c.canonical)
+                .where(records.c.ledger_id == ledger_id, records.c.seq > after_seq)
+                .order_by(records.c.seq)
+                .limit(limit)
+            ).all()
+        return [bytes(row.canonical) for row in rows], head_seq
+
+    def iter_records(
+        self, ledger: str, *, after_seq: int = 0, to_seq: int | None = None, page: int = 1000
+    ) -> Iterator[bytes]:
+        """Every record after ``after_seq`` (up to the head when called), page by page.
+
+        Each page is its own short read, so a slow consumer never pins a
+        transaction (or the SQLite WAL) open.
+        """
+        with self.db.read() as conn:
+            _, head_seq = self._ledger_id(conn, ledger)
+        last = head_seq if to_seq is None else min(to_seq, head_seq)
+        cursor = after_seq
+        while cursor < last:
+            batch, _ = self.read_page(ledger, after_seq=cursor, limit=min(page, last - cursor))
+            if not batch:
+                return
+            yield from batch
+            cursor += len(batch)
+
+    def get_record(self, ledger: str, seq: int) -> bytes:
+        with self.db.read() as conn:
+            ledger_id, _ = self._ledger_id(conn, ledger)
+            row = conn.execute(
+                sa.select(records.c.canonical).where(
+                    records.c.ledger_id == ledger_id, records.c.seq == seq
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"ledger {ledger!r} has no record at seq {seq}")
+        return bytes(row.canonical)

@@ -1,0 +1,48 @@
+"""SQLAlchemy Core tables, mirroring ``migrations/`` (which alone creates them)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["idempotency_keys", "ledgers", "metadata", "records"]
+
+metadata = sa.MetaData()
+
+ledgers = sa.Table(
+    "ledgers",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("created_at", sa.String(27), nullable=False),
+    sa.Column("head_seq", sa.BigInteger, nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("last_recorded_at", sa.String(27), nullable=False),
+)
+
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.String(36), nullable=False),
+    sa.Column("type", sa.String(100), nullable=False),
+    sa.Column("party", sa.String(32)),
+    sa.Column("topic", sa.String(63)),
+    sa.Column("occurred_at", sa.String(20), nullable=False),
+    sa.Column("recorded_at", sa.String(27), nullable=False),
+    sa.Column("record_hash", sa.String(64), nullable=False),
+    sa.Column("canonical", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "seq", name="pk_records"),
+    sa.UniqueConstraint("ledger_id", "event_id", name="uq_records_event_id"),
+)
+
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("request_sha256", sa.String(64), nullable=False),
+    sa.Column("response", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(27), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "key", name="pk_idempotency_keys"),
+)

@@ -1,0 +1,1 @@
+"""Alembic migrations: the only way any schema is created (SQLite and PostgreSQL)."""

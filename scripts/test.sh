@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, strict types, then pytest (extra args go to pytest).
+# Storage tests also run on PostgreSQL when LEDGER_TEST_POSTGRES_URL is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh dev
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy --strict"
+.venv/bin/mypy
+echo "== pytest${LEDGER_TEST_POSTGRES_URL:+ (SQLite and PostgreSQL)}"
+exec .venv/bin/pytest "$@"

@@ -1,0 +1,323 @@
+"""The event schemas (schemas/*.json) and the demo ledger that must satisfy them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import unicodedata
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_DIR = ROOT / "schemas"
+DEMO = ROOT / "ledger" / "demo" / "us-ua-minerals-2025.jsonl"
+ID_BASE = "https://ledger.invalid/schemas/"
+
+EVENT_TYPES = [
+    "party.registered",
+    "topic.registered",
+    "position.stated",
+    "position.withdrawn",
+    "draft.presented",
+    "record.corrected",
+    "record.retracted",
+]
+SCHEMA_FILES = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
+UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def _load(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+
+
+@cache
+def _registry() -> Registry:
+    resources = []
+    for name in SCHEMA_FILES:
+        schema = _load(name)
+        resources.append((schema["$id"], Resource.from_contents(schema)))
+    return Registry().with_resources(resources)
+
+
+@cache
+def _validator(event_type: str) -> Draft202012Validator:
+    return Draft202012Validator(_load(f"{event_type}.json"), registry=_registry())
+
+
+def _errors(event: Any, event_type: str | None = None) -> list[str]:
+    """Messages of ``event`` against ``schemas/<event_type>.json`` (default: its ``type``)."""
+    if event_type is None:
+        event_type = event.get("type") if isinstance(event, dict) else None
+    assert event_type in EVENT_TYPES, f"no schema for type {event_type!r}"
+    return [e.message for e in _validator(event_type).iter_errors(event)]
+
+
+def _demo_lines() -> list[str]:
+    return DEMO.read_text(encoding="utf-8").splitlines()
+
+
+def _demo() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in _demo_lines()]
+
+
+# --- the schema files ---------------------------------------------------------------
+
+
+def test_every_event_type_has_a_schema() -> None:
+    assert set(SCHEMA_FILES) == {"common.json"} | {f"{t}.json" for t in EVENT_TYPES}
+
+
+@pytest.mark.parametrize("name", SCHEMA_FILES)
+def test_schema_is_valid_2020_12(name: str) -> None:
+    schema = _load(name)
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["$id"] == ID_BASE + name
+    assert schema["title"]
+    assert schema["description"]
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_type_schema_shape(event_type: str) -> None:
+    schema = _load(f"{event_type}.json")
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["type"]["const"] == event_type
+    assert {"type", "occurred_at", "data"} <= set(schema["required"])
+    assert schema["properties"]["data"]["additionalProperties"] is False
+    # The server-assigned members are never part of a posted event.
+    assert not {"seq", "prev", "recorded_at", "actor", "ledger"} & schema["properties"].keys()
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_schema_examples_are_valid(event_type: str) -> None:
+    for example in _load(f"{event_type}.json").get("examples", []):
+        assert _errors(example) == []
+
+
+# --- the demo ledger ----------------------------------------------------------------
+
+
+def test_demo_is_compact_nfc_jsonl() -> None:
+    raw = DEMO.read_bytes()
+    assert raw.endswith(b"\n")
+    text = raw.decode("utf-8")
+    assert unicodedata.normalize("NFC", text) == text
+    for line in _demo_lines():
+        event = json.loads(line)
+        assert json.dumps(event, ensure_ascii=False, separators=(",", ":")) == line
+
+
+def test_demo_has_only_integer_numbers() -> None:
+    for n, line in enumerate(_demo_lines(), start=1):
+        json.loads(line, parse_float=lambda s, n=n: pytest.fail(f"float {s} on line {n}"))
+
+
+DEMO_LINES = list(enumerate(_demo_lines(), start=1))
+
+
+@pytest.mark.parametrize(("line_no", "line"), DEMO_LINES, ids=[f"line-{n}" for n, _ in DEMO_LINES])
+def test_demo_line_is_valid(line_no: int, line: str) -> None:
+    event = json.loads(line)
+    assert _errors(event) == [], f"line {line_no}"
+
+
+def test_demo_size_and_ids() -> None:
+    events = _demo()
+    assert len(events) >= 20
+    ids = [e["id"] for e in events]
+    assert all(UUID.match(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_demo_corrections_point_backwards_at_plain_records() -> None:
+    events = _demo()
+    corrections = 0
+    for seq, event in enumerate(events, start=1):
+        if event["type"] not in ("record.corrected", "record.retracted"):
+            continue
+        corrections += event["type"] == "record.corrected"
+        target = event["data"]["target_seq"]
+        assert 1 <= target < seq
+        assert events[target - 1]["type"] not in ("record.corrected", "record.retracted")
+        if event["type"] == "record.corrected":
+            # The corrected target must still be valid for its own type.
+            fixed = {**events[target - 1], **event["data"]["changes"]}
+            assert _errors(fixed) == [], f"correction on line {seq}"
+    assert corrections >= 1
+
+
+def test_demo_references_registered_parties_and_topics() -> None:
+    events = _demo()
+    parties = {e["party"] for e in events if e["type"] == "party.registered"}
+    topics = {e["topic"] for e in events if e["type"] == "topic.registered"}
+    assert {"US", "UA"} <= parties
+    for event in events:
+        if event["type"].endswith(".registered"):
+            continue
+        assert event.get("party", "US") in parties
+        assert event.get("topic", "signing") in topics
+        assert event["data"].get("claimed_by", "US") in parties
+
+
+# --- negative cases -----------------------------------------------------------------
+
+VALID: dict[str, dict[str, Any]] = {
+    "party.registered": {
+        "type": "party.registered",
+        "occurred_at": "2025-02-01",
+        "party": "UA",
+        "data": {"name": "Ukraine"},
+    },
+    "topic.registered": {
+        "type": "topic.registered",
+        "occurred_at": "2025-02-01",
+        "topic": "signing",
+        "data": {"title": "Signing"},
+    },
+    "position.stated": {
+        "type": "position.stated",
+        "id": "0b6f3c1e-2a4d-4e8f-9b7a-1c2d3e4f5a6b",
+        "occurred_at": "2025-02-12T10:00:00+02:00",
+        "party": "US",
+        "topic": "revenue-share",
+        "data": {
+            "stance": "demand",
+            "summary": "Half of the listed resources.",
+            "terms": {"share_percent": 50},
+        },
+        "source": {
+            "name": "President Zelensky",
+            "kind": "official",
+            "url": "https://example.org/a",
+            "reported_at": "2025-02-13",
+        },
+    },
+    "position.withdrawn": {
+        "type": "position.withdrawn",
+        "occurred_at": "2025-03-01",
+        "party": "US",
+        "topic": "revenue-share",
+        "data": {"summary": "Dropped."},
+    },
+    "draft.presented": {
+        "type": "draft.presented",
+        "occurred_at": "2025-02-12",
+        "party": "US",
+        "data": {"title": "Pilot draft", "summary": "A first text."},
+    },
+    "record.corrected": {
+        "type": "record.corrected",
+        "occurred_at": "2025-02-25",
+        "data": {
+            "target_seq": 3,
+            "reason": "Wrong date.",
+            "changes": {"occurred_at": "2025-02-12"},
+        },
+    },
+    "record.retracted": {
+        "type": "record.retracted",
+        "occurred_at": "2025-02-25",
+        "data": {"target_seq": 3, "reason": "Entered twice."},
+    },
+}
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_valid_fixture(event_type: str) -> None:
+    assert _errors(VALID[event_type]) == []
+
+
+def _drop(path: str) -> Any:
+    def edit(event: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = event
+        for part in parents:
+            target = target[part]
+        del target[last]
+
+    return edit
+
+
+def _set(path: str, value: Any) -> Any:
+    def edit(event: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        target = event
+        for part in parents:
+            target = target[part]
+        target[last] = value
+
+    return edit
+
+
+INVALID = [
+    # missing required members
+    ("party.registered", "no party", _drop("party")),
+    ("party.registered", "no data.name", _drop("data.name")),
+    ("topic.registered", "no topic", _drop("topic")),
+    ("topic.registered", "no data.title", _drop("data.title")),
+    ("position.stated", "no source", _drop("source")),
+    ("position.stated", "no stance", _drop("data.stance")),
+    ("position.stated", "no summary", _drop("data.summary")),
+    ("position.stated", "no topic", _drop("topic")),
+    ("position.stated", "no occurred_at", _drop("occurred_at")),
+    ("position.withdrawn", "no party", _drop("party")),
+    ("draft.presented", "no title", _drop("data.title")),
+    ("record.corrected", "no changes", _drop("data.changes")),
+    ("record.retracted", "no target_seq", _drop("data.target_seq")),
+    ("record.retracted", "no reason", _drop("data.reason")),
+    ("draft.presented", "no data", _drop("data")),
+    # bad values
+    ("position.stated", "bad stance", _set("data.stance", "agree")),
+    ("position.stated", "lower-case party", _set("party", "usa")),
+    ("position.stated", "bad claimant", _set("data.claimed_by", "usa")),
+    ("party.registered", "party too long", _set("party", "U" * 33)),
+    ("topic.registered", "upper-case topic", _set("topic", "Signing")),
+    ("position.stated", "empty summary", _set("data.summary", "")),
+    ("position.stated", "summary too long", _set("data.summary", "x" * 4001)),
+    ("party.registered", "name too long", _set("data.name", "x" * 201)),
+    ("position.stated", "upper-case id", _set("id", "0B6F3C1E-2A4D-4E8F-9B7A-1C2D3E4F5A6B")),
+    ("position.stated", "time without offset", _set("occurred_at", "2025-02-12T10:00:00")),
+    ("position.stated", "not a date", _set("occurred_at", "12 February 2025")),
+    ("position.stated", "terms not an object", _set("data.terms", [50])),
+    ("position.stated", "bad source kind", _set("source.kind", "rumour")),
+    ("position.stated", "source url not http", _set("source.url", "ftp://example.org/a")),
+    ("position.stated", "bad reported_at", _set("source.reported_at", "yesterday")),
+    ("position.stated", "extra source member", _set("source.author", "someone")),
+    ("position.stated", "wrong type const", _set("type", "position.withdrawn")),
+    ("record.corrected", "target_seq zero", _set("data.target_seq", 0)),
+    ("record.corrected", "target_seq a string", _set("data.target_seq", "3")),
+    ("record.corrected", "target_seq too big", _set("data.target_seq", 2**53)),
+    ("record.corrected", "changes empty", _set("data.changes", {})),
+    ("record.corrected", "changes names seq", _set("data.changes", {"seq": 4})),
+    ("record.corrected", "changes names type", _set("data.changes", {"type": "x"})),
+    ("record.corrected", "changes bad party", _set("data.changes", {"party": "ua"})),
+    # members a type does not allow
+    ("position.withdrawn", "claimed_by on withdrawal", _set("data.claimed_by", "US")),
+    ("party.registered", "topic on a party", _set("topic", "signing")),
+    ("topic.registered", "party on a topic", _set("party", "US")),
+    ("record.corrected", "party on a correction", _set("party", "US")),
+    ("record.retracted", "topic on a retraction", _set("topic", "signing")),
+    # extra members
+    ("party.registered", "extra data member", _set("data.flag", True)),
+    ("position.stated", "extra data member", _set("data.confidence", 3)),
+    ("draft.presented", "extra data member", _set("data.pages", 4)),
+    ("record.retracted", "extra data member", _set("data.changes", {})),
+    ("position.stated", "extra envelope member", _set("note", "x")),
+    ("topic.registered", "server member seq", _set("seq", 1)),
+    ("draft.presented", "server member prev", _set("prev", "0" * 64)),
+]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "why", "edit"), INVALID, ids=[f"{t}: {w}" for t, w, _ in INVALID]
+)
+def test_invalid_event_is_rejected(event_type: str, why: str, edit: Any) -> None:
+    event = copy.deepcopy(VALID[event_type])
+    edit(event)
+    assert _errors(event, event_type), why

@@ -1,0 +1,105 @@
+"""The ``ledger`` command line, run as a user would: real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ledger.core.chain import verify_chain
+from tests.conftest import position
+from tests.servers import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def run_ledger(*args: str, database_url: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "ledger", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_db_upgrade_reports_the_revision(database_url: str, tmp_path: Path) -> None:
+    result = run_ledger("db", "upgrade", database_url=database_url, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "0001" in result.stdout
+
+
+def test_demo_loads_once(database_url: str, tmp_path: Path) -> None:
+    first = run_ledger("demo", "--no-serve", database_url=database_url, data_dir=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "loaded us-ua-minerals-2025" in first.stdout
+    again = run_ledger("demo", "--no-serve", database_url=database_url, data_dir=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "already present" in again.stdout
+
+
+def test_import_validates_every_line_before_writing(database_url: str, tmp_path: Path) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps(position(stance=s)) for s in ("oppose", "demand")) + "\n")
+    result = run_ledger("import", "talks", str(good), database_url=database_url, data_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "talks now holds 2 records" in result.stdout
+
+    bad = tmp_path / "bad.jsonl"
+    bad_event = position()
+    bad_event["data"] = {"stance": "oppose", "summary": "x", "share": 0.5}
+    bad.write_text(json.dumps(position()) + "\n" + json.dumps(bad_event) + "\n")
+    result = run_ledger("import", "talks", str(bad), database_url=database_url, data_dir=tmp_path)
+    assert result.returncode == 1
+    assert "bad.jsonl:2" in result.stderr and "data.share" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    missing = run_ledger(
+        "import",
+        "talks",
+        str(tmp_path / "absent.jsonl"),
+        database_url=database_url,
+        data_dir=tmp_path,
+    )
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_demo_serves_and_prints_its_urls(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "LEDGER_DATA_DIR": str(tmp_path / "data")}
+    env.pop("LEDGER_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ledger", "demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        lines = httpx.get(
+            f"{base}/v1/ledgers/us-ua-minerals-2025/events",
+            headers={"Accept": "application/x-ndjson"},
+        ).content.splitlines()
+        assert len(lines) >= 20
+        verify_chain(lines, ledger="us-ua-minerals-2025")
+        assert (tmp_path / "data" / "ledger.db").exists()  # the embedded SQLite default
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert f"{base}/docs" in output
+    assert f"{base}/v1/ledgers/us-ua-minerals-2025" in output

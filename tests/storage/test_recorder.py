@@ -1,0 +1,247 @@
+"""The recorder's contract, run on SQLite and (when configured) PostgreSQL."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from ledger.core.chain import verify_chain
+from ledger.core.errors import (
+    DuplicateEventId,
+    HeadMismatch,
+    IdempotencyKeyReused,
+    LedgerExists,
+    NotFound,
+)
+from ledger.core.hashing import GENESIS_PREV, record_hash
+from ledger.core.records import EventDraft
+from ledger.store.database import Database
+from ledger.store.recorder import Recorder
+
+LEDGER = "us-ua-minerals-2025"
+
+
+def draft(n: int = 0, *, event_id: str | None = None) -> EventDraft:
+    return EventDraft(
+        id=event_id or str(uuid.uuid4()),
+        type="position.stated",
+        occurred_at="2025-02-24T00:00:00Z",
+        party="US",
+        topic="security-guarantees",
+        data={"stance": "oppose", "summary": f"statement {n}"},
+        source={"name": "CNN", "kind": "media"},
+    )
+
+
+@pytest.fixture
+def recorder(database: Database) -> Recorder:
+    rec = Recorder(database=database)
+    rec.create_ledger(LEDGER)
+    return rec
+
+
+def all_lines(recorder: Recorder, ledger: str = LEDGER) -> list[bytes]:
+    return list(recorder.iter_records(ledger, page=7))
+
+
+def test_a_new_ledger_is_empty_with_the_genesis_head(recorder: Recorder) -> None:
+    info = recorder.get_ledger(LEDGER)
+    assert (info.size, info.head_hash) == (0, GENESIS_PREV)
+
+
+def test_creating_a_ledger_twice_conflicts(recorder: Recorder) -> None:
+    with pytest.raises(LedgerExists):
+        recorder.create_ledger(LEDGER)
+
+
+def test_unknown_ledgers_are_not_found(recorder: Recorder) -> None:
+    with pytest.raises(NotFound):
+        recorder.append("nope", [draft()], actor="t")
+    with pytest.raises(NotFound):
+        recorder.read_page("nope", after_seq=0, limit=1)
+
+
+def test_appends_are_numbered_gap_free_and_chained(recorder: Recorder) -> None:
+    receipts = []
+    for n in range(5):
+        receipts.extend(recorder.append(LEDGER, [draft(n), draft(n)], actor="t").receipts)
+    assert [r.seq for r in receipts] == list(range(1, 11))
+    assert receipts[0].prev == GENESIS_PREV
+    assert all(b.prev == a.hash for a, b in itertools.pairwise(receipts))
+    lines = all_lines(recorder)
+    assert [record_hash(line) for line in lines] == [r.hash for r in receipts]
+    assert verify_chain(lines, ledger=LEDGER) == recorder.get_ledger(LEDGER).head_hash
+
+
+def test_recorded_at_never_decreases_even_when_the_clock_steps_back(database: Database) -> None:
+    times = iter(
+        datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s) for s in (10, 5, 20, 1, 30)
+    )
+    recorder = Recorder(database=database, clock=lambda: next(times))
+    recorder.create_ledger(LEDGER)  # consumes 10
+    stamps = [
+        recorder.append(LEDGER, [draft()], actor="t").receipts[0].recorded_at for _ in range(4)
+    ]
+    assert stamps == sorted(stamps)
+    assert stamps[0] == "2026-01-01T00:00:05.000000Z"
+    assert stamps[1] == "2026-01-01T00:00:20.000000Z"
+    assert stamps[2] == stamps[1]  # clock said 00:01; the ledger holds at 00:20
+    verify_chain(all_lines(recorder), ledger=LEDGER)
+
+
+def test_a_batch_with_a_used_id_writes_nothing(recorder: Recorder) -> None:
+    used = str(uuid.uuid4())
+    recorder.append(LEDGER, [draft(event_id=used)], actor="t")
+    before = recorder.get_ledger(LEDGER)
+    with pytest.raises(DuplicateEventId) as caught:
+        recorder.append(LEDGER, [draft(), draft(event_id=used), draft()], actor="t")
+    assert caught.value.field == "[1].id"
+    assert recorder.get_ledger(LEDGER) == before
+    assert len(all_lines(recorder)) == 1
+
+
+def test_an_id_twice_in_one_batch_conflicts(recorder: Recorder) -> None:
+    twin = str(uuid.uuid4())
+    with pytest.raises(DuplicateEventId):
+        recorder.append(LEDGER, [draft(event_id=twin), draft(event_id=twin)], actor="t")
+    assert recorder.get_ledger(LEDGER).size == 0
+
+
+def test_ids_are_unique_per_ledger_not_globally(recorder: Recorder) -> None:
+    shared = str(uuid.uuid4())
+    recorder.create_ledger("other")
+    recorder.append(LEDGER, [draft(event_id=shared)], actor="t")
+    recorder.append("other", [draft(event_id=shared)], actor="t")
+    assert recorder.get_ledger("other").size == 1
+
+
+def test_expected_seq_guards_the_head(recorder: Recorder) -> None:
+    recorder.append(LEDGER, [draft()], actor="t", expected_seq=0)
+    with pytest.raises(HeadMismatch) as caught:
+        recorder.append(LEDGER, [draft()], actor="t", expected_seq=0)
+    assert (caught.value.expected_seq, caught.value.head_seq) == (0, 1)
+    assert recorder.append(LEDGER, [draft()], actor="t", expected_seq=1).receipts[0].seq == 2
+
+
+def test_an_idempotent_retry_returns_the_original_receipts(recorder: Recorder) -> None:
+    events = [draft(), draft()]
+    first = recorder.append(LEDGER, events, actor="t", idempotency_key="k1", request_sha256="aa")
+    again = recorder.append(LEDGER, events, actor="t", idempotency_key="k1", request_sha256="aa")
+    assert again.replayed and not first.replayed
+    assert again.receipts == first.receipts
+    assert recorder.get_ledger(LEDGER).size == 2
+    with pytest.raises(IdempotencyKeyReused):
+        recorder.append(LEDGER, [draft()], actor="t", idempotency_key="k1", request_sha256="bb")
+    assert recorder.get_ledger(LEDGER).size == 2
+
+
+def test_a_failed_append_leaves_its_idempotency_key_unused(recorder: Recorder) -> None:
+    used = str(uuid.uuid4())
+    recorder.append(LEDGER, [draft(event_id=used)], actor="t")
+    with pytest.raises(DuplicateEventId):
+        recorder.append(
+            LEDGER, [draft(event_id=used)], actor="t", idempotency_key="k", request_sha256="x"
+        )
+    result = recorder.append(LEDGER, [draft()], actor="t", idempotency_key="k", request_sha256="x")
+    assert not result.replayed and result.receipts[0].seq == 2
+
+
+def test_pages_and_single_records_return_canonical_bytes(recorder: Recorder) -> None:
+    receipts = recorder.append(LEDGER, [draft(n) for n in range(25)], actor="t").receipts
+    page, head = recorder.read_page(LEDGER, after_seq=10, limit=5)
+    assert head == 25
+    assert [record_hash(line) for line in page] == [r.hash for r in receipts[10:15]]
+    assert record_hash(recorder.get_record(LEDGER, 25)) == receipts[-1].hash
+    with pytest.raises(NotFound):
+        recorder.get_record(LEDGER, 26)
+    assert len(list(recorder.iter_records(LEDGER, after_seq=20, page=2))) == 5
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE records SET type = 'x'",
+        "UPDATE records SET canonical = canonical WHERE seq = 1",
+        "DELETE FROM records",
+        "DELETE FROM records WHERE seq = 2",
+    ],
+)
+def test_stored_records_cannot_be_changed_through_sql(
+    recorder: Recorder, database: Database, statement: str
+) -> None:
+    recorder.append(LEDGER, [draft(), draft()], actor="t")
+    with pytest.raises(exc.DBAPIError, match="append-only"), database.engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    verify_chain(all_lines(recorder), ledger=LEDGER)
+    assert len(all_lines(recorder)) == 2
+
+
+def test_truncate_is_refused_on_postgresql(recorder: Recorder, database: Database) -> None:
+    if database.is_sqlite:
+        pytest.skip("SQLite has no TRUNCATE")
+    recorder.append(LEDGER, [draft()], actor="t")
+    with pytest.raises(exc.DBAPIError, match="append-only"), database.engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE records CASCADE"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"event_id": "00000000-0000-4000-8000-000000000000"}, {"seq": 2}],
+    ids=["same-seq", "same-id"],
+)
+def test_the_database_refuses_a_duplicate_seq_or_id(
+    recorder: Recorder, database: Database, change: dict[str, object]
+) -> None:
+    recorder.append(LEDGER, [draft()], actor="t")
+    with database.engine.begin() as conn:
+        row = dict(conn.execute(sa.text("SELECT * FROM records")).mappings().one())
+    with pytest.raises(exc.IntegrityError), database.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO records (ledger_id, seq, event_id, type, party, topic, occurred_at,"
+                " recorded_at, record_hash, canonical) VALUES (:ledger_id, :seq, :event_id,"
+                " :type, :party, :topic, :occurred_at, :recorded_at, :record_hash, :canonical)"
+            ),
+            {**row, **change},
+        )
+
+
+def test_concurrent_appenders_never_fork_or_gap(recorder: Recorder) -> None:
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for n in range(40):
+                recorder.append(LEDGER, [draft(n)], actor="t")
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    lines = all_lines(recorder)
+    assert len(lines) == 240
+    verify_chain(lines, ledger=LEDGER)
+
+
+def test_migrations_run_down_and_up_again(database: Database) -> None:
+    from alembic import command
+
+    from ledger.store.database import alembic_config
+
+    assert database.current_revision() == "0001"
+    with database.write() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert database.current_revision() is None
+    database.migrate()
+    assert database.current_revision() == "0001"
+    Recorder(database=database).create_ledger("again")
