@@ -41,7 +41,11 @@ class ChainVerifier:
             obj = loads_strict(line)
         except InputError as e:
             raise MalformedRecord(f"not strict JSON: {e}", seq=expected) from e
-        record = Record.from_dict(obj)
+        try:
+            record = Record.from_dict(obj)
+        except MalformedRecord as e:
+            # Report the position in the run, even when the line's own seq is unreadable.
+            raise MalformedRecord(e.reason, seq=expected) from e
         if canonical_bytes(obj) != line:
             raise MalformedRecord("bytes are not RFC 8785 canonical", seq=record.seq)
         return self._link(record, line)

@@ -17,7 +17,9 @@
     ├── StorageUnavailable          the database cannot be reached
     └── VerificationError           a record, chain or proof fails a check
         ├── MalformedRecord         not a SPEC §1 record, or not canonical
-        └── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
+        ├── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
+        ├── ProofInvalid            a Merkle inclusion or consistency proof fails
+        └── CheckpointInvalid       a checkpoint note that does not parse or verify
 
 HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
 """
@@ -27,6 +29,7 @@ from __future__ import annotations
 __all__ = [
     "BodyTooLarge",
     "ChainBroken",
+    "CheckpointInvalid",
     "Conflict",
     "DuplicateEventId",
     "HeadMismatch",
@@ -40,6 +43,7 @@ __all__ = [
     "MalformedJSON",
     "MalformedRecord",
     "NotFound",
+    "ProofInvalid",
     "StorageUnavailable",
     "UnsupportedMediaType",
     "VerificationError",
@@ -150,3 +154,11 @@ class MalformedRecord(VerificationError):
 
 class ChainBroken(VerificationError):
     title = "Hash chain broken"
+
+
+class ProofInvalid(VerificationError):
+    title = "Proof invalid"
+
+
+class CheckpointInvalid(VerificationError):
+    title = "Checkpoint invalid"

@@ -19,22 +19,34 @@ __all__ = [
     "parse_occurred_at",
 ]
 
-OCCURRED_AT_PATTERN = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z")
-RECORDED_AT_PATTERN = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z")
+# re.ASCII: RFC 3339 DIGIT is 0-9 only; plain \d would admit any Unicode digit.
+OCCURRED_AT_PATTERN = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\Z", re.ASCII)
+RECORDED_AT_PATTERN = re.compile(r"\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z\Z", re.ASCII)
 
-_DATE = re.compile(r"\A(\d{4})-(\d{2})-(\d{2})\Z")
+_DATE = re.compile(r"\A(\d{4})-(\d{2})-(\d{2})\Z", re.ASCII)
 _RFC3339 = re.compile(
     r"\A(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?"
-    r"(?:(?P<z>[Zz])|(?P<sign>[+-])(?P<oh>\d{2}):(?P<om>\d{2}))\Z"
+    r"(?:(?P<z>[Zz])|(?P<sign>[+-])(?P<oh>\d{2}):(?P<om>\d{2}))\Z",
+    re.ASCII,
 )
 
 
+def _fixed(moment: datetime) -> str:
+    # Not strftime: it does not zero-pad years below 1000 on every platform,
+    # and a short year would break the fixed width string order relies on.
+    utc = moment.astimezone(UTC)
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
+        f"T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
+    )
+
+
 def format_occurred_at(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _fixed(moment) + "Z"
 
 
 def format_recorded_at(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return f"{_fixed(moment)}.{moment.microsecond:06d}Z"
 
 
 def parse_instant(text: str, *, allow_fraction: bool = False) -> datetime:
