@@ -68,9 +68,7 @@ def _get_json(http: httpx.Client, path: str) -> Any:
         raise UsageError(f"GET {path} did not return JSON") from None
 
 
-def verify_server(
-    http: httpx.Client, ledger: str, *, progress: Progress | None = None
-) -> Outcome:
+def verify_server(http: httpx.Client, ledger: str, *, progress: Progress | None = None) -> Outcome:
     """Stream the ledger up to the head stated now and verify the chain."""
     head = _get_json(http, f"/v1/ledgers/{ledger}/head")
     if not isinstance(head, dict) or not isinstance(head.get("size"), int):

@@ -16,10 +16,12 @@ from ledger.config import Settings
 from ledger.core.errors import InputError, LedgerError, NotFound
 from ledger.core.jsonvalues import loads_strict
 from ledger.core.records import EventDraft
-from ledger.intake import EventSchemas, Intake
+from ledger.core.signing import Signer
+from ledger.intake import Intake
+from ledger.keyring import KeyFileError, write_private_key
+from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import Database
-from ledger.store.recorder import Recorder
 
 __all__ = ["app", "main"]
 
@@ -34,18 +36,19 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(help="Checkpoint signing keys (Ed25519).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
-console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: long URLs and keys stay on one line, so they can be copied or grepped.
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
-def _service(settings: Settings) -> tuple[Database, LedgerService]:
-    database = Database(url=settings.resolved_database_url())
-    service = LedgerService(
-        recorder=Recorder(database=database),
-        intake=Intake(schemas=EventSchemas.bundled(), max_batch=settings.max_batch),
-    )
-    return database, service
+def _runtime(settings: Settings) -> Runtime:
+    try:
+        return Runtime.start(settings)
+    except (LedgerError, KeyFileError) as e:
+        raise _fail(str(e)) from None
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -131,17 +134,15 @@ def import_command(
     actor: Annotated[str, typer.Option(help="Recorded as each record's actor")] = "cli",
 ) -> None:
     """Validate every line (as HTTP would), then append them in atomic batches."""
-    settings = Settings()
-    database, service = _service(settings)
+    runtime = _runtime(Settings())
     try:
-        database.migrate()
-        drafts = _read_drafts(file, service.intake)
-        size = import_events(service, ledger, drafts, actor=actor, quiet=False)
+        drafts = _read_drafts(file, runtime.service.intake)
+        size = import_events(runtime.service, ledger, drafts, actor=actor, quiet=False)
         console.print(f"imported {len(drafts)} events; {ledger} now holds {size} records")
     except LedgerError as e:
         raise _fail(str(e)) from None
     finally:
-        database.dispose()
+        runtime.close()
 
 
 def load_demo(service: LedgerService, *, quiet: bool = False) -> bool:
@@ -192,20 +193,21 @@ def demo(
     """Migrate, load the example ledger if absent, and serve it."""
     settings = Settings()
     host, port = host or settings.host, port or settings.port
-    database, service = _service(settings)
+    runtime = _runtime(settings)
     try:
-        database.migrate()
-        loaded = load_demo(service)
-        info = service.get_ledger(DEMO_LEDGER)
+        loaded = load_demo(runtime.service)
+        info = runtime.service.get_ledger(DEMO_LEDGER)
+        verifier_key = runtime.keyring.primary().verifier.to_string()
     except LedgerError as e:
         raise _fail(str(e)) from None
     finally:
-        database.dispose()
+        runtime.close()
     verb = "loaded" if loaded else "already present:"
     console.print(
         f"{verb} [bold]{DEMO_LEDGER}[/] ({info.size} records, head {info.head_hash[:16]}…)"
     )
     console.print(f"database: {settings.resolved_database_url()}")
+    console.print(f"verifier key: {verifier_key}")
     if not serve_after:
         return
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -213,8 +215,77 @@ def demo(
     console.print(f"  API docs      {base}/docs")
     console.print(f"  the ledger    {base}/v1/ledgers/{DEMO_LEDGER}")
     console.print(f"  its records   {base}/v1/ledgers/{DEMO_LEDGER}/events")
+    console.print(f"  checkpoint    {base}/v1/ledgers/{DEMO_LEDGER}/checkpoint")
+    console.print(f"  keys          {base}/v1/keys")
     console.print(f"  health        {base}/healthz\n")
     _serve(settings, host, port)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the PEM")],
+    name: Annotated[str | None, typer.Option(help="Key name; default: the origin")] = None,
+) -> None:
+    """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) for LEDGER_SIGNING_KEY."""
+    settings = Settings()
+    signer = Signer.generate(name or settings.resolved_key_name())
+    try:
+        write_private_key(output, signer.private_key)
+    except FileExistsError:
+        raise _fail(f"{output} exists; refusing to overwrite a key", 2) from None
+    except OSError as e:
+        raise _fail(f"cannot write {output}: {e.strerror}", 2) from None
+    console.print(f"wrote {output}")
+    console.print(f"verifier key: {signer.verifier.to_string()}")
+
+
+@keys_app.command("show")
+def keys_show() -> None:
+    """List the registered keys and their verifier key strings."""
+    from rich.table import Table
+
+    runtime = _runtime(Settings())
+    try:
+        table = Table("key id", "status", "not before", "not after", "verifier key")
+        for key in runtime.service.list_keys():
+            table.add_row(
+                key.key_id, key.status, key.not_before, key.not_after or "", key.verifier_key
+            )
+        console.print(table)
+    finally:
+        runtime.close()
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    actor: Annotated[str, typer.Option(help="Recorded as the key.rotated records' actor")] = "cli",
+) -> None:
+    """Make a new key, endorsed by the old one in a key.rotated record in every ledger."""
+    runtime = _runtime(Settings())
+    try:
+        rotation = runtime.service.rotate_key(actor=actor)
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
+    console.print(f"old key: {rotation.old_key.to_string()}")
+    console.print(f"new key: {rotation.new_key.to_string()}")
+    for ledger, receipt in rotation.receipts.items():
+        console.print(f"  {ledger}: key.rotated at seq {receipt.seq}")
+    console.print("Checkpoints now carry both signatures; `ledger keys retire OLD_KEY_ID` ends it.")
+
+
+@keys_app.command("retire")
+def keys_retire(key: Annotated[str, typer.Argument(help="Key id (8 hex) or verifier key")]) -> None:
+    """Stop signing with a key (it stays listed as retired)."""
+    runtime = _runtime(Settings())
+    try:
+        record = runtime.service.retire_key(key)
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
+    console.print(f"retired {record.key_id} at {record.not_after}")
 
 
 def main() -> None:

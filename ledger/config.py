@@ -31,11 +31,22 @@ class Settings(BaseSettings):
         default_factory=socket.gethostname,
         description="Host part of checkpoint origins (`<origin>/<ledger>`).",
     )
+    signing_key: Path | None = Field(
+        default=None,
+        description="PKCS#8 PEM Ed25519 private key; default: generated as "
+        "<data_dir>/keys/signing-key.pem on first start.",
+    )
+    key_name: str | None = Field(
+        default=None, description="Name in checkpoint signature lines; default: the origin."
+    )
     max_body_bytes: int = Field(
         default=1024 * 1024, description="Largest accepted request body; larger gets 413."
     )
     max_batch: int = Field(default=1000, description="Most events in one append request.")
     log_level: str = Field(default="info", description="uvicorn/stdlib log level.")
+
+    def resolved_key_name(self) -> str:
+        return self.key_name or self.origin
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -29,6 +29,8 @@ __all__ = ["FUTURE_TOLERANCE", "EventSchemas", "Intake", "ParsedBody"]
 
 # A position cannot be reported before it happens; five minutes absorbs clock skew.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# Types only the server writes: a client-sent key rotation would be forgery.
+SERVER_TYPES = frozenset({"key.rotated"})
 
 
 class EventSchemas:
@@ -58,7 +60,8 @@ class EventSchemas:
 
     @property
     def types(self) -> list[str]:
-        return sorted(self.validators)
+        """The types clients may post."""
+        return sorted(set(self.validators) - SERVER_TYPES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +164,8 @@ class Intake:
         if not isinstance(event_type, str):
             raise InvalidEvent("is required and must be a string", field=field("type"))
         validator = self.schemas.validators.get(event_type)
+        if event_type in SERVER_TYPES:
+            raise InvalidEvent(f"{event_type!r} is written by the server only", field=field("type"))
         if validator is None:
             raise InvalidEvent(
                 f"unknown event type {event_type!r}; known: {', '.join(self.schemas.types)}",

@@ -6,19 +6,27 @@ file passes exactly the checks of an event posted over HTTP.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ledger.core.canonical import canonical_bytes
-from ledger.core.errors import IdempotencyInFlight, InvalidEvent, InvalidParameter
-from ledger.core.records import LEDGER_NAME_PATTERN
+from ledger.core.errors import Conflict, IdempotencyInFlight, InvalidEvent, InvalidParameter
+from ledger.core.records import LEDGER_NAME_PATTERN, EventDraft
+from ledger.core.signing import VerifierKey, endorse
+from ledger.core.times import format_occurred_at, format_recorded_at
 from ledger.intake import Intake
-from ledger.store.recorder import AppendResult, LedgerInfo, Recorder
+from ledger.keyring import KeyRing
+from ledger.store.keys import KeyRecord, KeyRegistry
+from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
+from ledger.store.recorder import AppendResult, LedgerInfo, Receipt, Recorder
 
-__all__ = ["AppendOutcome", "LedgerService"]
+__all__ = ["AppendOutcome", "LedgerService", "Rotation"]
 
 # Printable ASCII without spaces at the ends: keys travel in an HTTP header.
 _IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e][\x20-\x7e]{0,253}[\x21-\x7e]?\Z")
@@ -30,10 +38,28 @@ class AppendOutcome:
     is_batch: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    old_key: VerifierKey
+    new_key: VerifierKey
+    receipts: dict[str, Receipt]
+
+
 class LedgerService:
-    def __init__(self, *, recorder: Recorder, intake: Intake) -> None:
+    def __init__(
+        self,
+        *,
+        recorder: Recorder,
+        intake: Intake,
+        log: LogReader,
+        keys: KeyRegistry,
+        keyring: KeyRing,
+    ) -> None:
         self.recorder = recorder
         self.intake = intake
+        self.log = log
+        self.keys = keys
+        self.keyring = keyring
         self._in_flight: set[tuple[str, str]] = set()
         self._in_flight_lock = threading.Lock()
 
@@ -94,6 +120,64 @@ class LedgerService:
 
     def get_record(self, ledger: str, seq: int) -> bytes:
         return self.recorder.get_record(ledger, seq)
+
+    # -- the verifiable log (SPEC §2-3) ------------------------------------
+
+    def inclusion(self, ledger: str, *, seq: int, tree_size: int | None) -> InclusionProof:
+        return self.log.inclusion(ledger, seq=seq, tree_size=tree_size)
+
+    def consistency(self, ledger: str, *, size1: int, size2: int | None) -> ConsistencyProof:
+        return self.log.consistency(ledger, size1=size1, size2=size2)
+
+    def checkpoint(self, ledger: str, *, size: int | None = None) -> str:
+        return self.log.checkpoint(ledger, size=size)
+
+    # -- keys --------------------------------------------------------------
+
+    def list_keys(self) -> list[KeyRecord]:
+        return self.keys.all_keys()
+
+    def rotate_key(self, *, actor: str) -> Rotation:
+        """SPEC §3 rotation: a new key, endorsed by the old one in every ledger.
+
+        The new key is registered first, so the checkpoint of the append that
+        records the rotation already carries both signatures.
+        """
+        active = [k for k in self.keys.all_keys() if k.status == "active"]
+        if len(active) != 1:
+            raise Conflict(
+                "a rotation is already in progress (several active keys); "
+                "retire the old key first with `ledger keys retire`"
+            )
+        held = self.keyring.signers()
+        old = held.get(active[0].verifier_key)
+        if old is None:
+            raise Conflict("this server does not hold the private key of the active key")
+        new = self.keyring.generate()
+        now = datetime.now(UTC)
+        self.keys.register(new.verifier, now=format_recorded_at(now))
+        data = {
+            "new_key": new.verifier.to_string(),
+            "old_key": old.verifier.to_string(),
+            "endorsement": base64.b64encode(endorse(old, new.verifier)).decode("ascii"),
+        }
+        receipts: dict[str, Receipt] = {}
+        for info in self.recorder.list_ledgers():
+            draft = EventDraft(
+                id=str(uuid.uuid4()),
+                type="key.rotated",
+                occurred_at=format_occurred_at(now),
+                data=data,
+            )
+            result = self.recorder.append(info.name, [draft], actor=actor)
+            receipts[info.name] = result.receipts[0]
+        return Rotation(old_key=old.verifier, new_key=new.verifier, receipts=receipts)
+
+    def retire_key(self, key: str) -> KeyRecord:
+        active = [k for k in self.keys.all_keys() if k.status == "active"]
+        if len(active) <= 1 and any(key in (k.key_id, k.verifier_key) for k in active):
+            raise Conflict("this is the only active key; rotate to a new key before retiring it")
+        return self.keys.retire(key, now=format_recorded_at(datetime.now(UTC)))
 
 
 class _Claim:

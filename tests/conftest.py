@@ -19,14 +19,15 @@ from fastapi.testclient import TestClient
 
 from ledger.api.app import create_app
 from ledger.config import Settings
-from ledger.intake import EventSchemas, Intake
+from ledger.intake import EventSchemas
+from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import Database
-from ledger.store.recorder import Recorder
 
 POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 SCHEMAS = EventSchemas.bundled()
+ORIGIN = "ledger.test"
 
 
 def postgres_schema_url(base: str, schema: str) -> str:
@@ -64,22 +65,30 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         _drop_pg_schema(schema)
 
 
-@pytest.fixture
-def database(database_url: str) -> Iterator[Database]:
-    db = Database(url=database_url)
-    db.migrate()
-    yield db
-    db.dispose()
+def test_settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=data_dir, origin=ORIGIN)
 
 
 @pytest.fixture
-def service(database: Database) -> LedgerService:
-    return LedgerService(recorder=Recorder(database=database), intake=Intake(schemas=SCHEMAS))
+def runtime(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    running = Runtime.start(test_settings(database_url, tmp_path))
+    yield running
+    running.close()
+
+
+@pytest.fixture
+def database(runtime: Runtime) -> Database:
+    return runtime.database
+
+
+@pytest.fixture
+def service(runtime: Runtime) -> LedgerService:
+    return runtime.service
 
 
 @pytest.fixture
 def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, data_dir=tmp_path)
+    settings = test_settings(database_url, tmp_path)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 

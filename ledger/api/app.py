@@ -11,16 +11,14 @@ from fastapi import FastAPI
 from ledger import __version__
 from ledger.api.openapi import install_openapi
 from ledger.api.problems import install_problem_handlers
-from ledger.api.routes import events, health, ledgers
+from ledger.api.routes import events, health, keys, ledgers, log
 from ledger.config import Settings
-from ledger.intake import EventSchemas, Intake
-from ledger.service import LedgerService
-from ledger.store.database import Database
-from ledger.store.recorder import Recorder
+from ledger.intake import EventSchemas
+from ledger.runtime import Runtime
 
 __all__ = ["create_app"]
 
-log = logging.getLogger("ledger.api")
+logger = logging.getLogger("ledger.api")
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -30,20 +28,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database(url=settings.resolved_database_url())
-        if migrate:
-            database.migrate()
+        runtime = Runtime.start(settings, migrate=migrate)
         app.state.settings = settings
-        app.state.database = database
-        app.state.service = LedgerService(
-            recorder=Recorder(database=database),
-            intake=Intake(schemas=schemas, max_batch=settings.max_batch),
+        app.state.database = runtime.database
+        app.state.service = runtime.service
+        logger.info(
+            "ledger %s ready on %s",
+            __version__,
+            runtime.database.url.render_as_string(hide_password=True),
         )
-        log.info("ledger %s ready on %s", __version__, database.url.render_as_string())
         try:
             yield
         finally:
-            database.dispose()
+            runtime.close()
 
     app = FastAPI(
         title="Negotiation ledger",
@@ -58,5 +55,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(health.router)
     app.include_router(ledgers.router)
     app.include_router(events.router)
+    app.include_router(log.router)
+    app.include_router(keys.router)
     install_openapi(app, schemas)
     return app

@@ -34,7 +34,12 @@ async def read_json_body(request: Request, *, max_bytes: int) -> bytes:
     _check_media_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length")
     too_large = f"the body exceeds {max_bytes} bytes"
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > max_bytes
+    ):
         raise BodyTooLarge(too_large)
     chunks: list[bytes] = []
     size = 0

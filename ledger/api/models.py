@@ -41,6 +41,8 @@ class ReceiptOut(BaseModel):
     hash: str = Field(description="H(record): SHA-256 of its RFC 8785 bytes, hex")
     prev: str
     recorded_at: str
+    leaf_index: int = Field(description="seq - 1: the record's leaf in the Merkle tree")
+    tree_size: int = Field(description="Size of the tree whose checkpoint this append signed")
 
 
 class RecordOut(BaseModel):
@@ -81,3 +83,40 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     field: str | None = Field(default=None, description="The offending input, e.g. data.stance")
+
+
+class KeyOut(BaseModel):
+    key_id: str = Field(description="8 hex digits")
+    name: str
+    verifier_key: str = Field(description="<name>+<key id>+<base64(0x01 || public key)>")
+    status: str = Field(description="active or retired")
+    not_before: str
+    not_after: str | None
+
+
+class KeyList(BaseModel):
+    items: list[KeyOut]
+
+
+class InclusionProofOut(BaseModel):
+    seq: int
+    tree_size: int
+    leaf_index: int
+    proof: list[str] = Field(description="Base64 hashes, leaf side first (RFC 9162 2.1.3)")
+    root: str = Field(description="Base64 Merkle root of tree_size")
+
+
+class ConsistencyProofOut(BaseModel):
+    model_config = {"populate_by_name": True}
+
+    size1: int = Field(alias="from")
+    size2: int = Field(alias="to")
+    proof: list[str] = Field(description="Base64 hashes (RFC 9162 2.1.4)")
+    root1: str
+    root2: str
+
+
+class RecordWithProof(BaseModel):
+    record: RecordOut
+    proof: InclusionProofOut
+    checkpoint: str = Field(description="The latest signed checkpoint note")

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from ledger.api.models import LedgerCreate, Problem, ReceiptOut
+from ledger.api.models import LedgerCreate, Problem, ReceiptOut, RecordWithProof
 from ledger.intake import EventSchemas
 
 __all__ = ["PROBLEMS", "append_request_body", "install_openapi"]
@@ -97,10 +97,11 @@ def install_openapi(app: FastAPI, schemas: EventSchemas) -> None:
             routes=app.routes,
         )
         components = spec.setdefault("components", {}).setdefault("schemas", {})
-        for model in (Problem, LedgerCreate, ReceiptOut):
-            components[model.__name__] = model.model_json_schema(
-                ref_template="#/components/schemas/{model}"
-            )
+        for model in (Problem, LedgerCreate, ReceiptOut, RecordWithProof):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, definition in schema.pop("$defs", {}).items():
+                components.setdefault(name, definition)
+            components[model.__name__] = schema
         # Our 422s are problem documents, not FastAPI's default validation body.
         for path_item in spec.get("paths", {}).values():
             for operation in path_item.values():

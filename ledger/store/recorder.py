@@ -2,8 +2,10 @@
 
 An append runs in one write transaction: lock the ledger's head row, check
 idempotency and ``expected_seq``, seal each draft behind the current head,
-insert the records, move the head, and store the idempotency response. A
-failure anywhere rolls all of it back, so a batch is whole or absent.
+insert the records and the Merkle nodes they complete, move the head, sign
+and store the checkpoint of the new tree size, and store the idempotency
+response. A failure anywhere rolls all of it back, so a batch is whole or
+absent, and no checkpoint is ever signed for a tree that was not committed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
 
+from ledger.core import checkpoint as notes
 from ledger.core.errors import (
     DuplicateEventId,
     HeadMismatch,
@@ -25,15 +28,19 @@ from ledger.core.errors import (
     LedgerExists,
     NotFound,
 )
-from ledger.core.hashing import GENESIS_PREV, record_hash
+from ledger.core.hashing import GENESIS_PREV, leaf_hash, record_hash
+from ledger.core.merkle import append_leaves, perfect_cover, root_from_nodes
 from ledger.core.records import EventDraft
+from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
-from ledger.store.tables import idempotency_keys, ledgers, records
+from ledger.store.tables import checkpoints, idempotency_keys, ledgers, records
+from ledger.store.tree import insert_nodes, load_nodes
 
 __all__ = ["AppendResult", "LedgerInfo", "Receipt", "Recorder"]
 
 Clock = Callable[[], datetime]
+SignerSource = Callable[[Connection], Sequence[Signer]]
 
 
 def _utc_now() -> datetime:
@@ -63,6 +70,9 @@ class Receipt:
     hash: str
     prev: str
     recorded_at: str
+    leaf_index: int
+    # The tree size of the checkpoint signed for the append that holds this record.
+    tree_size: int
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +81,8 @@ class Receipt:
             "hash": self.hash,
             "prev": self.prev,
             "recorded_at": self.recorded_at,
+            "leaf_index": self.leaf_index,
+            "tree_size": self.tree_size,
         }
 
 
@@ -92,9 +104,22 @@ class _Head:
 class Recorder:
     """Appends and reads; keyword-only so call sites say what they pass."""
 
-    def __init__(self, *, database: Database, clock: Clock = _utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        origin: str,
+        signers: SignerSource,
+        clock: Clock = _utc_now,
+    ) -> None:
         self.db = database
+        self.origin = origin
+        self.signers = signers
         self.clock = clock
+
+    def checkpoint_origin(self, ledger: str) -> str:
+        """SPEC §3: ``<server origin>/<ledger>``."""
+        return f"{self.origin}/{ledger}"
 
     # -- ledgers -----------------------------------------------------------
 
@@ -182,6 +207,7 @@ class Recorder:
                         head_seq=last.seq, head_hash=last.hash, last_recorded_at=last.recorded_at
                     )
                 )
+                self._grow_tree(conn, ledger, head, rows, last)
                 if idempotency_key is not None:
                     conn.execute(
                         idempotency_keys.insert().values(
@@ -199,6 +225,39 @@ class Recorder:
                 raise DuplicateEventId("an event id in this request is already used") from e
             raise
         return AppendResult(receipts=tuple(receipts))
+
+    def _grow_tree(
+        self,
+        conn: Connection,
+        ledger: str,
+        head: _Head,
+        rows: Sequence[dict[str, Any]],
+        last: Receipt,
+    ) -> None:
+        """Store the Merkle nodes the new leaves complete, and sign the new size."""
+        frontier = load_nodes(conn, head.ledger_id, perfect_cover(0, head.seq))
+        created = append_leaves(head.seq, frontier, [leaf_hash(row["canonical"]) for row in rows])
+        insert_nodes(conn, head.ledger_id, created)
+        root = root_from_nodes(last.tree_size, {**frontier, **created})
+        note = notes.sign(
+            notes.Checkpoint(
+                origin=self.checkpoint_origin(ledger),
+                tree_size=last.tree_size,
+                root=root,
+                head_hash=last.hash,
+            ),
+            self.signers(conn),
+        )
+        conn.execute(
+            checkpoints.insert().values(
+                ledger_id=head.ledger_id,
+                tree_size=last.tree_size,
+                root=root,
+                head_hash=last.hash,
+                note=note.to_text(),
+                created_at=last.recorded_at,
+            )
+        )
 
     def _lock_head(self, conn: Connection, ledger: str) -> _Head:
         row = conn.execute(
@@ -251,6 +310,7 @@ class Recorder:
         # recorded_at never decreases in seq, even if the wall clock steps back.
         recorded_at = max(format_recorded_at(self.clock()), head.last_recorded_at)
         prev = head.hash
+        tree_size = head.seq + len(drafts)
         receipts: list[Receipt] = []
         rows: list[dict[str, Any]] = []
         for offset, draft in enumerate(drafts, start=1):
@@ -275,7 +335,15 @@ class Recorder:
                 }
             )
             receipts.append(
-                Receipt(seq=seq, id=draft.id, hash=digest, prev=prev, recorded_at=recorded_at)
+                Receipt(
+                    seq=seq,
+                    id=draft.id,
+                    hash=digest,
+                    prev=prev,
+                    recorded_at=recorded_at,
+                    leaf_index=seq - 1,
+                    tree_size=tree_size,
+                )
             )
             prev = digest
         return receipts, rows

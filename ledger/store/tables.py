@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["idempotency_keys", "ledgers", "metadata", "records"]
+__all__ = [
+    "checkpoints",
+    "idempotency_keys",
+    "ledgers",
+    "metadata",
+    "records",
+    "signing_keys",
+    "tree_nodes",
+]
 
 metadata = sa.MetaData()
 
@@ -45,4 +53,37 @@ idempotency_keys = sa.Table(
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", sa.String(27), nullable=False),
     sa.PrimaryKeyConstraint("ledger_id", "key", name="pk_idempotency_keys"),
+)
+
+tree_nodes = sa.Table(
+    "tree_nodes",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("node_key", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary(32), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "node_key", name="pk_tree_nodes"),
+)
+
+checkpoints = sa.Table(
+    "checkpoints",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.LargeBinary(32), nullable=False),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("created_at", sa.String(27), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "tree_size", name="pk_checkpoints"),
+)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("key_id", sa.String(8), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("verifier_key", sa.String(400), nullable=False, unique=True),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("not_before", sa.String(27), nullable=False),
+    sa.Column("not_after", sa.String(27)),
+    sa.PrimaryKeyConstraint("name", "key_id", name="pk_signing_keys"),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -13,10 +14,13 @@ from ledger.api.body import read_json_body
 from ledger.api.deps import ServiceDep, SettingsDep
 from ledger.api.models import EventPage, Head, ReceiptOut, RecordOut
 from ledger.api.openapi import PROBLEMS, append_request_body
+from ledger.api.routes.log import inclusion_json
 
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
 
 NDJSON = "application/x-ndjson"
+# seq is a JSON integer below 2^53 (SPEC §1); larger values cannot name a record.
+MAX_SEQ = 2**53 - 1
 # The anonymous principal until authentication is configured (SPEC §1 actor).
 ANONYMOUS = "anonymous"
 
@@ -56,7 +60,8 @@ async def append_events(
     settings: SettingsDep,
     ledger: Annotated[str, Path(description="Ledger name")],
     expected_seq: Annotated[
-        int | None, Query(ge=0, description="Fail with 409 unless the head is at this seq")
+        int | None,
+        Query(ge=0, le=MAX_SEQ, description="Fail with 409 unless the head is at this seq"),
     ] = None,
     idempotency_key: Annotated[
         str | None,
@@ -100,7 +105,9 @@ async def append_events(
 def list_events(
     service: ServiceDep,
     ledger: Annotated[str, Path(description="Ledger name")],
-    after_seq: Annotated[int, Query(ge=0, description="Return records with seq > this")] = 0,
+    after_seq: Annotated[
+        int, Query(ge=0, le=MAX_SEQ, description="Return records with seq > this")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size")] = 100,
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
@@ -132,14 +139,52 @@ def _ndjson(service: ServiceDep, ledger: str, after_seq: int) -> Iterator[bytes]
     response_model=RecordOut,
     response_model_exclude_none=True,
     summary="Fetch one record",
-    responses=PROBLEMS(404, 422),
+    description=(
+        "The record exactly as stored (its canonical bytes). With `proof=true`: "
+        "`{record, proof, checkpoint}` — the record, its inclusion proof in the tree of "
+        "the latest checkpoint, and that checkpoint."
+    ),
+    responses={
+        200: {
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/RecordOut"},
+                            {"$ref": "#/components/schemas/RecordWithProof"},
+                        ]
+                    }
+                }
+            }
+        },
+        **PROBLEMS(404, 422),
+    },
 )
 def get_event(
     service: ServiceDep,
     ledger: Annotated[str, Path(description="Ledger name")],
-    seq: Annotated[int, Path(ge=1, le=2**53 - 1)],
+    seq: Annotated[int, Path(ge=1, le=MAX_SEQ)],
+    proof: Annotated[bool, Query(description="Add the inclusion proof and checkpoint")] = False,
 ) -> Response:
-    return Response(service.get_record(ledger, seq), media_type="application/json")
+    canonical = service.get_record(ledger, seq)
+    if not proof:
+        return Response(canonical, media_type="application/json")
+    note = service.checkpoint(ledger)
+    # Prove inclusion in exactly the tree the checkpoint signs, even if the
+    # ledger grew between the two reads.
+    tree_size = int(note.split("\n", 2)[1])
+    inclusion = service.inclusion(ledger, seq=seq, tree_size=tree_size)
+    proof_json = json.dumps(inclusion_json(inclusion)).encode()
+    body = (
+        b'{"record":'
+        + canonical
+        + b',"proof":'
+        + proof_json
+        + b',"checkpoint":'
+        + json.dumps(note).encode()
+        + b"}"
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.get("/head", response_model=Head, summary="Size and head hash", responses=PROBLEMS(404))

@@ -1,0 +1,32 @@
+"""``python -m bench [SUITE ...] [--quick]``: run benchmark suites, print the table."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import proofs
+from bench.harness import Report, console
+
+SUITES = {"proofs": proofs.run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bench")
+    parser.add_argument("suites", nargs="*", choices=[*SUITES, []], help="default: all")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes (10^3, 10^4): a smoke run"
+    )
+    args = parser.parse_args()
+    report = Report()
+    for name in args.suites or list(SUITES):
+        if args.quick and name == "proofs":
+            proofs.run(report, sizes=(1_000, 10_000))
+        else:
+            SUITES[name](report)
+    report.print_table()
+    path = report.write_json("latest")
+    console.print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

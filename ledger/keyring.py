@@ -1,0 +1,142 @@
+"""Private signing keys on disk (Ed25519, PKCS#8 PEM, file mode 0600).
+
+``LEDGER_SIGNING_KEY`` names the key file to use; without it the embedded
+default generates ``<data dir>/keys/signing-key.pem`` on first start. Keys
+created by rotation live beside it as ``<key id>.pem``, so every process
+sharing the data directory can sign with every active key.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import Connection
+
+from ledger.core.errors import StorageUnavailable
+from ledger.core.signing import Signer
+from ledger.store.keys import KeyRegistry
+
+__all__ = [
+    "ActiveSigners",
+    "KeyFileError",
+    "KeyRing",
+    "load_private",
+    "write_private_key",
+]
+
+log = logging.getLogger("ledger.keys")
+DEFAULT_KEY_FILE = "signing-key.pem"
+
+
+class KeyFileError(Exception):
+    """A key file that cannot be read or is not an Ed25519 private key."""
+
+
+def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: two processes starting at once must not both create (and one
+    # silently lose) a key; the loser reads the winner's file instead.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def load_private(path: Path) -> Ed25519PrivateKey:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise KeyFileError(f"cannot read signing key {path}: {e.strerror}") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as e:
+        raise KeyFileError(f"{path} is not an unencrypted PKCS#8 PEM private key: {e}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path} does not hold an Ed25519 private key")
+    return key
+
+
+class KeyRing:
+    """The private keys this process can sign with, by key id."""
+
+    def __init__(self, *, keys_dir: Path, name: str, configured: Path | None = None) -> None:
+        self.keys_dir = keys_dir
+        self.name = name
+        self.configured = configured
+
+    def primary(self) -> Signer:
+        """The configured key, or the default one (generated on first use)."""
+        if self.configured is not None:
+            return Signer(name=self.name, private_key=load_private(self.configured))
+        path = self.keys_dir / DEFAULT_KEY_FILE
+        if not path.exists():
+            try:
+                write_private_key(path, Ed25519PrivateKey.generate())
+                signer = Signer(name=self.name, private_key=load_private(path))
+                log.warning(
+                    "generated a signing key at %s; verifier key: %s",
+                    path,
+                    signer.verifier.to_string(),
+                )
+                return signer
+            except FileExistsError:
+                pass
+        return Signer(name=self.name, private_key=load_private(path))
+
+    def generate(self) -> Signer:
+        """A new key for rotation, saved as ``<key id>.pem``."""
+        key = Ed25519PrivateKey.generate()
+        signer = Signer(name=self.name, private_key=key)
+        write_private_key(self.keys_dir / f"{signer.verifier.key_id_hex}.pem", key)
+        return signer
+
+    def signers(self) -> dict[str, Signer]:
+        """Every key this process holds, keyed by verifier key string."""
+        found: dict[str, Signer] = {}
+        primary = self.primary()
+        found[primary.verifier.to_string()] = primary
+        if self.keys_dir.is_dir():
+            for path in sorted(self.keys_dir.glob("*.pem")):
+                if path.name == DEFAULT_KEY_FILE:
+                    continue
+                try:
+                    signer = Signer(name=self.name, private_key=load_private(path))
+                except KeyFileError as e:
+                    log.error("skipping key file: %s", e)
+                    continue
+                found[signer.verifier.to_string()] = signer
+        return found
+
+
+class ActiveSigners:
+    """Signers for the keys the registry lists as active, from this key ring.
+
+    Called inside each append transaction, so a rotation or retirement made
+    by another process takes effect at that process's next append.
+    """
+
+    def __init__(self, *, keyring: KeyRing, registry: KeyRegistry) -> None:
+        self.keyring = keyring
+        self.registry = registry
+        self._cache: dict[str, Signer] = {}
+
+    def __call__(self, conn: Connection) -> list[Signer]:
+        active = [k.verifier_key for k in self.registry.active(conn)]
+        if any(key not in self._cache for key in active):
+            self._cache = self.keyring.signers()
+        signers = [self._cache[key] for key in active if key in self._cache]
+        if not signers:
+            raise StorageUnavailable(
+                "no active signing key is available to this server; check LEDGER_SIGNING_KEY"
+            )
+        return signers

@@ -1,0 +1,59 @@
+"""Stored Merkle tree nodes: only perfect subtrees, written once.
+
+Every proof and every historical root is assembled from O(log n) stored
+nodes fetched in one indexed query (``ledger.core.merkle`` plans which), so
+proof cost does not grow with the ledger beyond a B-tree lookup.
+
+A node (level, index) is stored under one integer, ``level << 56 | index``:
+indexes stay below 2^53 (seq is a JSON integer) and levels below 64, and a
+single key turns a proof's node set into one ``IN`` list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.core.merkle import NodeId
+from ledger.store.tables import tree_nodes
+
+__all__ = ["insert_nodes", "load_nodes", "node_key"]
+
+_LEVEL_SHIFT = 56
+_INDEX_MASK = (1 << _LEVEL_SHIFT) - 1
+
+# A constant statement: compiled once, cached by SQLAlchemy for every call.
+_SELECT_NODES = sa.text(
+    "SELECT node_key, hash FROM tree_nodes WHERE ledger_id = :ledger_id AND node_key IN :keys"
+).bindparams(sa.bindparam("keys", expanding=True))
+
+
+def node_key(node: NodeId) -> int:
+    level, index = node
+    return level << _LEVEL_SHIFT | index
+
+
+def _node_id(key: int) -> NodeId:
+    return key >> _LEVEL_SHIFT, key & _INDEX_MASK
+
+
+def load_nodes(conn: Connection, ledger_id: int, node_ids: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    """The stored hashes of ``node_ids`` (absent ones are simply missing)."""
+    keys = sorted({node_key(node) for node in node_ids})
+    if not keys:
+        return {}
+    rows = conn.execute(_SELECT_NODES, {"ledger_id": ledger_id, "keys": keys}).all()
+    return {_node_id(row[0]): bytes(row[1]) for row in rows}
+
+
+def insert_nodes(conn: Connection, ledger_id: int, nodes: Mapping[NodeId, bytes]) -> None:
+    if nodes:
+        conn.execute(
+            tree_nodes.insert(),
+            [
+                {"ledger_id": ledger_id, "node_key": node_key(node), "hash": digest}
+                for node, digest in nodes.items()
+            ],
+        )
