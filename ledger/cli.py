@@ -242,16 +242,17 @@ def keys_generate(
 @keys_app.command("show")
 def keys_show() -> None:
     """List the registered keys and their verifier key strings."""
-    from rich.table import Table
-
     runtime = _runtime(Settings())
     try:
-        table = Table("key id", "status", "not before", "not after", "verifier key")
+        # One key per line, never truncated: verifier keys are meant to be copied.
         for key in runtime.service.list_keys():
-            table.add_row(
-                key.key_id, key.status, key.not_before, key.not_after or "", key.verifier_key
+            until = f" until {key.not_after}" if key.not_after else ""
+            style = "green" if key.status == "active" else "dim"
+            console.print(
+                f"[{style}]{key.key_id} {key.status}[/] from {key.not_before}{until}\n"
+                f"  {key.verifier_key}",
+                highlight=False,
             )
-        console.print(table)
     finally:
         runtime.close()
 
@@ -290,6 +291,8 @@ def keys_retire(key: Annotated[str, typer.Argument(help="Key id (8 hex) or verif
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Migration chatter on every command hides the output people came for.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

@@ -106,3 +106,41 @@ def test_demo_serves_and_prints_its_urls(tmp_path: Path) -> None:
         output, _ = process.communicate(timeout=20)
     assert f"{base}/docs" in output
     assert f"{base}/v1/ledgers/us-ua-minerals-2025" in output
+
+
+def test_keys_generate_show_rotate_and_retire(database_url: str, tmp_path: Path) -> None:
+    key_file = tmp_path / "signing.pem"
+    made = run_ledger(
+        "keys", "generate", "-o", str(key_file), database_url=database_url, data_dir=tmp_path
+    )
+    assert made.returncode == 0, made.stderr
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    verifier_key = made.stdout.split("verifier key: ")[1].split()[0]
+    again = run_ledger(
+        "keys", "generate", "-o", str(key_file), database_url=database_url, data_dir=tmp_path
+    )
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+    env_key = {"LEDGER_SIGNING_KEY": str(key_file), "LEDGER_KEY_NAME": "ledger.test"}
+    os.environ.update(env_key)
+    try:
+        # The key name given to `generate` (the host name) differs from
+        # LEDGER_KEY_NAME; the registered verifier key uses the configured name.
+        demo = run_ledger("demo", "--no-serve", database_url=database_url, data_dir=tmp_path)
+        assert demo.returncode == 0, demo.stderr
+        shown = run_ledger("keys", "show", database_url=database_url, data_dir=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        assert verifier_key.split("+", 2)[2] in shown.stdout  # same public key
+        rotated = run_ledger("keys", "rotate", database_url=database_url, data_dir=tmp_path)
+        assert rotated.returncode == 0, rotated.stderr
+        assert "us-ua-minerals-2025: key.rotated at seq" in rotated.stdout
+        old_id = rotated.stdout.split("old key: ")[1].split("+")[1]
+        twice = run_ledger("keys", "rotate", database_url=database_url, data_dir=tmp_path)
+        assert twice.returncode == 1 and "retire the old key first" in twice.stderr
+        retired = run_ledger("keys", "retire", old_id, database_url=database_url, data_dir=tmp_path)
+        assert retired.returncode == 0, retired.stderr
+        final = run_ledger("keys", "show", database_url=database_url, data_dir=tmp_path)
+        assert final.stdout.count("retired") == 1 and final.stdout.count("active") == 1
+    finally:
+        for name in env_key:
+            os.environ.pop(name, None)
