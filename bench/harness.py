@@ -151,3 +151,43 @@ def fill(runtime: Runtime, ledger: str, size: int, *, batch: int = 1000) -> floa
             if done % 50_000 == 0:
                 status.update(f"filling {ledger}: {done:,}/{size:,}")
     return size / (time.perf_counter() - start)
+
+
+def _seconds(text: str) -> float:
+    units = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
+    for unit in ("us", "ms", "s"):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * units[unit]
+    raise ValueError(f"unparsed wrk latency {text!r}")
+
+
+def wrk_latency(
+    url: str, *, lua: str | None = None, seconds: int = 5, connections: int = 1
+) -> dict[str, float]:
+    """p50/p99 latency (seconds) and requests/s from ``wrk --latency``.
+
+    wrk is C: unlike a Python client it is not the bottleneck, so the figure
+    is the server's.
+    """
+    import shutil
+    import subprocess
+
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (scripts/bench.sh installs it)")
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        if lua:
+            script.write(lua)
+            script.flush()
+            command[1:1] = ["-s", script.name]
+        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    result: dict[str, float] = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result[f"p{parts[0][:-1]}"] = _seconds(parts[1])
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        if "Non-2xx" in line or "Socket errors" in line:
+            raise RuntimeError(f"wrk saw failures: {line.strip()}")
+    return result

@@ -7,15 +7,14 @@ of the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ledger.core import checkpoint as notes
 from ledger.core.errors import InvalidParameter, NotFound
 from ledger.core.hashing import GENESIS_PREV
 from ledger.core.merkle import (
+    NodeId,
     consistency_proof,
     consistency_ranges,
     inclusion_proof,
@@ -24,11 +23,27 @@ from ledger.core.merkle import (
     perfect_cover,
     root_from_nodes,
 )
+from ledger.store.rawread import RawReader, raw_read
 from ledger.store.recorder import Recorder
-from ledger.store.tables import checkpoints, ledgers, records
-from ledger.store.tree import load_nodes
+from ledger.store.tree import node_id, node_key
 
 __all__ = ["ConsistencyProof", "InclusionProof", "LogReader"]
+
+_SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
+_SELECT_CHECKPOINT = "SELECT note FROM checkpoints WHERE ledger_id = ? AND tree_size = ?"
+_SELECT_RECORD_HASH = "SELECT record_hash FROM records WHERE ledger_id = ? AND seq = ?"
+
+
+def _load_nodes(reader: RawReader, ledger_id: int, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
+    keys = sorted({node_key(node) for node in nodes})
+    if not keys:
+        return {}
+    marks = ",".join("?" * len(keys))
+    rows = reader.all(
+        f"SELECT node_key, hash FROM tree_nodes WHERE ledger_id = ? AND node_key IN ({marks})",
+        [ledger_id, *keys],
+    )
+    return {node_id(key): bytes(digest) for key, digest in rows}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,13 +69,11 @@ class LogReader:
         self.recorder = recorder
         self.db = recorder.db
 
-    def _ledger(self, conn: Connection, ledger: str) -> tuple[int, int]:
-        row = conn.execute(
-            sa.select(ledgers.c.id, ledgers.c.head_seq).where(ledgers.c.name == ledger)
-        ).first()
+    def _ledger(self, reader: RawReader, ledger: str) -> tuple[int, int]:
+        row = reader.one(_SELECT_HEAD, [ledger])
         if row is None:
             raise NotFound(f"no ledger named {ledger!r}")
-        return row.id, row.head_seq
+        return int(row[0]), int(row[1])
 
     @staticmethod
     def _check_size(name: str, size: int, head: int) -> None:
@@ -68,8 +81,8 @@ class LogReader:
             raise InvalidParameter(f"exceeds the ledger's size {head}", field=name)
 
     def inclusion(self, ledger: str, *, seq: int, tree_size: int | None) -> InclusionProof:
-        with self.db.read() as conn:
-            ledger_id, head = self._ledger(conn, ledger)
+        with raw_read(self.db) as reader:
+            ledger_id, head = self._ledger(reader, ledger)
             size = head if tree_size is None else tree_size
             if seq > head:
                 raise NotFound(f"ledger {ledger!r} has no record at seq {seq}")
@@ -77,8 +90,8 @@ class LogReader:
             if seq > size:
                 raise InvalidParameter(f"record {seq} is not in a tree of size {size}", field="seq")
             ranges = inclusion_ranges(seq - 1, size)
-            nodes = load_nodes(
-                conn, ledger_id, [*nodes_for_ranges(ranges), *perfect_cover(0, size)]
+            nodes = _load_nodes(
+                reader, ledger_id, [*nodes_for_ranges(ranges), *perfect_cover(0, size)]
             )
         return InclusionProof(
             seq=seq,
@@ -89,8 +102,8 @@ class LogReader:
         )
 
     def consistency(self, ledger: str, *, size1: int, size2: int | None) -> ConsistencyProof:
-        with self.db.read() as conn:
-            ledger_id, head = self._ledger(conn, ledger)
+        with raw_read(self.db) as reader:
+            ledger_id, head = self._ledger(reader, ledger)
             to = head if size2 is None else size2
             if size1 < 1:
                 raise InvalidParameter(
@@ -100,8 +113,8 @@ class LogReader:
             if size1 > to:
                 raise InvalidParameter(f"must not exceed to ({to})", field="from")
             ranges = consistency_ranges(size1, to)
-            nodes = load_nodes(
-                conn,
+            nodes = _load_nodes(
+                reader,
                 ledger_id,
                 [*nodes_for_ranges(ranges), *perfect_cover(0, size1), *perfect_cover(0, to)],
             )
@@ -114,33 +127,28 @@ class LogReader:
         )
 
     def root_at(self, ledger: str, size: int) -> bytes:
-        with self.db.read() as conn:
-            ledger_id, head = self._ledger(conn, ledger)
+        with raw_read(self.db) as reader:
+            ledger_id, head = self._ledger(reader, ledger)
             self._check_size("tree_size", size, head)
-            return root_from_nodes(size, load_nodes(conn, ledger_id, perfect_cover(0, size)))
+            return root_from_nodes(size, _load_nodes(reader, ledger_id, perfect_cover(0, size)))
 
     def checkpoint(self, ledger: str, *, size: int | None = None) -> str:
         """The signed note of ``size`` (default: the latest), signed now if not stored."""
-        with self.db.read() as conn:
-            ledger_id, head = self._ledger(conn, ledger)
+        with raw_read(self.db) as reader:
+            ledger_id, head = self._ledger(reader, ledger)
             if size is not None and size > head:
                 raise NotFound(f"no checkpoint of size {size}: the ledger holds {head} records")
             wanted = head if size is None else size
-            stored = conn.execute(
-                sa.select(checkpoints.c.note).where(
-                    checkpoints.c.ledger_id == ledger_id, checkpoints.c.tree_size == wanted
-                )
-            ).first()
+            stored = reader.one(_SELECT_CHECKPOINT, [ledger_id, wanted])
             if stored is not None:
-                return str(stored.note)
-            root = root_from_nodes(wanted, load_nodes(conn, ledger_id, perfect_cover(0, wanted)))
+                return str(stored[0])
+            root = root_from_nodes(wanted, _load_nodes(reader, ledger_id, perfect_cover(0, wanted)))
             head_hash = GENESIS_PREV
             if wanted:
-                head_hash = conn.execute(
-                    sa.select(records.c.record_hash).where(
-                        records.c.ledger_id == ledger_id, records.c.seq == wanted
-                    )
-                ).scalar_one()
+                row = reader.one(_SELECT_RECORD_HASH, [ledger_id, wanted])
+                assert row is not None, "a seq at or below the head has a record"
+                head_hash = str(row[0])
+        with self.db.read() as conn:
             signers = self.recorder.signers(conn)
         # Ed25519 is deterministic: signing the same size again yields the same note.
         note = notes.sign(

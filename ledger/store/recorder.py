@@ -34,12 +34,18 @@ from ledger.core.records import EventDraft
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
+from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import checkpoints, idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, load_nodes
 
 __all__ = ["AppendResult", "LedgerInfo", "Receipt", "Recorder"]
 
 Clock = Callable[[], datetime]
+
+_SELECT_LEDGER = "SELECT name, created_at, head_seq, head_hash FROM ledgers WHERE name = ?"
+_SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
+_SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+_SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
 SignerSource = Callable[[Connection], Sequence[Signer]]
 
 
@@ -149,11 +155,11 @@ class Recorder:
         return [self._info(row) for row in rows]
 
     def get_ledger(self, name: str) -> LedgerInfo:
-        with self.db.read() as conn:
-            row = conn.execute(sa.select(ledgers).where(ledgers.c.name == name)).first()
+        with raw_read(self.db) as reader:
+            row = reader.one(_SELECT_LEDGER, [name])
         if row is None:
             raise NotFound(f"no ledger named {name!r}")
-        return self._info(row)
+        return LedgerInfo(name=row[0], created_at=row[1], size=int(row[2]), head_hash=row[3])
 
     @staticmethod
     def _info(row: sa.Row[Any]) -> LedgerInfo:
@@ -348,27 +354,21 @@ class Recorder:
             prev = digest
         return receipts, rows
 
-    # -- reads -------------------------------------------------------------
+    # -- reads (raw DBAPI: see ledger.store.rawread) ------------------------
 
-    def _ledger_id(self, conn: Connection, ledger: str) -> tuple[int, int]:
-        row = conn.execute(
-            sa.select(ledgers.c.id, ledgers.c.head_seq).where(ledgers.c.name == ledger)
-        ).first()
+    @staticmethod
+    def _ledger_id(reader: RawReader, ledger: str) -> tuple[int, int]:
+        row = reader.one(_SELECT_HEAD, [ledger])
         if row is None:
             raise NotFound(f"no ledger named {ledger!r}")
-        return row.id, row.head_seq
+        return int(row[0]), int(row[1])
 
     def read_page(self, ledger: str, *, after_seq: int, limit: int) -> tuple[list[bytes], int]:
         """Canonical bytes of up to ``limit`` records after ``after_seq``, and the head seq."""
-        with self.db.read() as conn:
-            ledger_id, head_seq = self._ledger_id(conn, ledger)
-            rows = conn.execute(
-                sa.select(records.c.canonical)
-                .where(records.c.ledger_id == ledger_id, records.c.seq > after_seq)
-                .order_by(records.c.seq)
-                .limit(limit)
-            ).all()
-        return [bytes(row.canonical) for row in rows], head_seq
+        with raw_read(self.db) as reader:
+            ledger_id, head_seq = self._ledger_id(reader, ledger)
+            rows = reader.all(_SELECT_PAGE, [ledger_id, after_seq, limit])
+        return [bytes(row[0]) for row in rows], head_seq
 
     def iter_records(
         self, ledger: str, *, after_seq: int = 0, to_seq: int | None = None, page: int = 1000
@@ -378,8 +378,8 @@ class Recorder:
         Each page is its own short read, so a slow consumer never pins a
         transaction (or the SQLite WAL) open.
         """
-        with self.db.read() as conn:
-            _, head_seq = self._ledger_id(conn, ledger)
+        with raw_read(self.db) as reader:
+            _, head_seq = self._ledger_id(reader, ledger)
         last = head_seq if to_seq is None else min(to_seq, head_seq)
         cursor = after_seq
         while cursor < last:
@@ -390,13 +390,9 @@ class Recorder:
             cursor += len(batch)
 
     def get_record(self, ledger: str, seq: int) -> bytes:
-        with self.db.read() as conn:
-            ledger_id, _ = self._ledger_id(conn, ledger)
-            row = conn.execute(
-                sa.select(records.c.canonical).where(
-                    records.c.ledger_id == ledger_id, records.c.seq == seq
-                )
-            ).first()
+        with raw_read(self.db) as reader:
+            ledger_id, _ = self._ledger_id(reader, ledger)
+            row = reader.one(_SELECT_RECORD, [ledger_id, seq])
         if row is None:
             raise NotFound(f"ledger {ledger!r} has no record at seq {seq}")
-        return bytes(row.canonical)
+        return bytes(row[0])

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from ledger.core.merkle import NodeId
 from ledger.store.tables import tree_nodes
 
-__all__ = ["insert_nodes", "load_nodes", "node_key"]
+__all__ = ["insert_nodes", "load_nodes", "node_id", "node_key"]
 
 _LEVEL_SHIFT = 56
 _INDEX_MASK = (1 << _LEVEL_SHIFT) - 1
@@ -35,7 +35,7 @@ def node_key(node: NodeId) -> int:
     return level << _LEVEL_SHIFT | index
 
 
-def _node_id(key: int) -> NodeId:
+def node_id(key: int) -> NodeId:
     return key >> _LEVEL_SHIFT, key & _INDEX_MASK
 
 
@@ -45,7 +45,7 @@ def load_nodes(conn: Connection, ledger_id: int, node_ids: Iterable[NodeId]) -> 
     if not keys:
         return {}
     rows = conn.execute(_SELECT_NODES, {"ledger_id": ledger_id, "keys": keys}).all()
-    return {_node_id(row[0]): bytes(row[1]) for row in rows}
+    return {node_id(row[0]): bytes(row[1]) for row in rows}
 
 
 def insert_nodes(conn: Connection, ledger_id: int, nodes: Mapping[NodeId, bytes]) -> None:
