@@ -25,28 +25,16 @@ from fastapi.testclient import TestClient
 from ledger.core.chain import verify_chain
 from ledger.core.records import Record
 from ledger.core.times import RECORDED_AT_PATTERN
+from tests.api.conftest import ANY, assert_problem
 from tests.conftest import position
 
-PROBLEM = "application/problem+json"
 LEDGER = "talks"
 EVENTS = f"/v1/ledgers/{LEDGER}/events"
 ZEROS = "0" * 64
 MAX_BODY = 1024 * 1024
-ANY = object()
 
 
 # -- helpers -------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def never_500(client: TestClient) -> None:
-    """Fail the test on the first 5xx response, whatever the test asserts after."""
-
-    def check(response: httpx.Response) -> None:
-        request = response.request
-        assert response.status_code < 500, f"{request.method} {request.url} -> 5xx"
-
-    client.event_hooks["response"].append(check)
 
 
 @pytest.fixture
@@ -68,20 +56,6 @@ def head(client: TestClient, ledger: str = LEDGER) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
-
-
-def assert_problem(response: httpx.Response, status: int, field: Any = ANY) -> dict[str, Any]:
-    """An RFC 9457 problem document with ``status`` (and ``field``, when given)."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == PROBLEM
-    problem: dict[str, Any] = response.json()
-    assert problem["status"] == status
-    assert problem["type"].startswith("/problems/")
-    assert problem["title"]
-    assert problem["detail"]
-    if field is not ANY:
-        assert problem.get("field") == field, problem
-    return problem
 
 
 def refused(
