@@ -38,6 +38,8 @@ db_app = typer.Typer(help="Database schema (Alembic migrations).", no_args_is_he
 app.add_typer(db_app, name="db")
 keys_app = typer.Typer(help="Checkpoint signing keys (Ed25519).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+projections_app = typer.Typer(help="Read models built from the records.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
 
 # soft_wrap: long URLs and keys stay on one line, so they can be copied or grepped.
 console = Console(soft_wrap=True)
@@ -287,6 +289,42 @@ def keys_retire(key: Annotated[str, typer.Argument(help="Key id (8 hex) or verif
     finally:
         runtime.close()
     console.print(f"retired {record.key_id} at {record.not_after}")
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    ledger: Annotated[str | None, typer.Argument(help="Ledger name; default: every ledger")] = None,
+) -> None:
+    """Recompute the positions projection from the records alone."""
+    import functools
+    import time
+
+    from ledger.store.projection import rebuild
+
+    runtime = _runtime(Settings())
+    try:
+        names = [ledger] if ledger else [i.name for i in runtime.service.list_ledgers()]
+        for name in names:
+            size = runtime.service.get_ledger(name).size
+            with Progress(
+                TextColumn("[progress.description]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            ) as progress:
+                task = progress.add_task(f"rebuilding {name}", total=size)
+                started = time.perf_counter()
+                count = rebuild(
+                    runtime.database, name, progress=functools.partial(progress.advance, task)
+                )
+                elapsed = time.perf_counter() - started
+            rate = count / elapsed if elapsed else float("inf")
+            console.print(f"{name}: {count} records in {elapsed:.2f} s ({rate:,.0f}/s)")
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ from referencing import Registry, Resource
 
 from ledger.core.errors import InvalidEvent
 from ledger.core.jsonvalues import format_path, loads_strict
-from ledger.core.records import SERVER_MEMBERS, EventDraft
+from ledger.core.records import SERVER_MEMBERS, EventDraft, Record
 from ledger.core.times import format_occurred_at, parse_instant
 
 __all__ = ["FUTURE_TOLERANCE", "EventSchemas", "Intake", "ParsedBody"]
@@ -100,6 +100,8 @@ def _schema_error_field(error: ValidationError, prefix: tuple[str | int, ...]) -
         extra = _extra_members(error)
         if extra:
             path = (*path, extra[0])
+    elif "propertyNames" in error.absolute_schema_path and isinstance(instance, str):
+        path = (*path, instance)  # the offending member name itself
     return format_path(path)
 
 
@@ -148,6 +150,13 @@ class Intake:
             drafts = [self.draft(item, index=i) for i, item in enumerate(value)]
             return ParsedBody(drafts, is_batch=True, value=value)
         raise InvalidEvent("the body must be an event object or an array of events", field="(root)")
+
+    def check_record(self, record: Record) -> None:
+        """Raise ``InvalidEvent`` unless ``record`` (e.g. as corrected) is a valid event."""
+        event = {k: v for k, v in record.to_dict().items() if k not in SERVER_MEMBERS and k != "id"}
+        if record.type in SERVER_TYPES:
+            raise InvalidEvent(f"{record.type!r} is written by the server only", field="type")
+        self.draft(event)
 
     def draft(self, event: Any, *, index: int | None = None) -> EventDraft:
         """Validate one event (already through the JSON value rules)."""

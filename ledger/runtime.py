@@ -17,6 +17,7 @@ from ledger.keyring import ActiveSigners, KeyRing
 from ledger.service import LedgerService
 from ledger.store.database import Database
 from ledger.store.keys import KeyRegistry
+from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import LogReader
 from ledger.store.recorder import Recorder
 
@@ -49,14 +50,18 @@ class Runtime:
             now = format_recorded_at(datetime.now(UTC))
             if registry.register(primary.verifier, now=now):
                 log.warning("registered signing key %s", primary.verifier.to_string())
+            intake = Intake(schemas=EventSchemas.bundled(), max_batch=settings.max_batch)
+            positions = PositionsProjection(check_correction=intake.check_record)
             recorder = Recorder(
                 database=database,
                 origin=settings.origin,
                 signers=ActiveSigners(keyring=keyring, registry=registry),
+                projections=[positions],
             )
             service = LedgerService(
                 recorder=recorder,
-                intake=Intake(schemas=EventSchemas.bundled(), max_batch=settings.max_batch),
+                intake=intake,
+                positions=positions,
                 log=LogReader(recorder=recorder),
                 keys=registry,
                 keyring=keyring,

@@ -14,19 +14,52 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from ledger.core.canonical import canonical_bytes
-from ledger.core.errors import Conflict, IdempotencyInFlight, InvalidEvent, InvalidParameter
+from ledger.core.errors import (
+    Conflict,
+    IdempotencyInFlight,
+    InvalidEvent,
+    InvalidParameter,
+    NotFound,
+)
+from ledger.core.positions import sign_snapshot, snapshot_document
 from ledger.core.records import LEDGER_NAME_PATTERN, EventDraft
 from ledger.core.signing import VerifierKey, endorse
-from ledger.core.times import format_occurred_at, format_recorded_at
+from ledger.core.times import (
+    format_occurred_at,
+    format_recorded_at,
+    parse_instant,
+)
 from ledger.intake import Intake
 from ledger.keyring import KeyRing
 from ledger.store.keys import KeyRecord, KeyRegistry
+from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
+from ledger.store.rawread import raw_read
 from ledger.store.recorder import AppendResult, LedgerInfo, Receipt, Recorder
 
 __all__ = ["AppendOutcome", "LedgerService", "Rotation"]
+
+_SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
+_SELECT_KNOWN_BY = "SELECT MAX(seq) FROM records WHERE ledger_id = ? AND recorded_at <= ?"
+_DATE_ONLY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+def parse_as_of(as_of: str | None) -> str | None:
+    """SPEC §1: a date means the end of that day; a time is floored to the second."""
+    if as_of is None or as_of == "":
+        return None
+    try:
+        moment = parse_instant(as_of, allow_fraction=True)
+    except ValueError as e:
+        raise InvalidParameter(str(e), field="as_of") from None
+    bound = format_occurred_at(moment)
+    if _DATE_ONLY.match(as_of):
+        bound = bound[:10] + "T23:59:59Z"
+    return bound
+
 
 # Printable ASCII without spaces at the ends: keys travel in an HTTP header.
 _IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e][\x20-\x7e]{0,253}[\x21-\x7e]?\Z")
@@ -54,9 +87,11 @@ class LedgerService:
         log: LogReader,
         keys: KeyRegistry,
         keyring: KeyRing,
+        positions: PositionsProjection | None = None,
     ) -> None:
         self.recorder = recorder
         self.intake = intake
+        self.positions = positions or PositionsProjection()
         self.log = log
         self.keys = keys
         self.keyring = keyring
@@ -131,6 +166,51 @@ class LedgerService:
 
     def checkpoint(self, ledger: str, *, size: int | None = None) -> str:
         return self.log.checkpoint(ledger, size=size)
+
+    # -- positions (SPEC §6) ------------------------------------------------
+
+    def resolve_known_at(self, ledger: str, known_at: str | None) -> tuple[int, int]:
+        """(ledger id, seq): ``known_at`` as a seq, or a time meaning the last record by then."""
+        with raw_read(self.recorder.db) as reader:
+            row = reader.one(_SELECT_HEAD, [ledger])
+            if row is None:
+                raise NotFound(f"no ledger named {ledger!r}")
+            ledger_id, head = int(row[0]), int(row[1])
+            if known_at is None or known_at == "":
+                return ledger_id, head
+            if known_at.isascii() and known_at.isdigit():
+                seq = int(known_at)
+                if seq > head:
+                    raise InvalidParameter(
+                        f"the ledger holds {head} records; known_at cannot exceed it",
+                        field="known_at",
+                    )
+                return ledger_id, seq
+            try:
+                moment = parse_instant(known_at, allow_fraction=True)
+            except ValueError as e:
+                raise InvalidParameter(f"a seq or a time: {e}", field="known_at") from None
+            bound = format_recorded_at(moment)
+            if _DATE_ONLY.match(known_at):
+                bound = bound[:10] + "T23:59:59.999999Z"
+            found = reader.one(_SELECT_KNOWN_BY, [ledger_id, bound])
+            return ledger_id, int(found[0]) if found and found[0] is not None else 0
+
+    def snapshot(
+        self, ledger: str, *, as_of: str | None = None, known_at: str | None = None
+    ) -> dict[str, Any]:
+        """The signed SPEC §6 snapshot document."""
+        bound = parse_as_of(as_of)
+        ledger_id, seq = self.resolve_known_at(ledger, known_at)
+        with raw_read(self.recorder.db) as reader:
+            positions = self.positions.snapshot(reader, ledger_id, as_of=bound, known_at=seq)
+        root = self.log.root_at(ledger, seq)
+        document = snapshot_document(
+            ledger=ledger, as_of=bound, known_at=seq, merkle_root=root, positions=positions
+        )
+        with self.recorder.db.read() as conn:
+            signer = self.recorder.signers(conn)[-1]  # the newest active key
+        return sign_snapshot(document, signer)
 
     # -- keys --------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from ledger import __version__
 from ledger.api.openapi import install_openapi
 from ledger.api.problems import install_problem_handlers
-from ledger.api.routes import events, health, keys, ledgers, log
+from ledger.api.routes import events, health, keys, ledgers, log, positions
 from ledger.config import Settings
 from ledger.intake import EventSchemas
 from ledger.runtime import Runtime
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(ledgers.router)
     app.include_router(events.router)
     app.include_router(log.router)
+    app.include_router(positions.router)
     app.include_router(keys.router)
     install_openapi(app, schemas)
     return app

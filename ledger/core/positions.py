@@ -38,6 +38,9 @@ __all__ = [
     "Cell",
     "Positions",
     "apply_fixes",
+    "cell_of",
+    "claimant_of",
+    "corrected",
     "fold",
     "sign_snapshot",
     "snapshot_document",
@@ -63,6 +66,17 @@ class Cell:
     terms: Any = None
     source: dict[str, Any] | None = None
 
+    @classmethod
+    def from_dict(cls, cell: Mapping[str, Any]) -> Cell:
+        return cls(
+            stance=cell["stance"],
+            summary=cell.get("summary"),
+            since=cell["since"],
+            seq=cell["seq"],
+            terms=cell.get("terms"),
+            source=cell.get("source"),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"stance": self.stance}
         if self.summary is not None:
@@ -82,6 +96,25 @@ class Positions:
 
     state: dict[str, dict[str, Cell]]
     claims: dict[str, dict[str, dict[str, Cell]]]
+
+    @classmethod
+    def from_dicts(
+        cls, state: Mapping[str, Mapping[str, Any]], claims: Mapping[str, Any]
+    ) -> Positions:
+        """Rebuild from ``state_dict()`` / ``claims_dict()`` shapes (stored cells)."""
+        return cls(
+            state={
+                party: {topic: Cell.from_dict(cell) for topic, cell in topics.items()}
+                for party, topics in state.items()
+            },
+            claims={
+                party: {
+                    topic: {c: Cell.from_dict(cell) for c, cell in by_claimant.items()}
+                    for topic, by_claimant in topics.items()
+                }
+                for party, topics in claims.items()
+            },
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -132,7 +165,7 @@ def apply_fixes(records: Iterable[Record]) -> list[Record]:
     return [r for seq, r in sorted(current.items()) if seq not in retracted]
 
 
-def _cell(record: Record) -> Cell:
+def cell_of(record: Record) -> Cell:
     data = record.data
     summary = data.get("summary")
     return Cell(
@@ -143,6 +176,19 @@ def _cell(record: Record) -> Cell:
         terms=data.get("terms") if record.type == "position.stated" else None,
         source=record.source,
     )
+
+
+def claimant_of(record: Record) -> str | None:
+    """The party a ``position.stated`` attributes the position to, if a claim."""
+    if record.type != "position.stated":
+        return None
+    claimant = record.data.get("claimed_by")
+    return claimant if isinstance(claimant, str) else None
+
+
+def corrected(record: Record, changes: Mapping[str, Any]) -> Record:
+    """``record`` with the members a ``record.corrected`` replaces."""
+    return _corrected(record, changes)
 
 
 def fold(
@@ -156,8 +202,7 @@ def fold(
             continue
         if as_of is not None and record.occurred_at > as_of:
             continue
-        claimant = record.data.get("claimed_by") if record.type == "position.stated" else None
-        key = (record.party, record.topic, claimant if isinstance(claimant, str) else None)
+        key = (record.party, record.topic, claimant_of(record))
         rank = (record.occurred_at, record.seq)
         held = best.get(key)
         if held is None or rank > held[:2]:
@@ -166,9 +211,9 @@ def fold(
     claims: dict[str, dict[str, dict[str, Cell]]] = {}
     for (party, topic, claimant), (_, _, record) in sorted(best.items(), key=_sort_key):
         if claimant is None:
-            state.setdefault(party, {})[topic] = _cell(record)
+            state.setdefault(party, {})[topic] = cell_of(record)
         else:
-            claims.setdefault(party, {}).setdefault(topic, {})[claimant] = _cell(record)
+            claims.setdefault(party, {}).setdefault(topic, {})[claimant] = cell_of(record)
     return Positions(state=state, claims=claims)
 
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -30,7 +30,7 @@ from ledger.core.errors import (
 )
 from ledger.core.hashing import GENESIS_PREV, leaf_hash, record_hash
 from ledger.core.merkle import append_leaves, perfect_cover, root_from_nodes
-from ledger.core.records import EventDraft
+from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
@@ -47,6 +47,13 @@ _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 _SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
 SignerSource = Callable[[Connection], Sequence[Signer]]
+
+
+class Projection(Protocol):
+    """A read model kept inside the append transaction."""
+
+    def apply(self, conn: Connection, ledger_id: int, batch: Sequence[Record]) -> None:
+        """Project (and validate) the just-inserted records; raising aborts the append."""
 
 
 def _utc_now() -> datetime:
@@ -116,11 +123,13 @@ class Recorder:
         database: Database,
         origin: str,
         signers: SignerSource,
+        projections: Sequence[Projection] = (),
         clock: Clock = _utc_now,
     ) -> None:
         self.db = database
         self.origin = origin
         self.signers = signers
+        self.projections = tuple(projections)
         self.clock = clock
 
     def checkpoint_origin(self, ledger: str) -> str:
@@ -203,8 +212,10 @@ class Recorder:
                         head_seq=head.seq,
                     )
                 self._check_ids_unused(conn, head.ledger_id, ids)
-                receipts, rows = self._seal(ledger, head, drafts, actor)
+                receipts, rows, sealed = self._seal(ledger, head, drafts, actor)
                 conn.execute(records.insert(), rows)
+                for projection in self.projections:
+                    projection.apply(conn, head.ledger_id, sealed)
                 last = receipts[-1]
                 conn.execute(
                     ledgers.update()
@@ -312,18 +323,20 @@ class Recorder:
 
     def _seal(
         self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str
-    ) -> tuple[list[Receipt], list[dict[str, Any]]]:
+    ) -> tuple[list[Receipt], list[dict[str, Any]], list[Record]]:
         # recorded_at never decreases in seq, even if the wall clock steps back.
         recorded_at = max(format_recorded_at(self.clock()), head.last_recorded_at)
         prev = head.hash
         tree_size = head.seq + len(drafts)
         receipts: list[Receipt] = []
         rows: list[dict[str, Any]] = []
+        sealed: list[Record] = []
         for offset, draft in enumerate(drafts, start=1):
             seq = head.seq + offset
             record = draft.seal(
                 ledger=ledger, seq=seq, prev=prev, recorded_at=recorded_at, actor=actor
             )
+            sealed.append(record)
             canonical = record.canonical()
             digest = record_hash(canonical)
             rows.append(
@@ -352,7 +365,7 @@ class Recorder:
                 )
             )
             prev = digest
-        return receipts, rows
+        return receipts, rows, sealed
 
     # -- reads (raw DBAPI: see ledger.store.rawread) ------------------------
 

@@ -9,6 +9,9 @@ __all__ = [
     "idempotency_keys",
     "ledgers",
     "metadata",
+    "position_cells",
+    "position_versions",
+    "record_fixes",
     "records",
     "signing_keys",
     "tree_nodes",
@@ -86,4 +89,39 @@ signing_keys = sa.Table(
     sa.Column("not_before", sa.String(27), nullable=False),
     sa.Column("not_after", sa.String(27)),
     sa.PrimaryKeyConstraint("name", "key_id", name="pk_signing_keys"),
+)
+
+record_fixes = sa.Table(
+    "record_fixes",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("fix_seq", sa.BigInteger, nullable=False),
+    sa.Column("target_seq", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(10), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "fix_seq", name="pk_record_fixes"),
+)
+
+position_versions = sa.Table(
+    "position_versions",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("target_seq", sa.BigInteger, nullable=False),
+    sa.Column("known_from", sa.BigInteger, nullable=False),
+    sa.Column("known_to", sa.BigInteger),
+    sa.Column("party", sa.String(32), nullable=False),
+    sa.Column("topic", sa.String(63), nullable=False),
+    sa.Column("claimant", sa.String(32), nullable=False),
+    sa.Column("occurred_at", sa.String(20), nullable=False),
+    sa.Column("cell", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "target_seq", "known_from", name="pk_position_versions"),
+)
+
+position_cells = sa.Table(
+    "position_cells",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("party", sa.String(32), nullable=False),
+    sa.Column("topic", sa.String(63), nullable=False),
+    sa.Column("claimant", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "party", "topic", "claimant", name="pk_position_cells"),
 )
