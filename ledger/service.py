@@ -212,6 +212,71 @@ class LedgerService:
             signer = self.recorder.signers(conn)[-1]  # the newest active key
         return sign_snapshot(document, signer)
 
+    def party(
+        self, ledger: str, party: str, *, as_of: str | None = None, known_at: str | None = None
+    ) -> dict[str, Any]:
+        """One party's positions and the claims others make about it."""
+        bound = parse_as_of(as_of)
+        ledger_id, seq = self.resolve_known_at(ledger, known_at)
+        with raw_read(self.recorder.db) as reader:
+            positions = self.positions.snapshot(
+                reader, ledger_id, as_of=bound, known_at=seq, party=party
+            )
+        document: dict[str, Any] = {"ledger": ledger, "party": party}
+        if bound is not None:
+            document["as_of"] = bound
+        document["known_at"] = seq
+        document["positions"] = positions.state_dict().get(party, {})
+        document["claims"] = positions.claims_dict().get(party, {})
+        return document
+
+    def history(
+        self,
+        ledger: str,
+        *,
+        party: str | None = None,
+        topic: str | None = None,
+        known_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Every statement on (party, topic) in valid-time order, with what fixed it."""
+        ledger_id, seq = self.resolve_known_at(ledger, known_at)
+        with raw_read(self.recorder.db) as reader:
+            entries = self.positions.history(
+                reader, ledger_id, known_at=seq, party=party, topic=topic
+            )
+        document: dict[str, Any] = {"ledger": ledger, "known_at": seq}
+        if party is not None:
+            document["party"] = party
+        if topic is not None:
+            document["topic"] = topic
+        document["items"] = entries
+        return document
+
+    def diff(
+        self,
+        ledger: str,
+        *,
+        from_: str,
+        to: str,
+        known_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Per party and topic, the position before (as of ``from``) and after (``to``)."""
+        before_bound, after_bound = parse_as_of(from_), parse_as_of(to)
+        if before_bound is None or after_bound is None:
+            raise InvalidParameter("is required", field="from" if before_bound is None else "to")
+        ledger_id, seq = self.resolve_known_at(ledger, known_at)
+        with raw_read(self.recorder.db) as reader:
+            before = self.positions.snapshot(reader, ledger_id, as_of=before_bound, known_at=seq)
+            after = self.positions.snapshot(reader, ledger_id, as_of=after_bound, known_at=seq)
+        return {
+            "ledger": ledger,
+            "from": before_bound,
+            "to": after_bound,
+            "known_at": seq,
+            "changes": _changes(before.state_dict(), after.state_dict()),
+            "claims": _changes(before.claims_dict(), after.claims_dict(), depth=3),
+        }
+
     # -- keys --------------------------------------------------------------
 
     def list_keys(self) -> list[KeyRecord]:
@@ -258,6 +323,20 @@ class LedgerService:
         if len(active) <= 1 and any(key in (k.key_id, k.verifier_key) for k in active):
             raise Conflict("this is the only active key; rotate to a new key before retiring it")
         return self.keys.retire(key, now=format_recorded_at(datetime.now(UTC)))
+
+
+def _changes(before: dict[str, Any], after: dict[str, Any], *, depth: int = 2) -> dict[str, Any]:
+    """Nested maps of ``{"before", "after"}`` for every leaf cell that differs."""
+    out: dict[str, Any] = {}
+    for key in sorted(before.keys() | after.keys()):
+        old, new = before.get(key), after.get(key)
+        if depth > 1:
+            inner = _changes(old or {}, new or {}, depth=depth - 1)
+            if inner:
+                out[key] = inner
+        elif old != new:
+            out[key] = {"before": old, "after": new}
+    return out
 
 
 class _Claim:

@@ -52,6 +52,19 @@ CorrectionCheck = Callable[[Record], None]
 SERVER_ONLY_TYPES = frozenset({"key.rotated"})
 
 _SELECT_CELLS = "SELECT party, topic, claimant FROM position_cells WHERE ledger_id = ?"
+# Versions current at known_at, plus the last version of each record retracted by then.
+_SELECT_HISTORY = (
+    "SELECT target_seq, known_to, party, topic, claimant, occurred_at, cell"
+    " FROM position_versions WHERE ledger_id = ? AND known_from <= ?"
+    " AND (known_to IS NULL OR known_to > ? OR known_to IN"
+    " (SELECT fix_seq FROM record_fixes WHERE ledger_id = ? AND kind = 'retracted'"
+    " AND fix_seq <= ?))"
+)
+_SELECT_FIXES = (
+    "SELECT f.fix_seq, f.target_seq, f.kind, r.canonical FROM record_fixes f"
+    " JOIN records r ON r.ledger_id = f.ledger_id AND r.seq = f.fix_seq"
+    " WHERE f.ledger_id = ? AND f.fix_seq <= ? ORDER BY f.fix_seq"
+)
 _SELECT_CURRENT = (
     "SELECT cell FROM position_versions"
     " WHERE ledger_id = ? AND party = ? AND topic = ? AND claimant = ?"
@@ -212,13 +225,21 @@ class PositionsProjection:
 
     @staticmethod
     def snapshot(
-        reader: RawReader, ledger_id: int, *, as_of: str | None, known_at: int
+        reader: RawReader,
+        ledger_id: int,
+        *,
+        as_of: str | None,
+        known_at: int,
+        party: str | None = None,
     ) -> Positions:
         """SPEC §6 state and claims at (as_of, known_at), from the tables."""
         bound = as_of or _END_OF_TIME
         state: dict[str, dict[str, Any]] = {}
         claims: dict[str, dict[str, dict[str, Any]]] = {}
-        for party, topic, claimant in sorted(reader.all(_SELECT_CELLS, [ledger_id])):
+        cells = sorted(reader.all(_SELECT_CELLS, [ledger_id]))
+        if party is not None:
+            cells = [cell for cell in cells if cell[0] == party]
+        for party, topic, claimant in cells:
             row = reader.one(
                 _SELECT_CURRENT, [ledger_id, party, topic, claimant, bound, known_at, known_at]
             )
@@ -230,6 +251,69 @@ class PositionsProjection:
             else:
                 state.setdefault(party, {})[topic] = cell
         return Positions.from_dicts(state, claims)
+
+    @staticmethod
+    def history(
+        reader: RawReader,
+        ledger_id: int,
+        *,
+        known_at: int,
+        party: str | None,
+        topic: str | None,
+    ) -> list[dict[str, Any]]:
+        """Statements in (occurred_at, seq) order as known at ``known_at``.
+
+        Each item names its stance change (``from`` -> ``to``, within its
+        party, topic and claimant), its source, and every correction or
+        retraction recorded against it by ``known_at``. Retracted statements
+        are listed, marked, and skipped by the ``from`` chain.
+        """
+        rows = reader.all(_SELECT_HISTORY, [ledger_id, known_at, known_at, ledger_id, known_at])
+        fixes: dict[int, list[dict[str, Any]]] = {}
+        for fix_seq, target_seq, kind, canonical in reader.all(
+            _SELECT_FIXES, [ledger_id, known_at]
+        ):
+            fix = json.loads(bytes(canonical))
+            entry: dict[str, Any] = {
+                "seq": int(fix_seq),
+                "kind": kind,
+                "occurred_at": fix["occurred_at"],
+                "reason": fix["data"].get("reason"),
+            }
+            if kind == "corrected":
+                entry["changes"] = fix["data"].get("changes")
+            fixes.setdefault(int(target_seq), []).append(entry)
+        items = []
+        previous: dict[tuple[str, str, str], str] = {}
+        ordered = sorted(rows, key=lambda r: (r[5], int(r[0])))
+        for target_seq, known_to, row_party, row_topic, claimant, _, cell_text in ordered:
+            if (party is not None and row_party != party) or (
+                topic is not None and row_topic != topic
+            ):
+                continue
+            cell = json.loads(cell_text)
+            retracted = known_to is not None and int(known_to) <= known_at
+            key = (row_party, row_topic, claimant)
+            item: dict[str, Any] = {
+                "seq": int(target_seq),
+                "party": row_party,
+                "topic": row_topic,
+            }
+            if claimant:
+                item["claimed_by"] = claimant
+            item.update(
+                occurred_at=cell["since"],
+                **{"from": previous.get(key), "to": cell["stance"]},
+                summary=cell.get("summary"),
+            )
+            if "source" in cell:
+                item["source"] = cell["source"]
+            item["retracted"] = retracted
+            item["fixes"] = fixes.get(int(target_seq), [])
+            if not retracted:
+                previous[key] = cell["stance"]
+            items.append(item)
+        return items
 
 
 def rebuild(

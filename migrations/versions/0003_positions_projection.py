@@ -62,7 +62,9 @@ def upgrade() -> None:
         sa.Column("party", sa.String(32), nullable=False),
         sa.Column("topic", sa.String(63), nullable=False),
         sa.Column("claimant", sa.String(32), nullable=False),
-        sa.PrimaryKeyConstraint("ledger_id", "party", "topic", "claimant", name="pk_position_cells"),
+        sa.PrimaryKeyConstraint(
+            "ledger_id", "party", "topic", "claimant", name="pk_position_cells"
+        ),
     )
 
 

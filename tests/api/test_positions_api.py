@@ -86,3 +86,52 @@ def test_bad_bounds_are_problems(
 
 def test_an_unknown_ledger_has_no_snapshot(client: TestClient) -> None:
     assert_problem(client.get("/v1/ledgers/nope/snapshot"), 404)
+
+
+def test_a_party_view_holds_its_positions_and_claims_about_it(
+    client: TestClient, demo: list[bytes]
+) -> None:
+    ua = client.get(f"/v1/ledgers/{LEDGER}/parties/UA", params={"as_of": "2025-02-24"}).json()
+    assert ua["party"] == "UA" and ua["known_at"] == len(demo)
+    assert ua["positions"]["security-guarantees"]["stance"] == "conditional"
+    assert ua["claims"]["revenue-share"]["US"]["stance"] == "support"
+    early = client.get(f"/v1/ledgers/{LEDGER}/parties/UA", params={"as_of": "2025-02-11"}).json()
+    assert early["positions"] == {} and "revenue-share" in early["claims"]
+    nobody = client.get(f"/v1/ledgers/{LEDGER}/parties/EU").json()
+    assert nobody["positions"] == {} and nobody["claims"] == {}
+
+
+def test_history_lists_stance_changes_with_their_fixes(
+    client: TestClient, demo: list[bytes]
+) -> None:
+    history = client.get(
+        f"/v1/ledgers/{LEDGER}/history", params={"party": "US", "topic": "revenue-share"}
+    ).json()
+    items = history["items"]
+    assert [i["occurred_at"] for i in items] == sorted(i["occurred_at"] for i in items)
+    assert items[0]["from"] is None and items[0]["to"] == "demand"
+    corrected = [i for i in items if i["fixes"]]
+    assert corrected and corrected[0]["fixes"][0]["kind"] == "corrected"
+    assert "New York Times" in corrected[0]["source"]["name"]
+    before_fix = client.get(
+        f"/v1/ledgers/{LEDGER}/history",
+        params={"party": "US", "topic": "revenue-share", "known_at": "22"},
+    ).json()
+    assert all(not i["fixes"] for i in before_fix["items"])
+
+
+def test_diff_shows_before_and_after(client: TestClient, demo: list[bytes]) -> None:
+    diff = client.get(
+        f"/v1/ledgers/{LEDGER}/diff", params={"from": "2025-02-13", "to": "2025-02-24"}
+    ).json()
+    security = diff["changes"]["US"]["security-guarantees"]
+    assert security["before"] is None and security["after"]["stance"] == "oppose"
+    share = diff["changes"]["US"]["revenue-share"]
+    assert share["before"]["terms"]["share_percent"] == 50
+    assert share["after"]["terms"]["share_percent"] == 100
+    same = client.get(
+        f"/v1/ledgers/{LEDGER}/diff", params={"from": "2025-02-24", "to": "2025-02-24"}
+    ).json()
+    assert same["changes"] == {} and same["claims"] == {}
+    missing = client.get(f"/v1/ledgers/{LEDGER}/diff", params={"from": "2025-02-13"})
+    assert_problem(missing, 422, field="to")

@@ -202,3 +202,27 @@ def test_a_rebuild_reproduces_the_incremental_tables(
     incremental = projection_rows(service)
     assert rebuild(service.recorder.db, ledger) == len(events)
     assert projection_rows(service) == incremental
+
+
+def test_history_marks_retracted_statements_and_skips_them_in_the_chain(
+    service: LedgerService,
+) -> None:
+    stated = [
+        {**SIGNING, "occurred_at": f"2025-02-{day}", "data": {"stance": s, "summary": s}}
+        for day, s in (("10", "demand"), ("11", "offer"), ("12", "reject"))
+    ]
+    retract_offer = {**retract(2), "occurred_at": "2025-02-13"}
+    append_all(service, "hist", [*stated, retract_offer], [])
+    items = service.history("hist", party="US", topic="signing")["items"]
+    assert [(i["seq"], i["from"], i["to"], i["retracted"]) for i in items] == [
+        (1, None, "demand", False),
+        (2, "demand", "offer", True),
+        (3, "demand", "reject", False),
+    ]
+    assert items[1]["fixes"][0]["kind"] == "retracted" and items[1]["fixes"][0]["seq"] == 4
+    before = service.history("hist", party="US", topic="signing", known_at="3")["items"]
+    assert [(i["from"], i["retracted"]) for i in before] == [
+        (None, False),
+        ("demand", False),
+        ("offer", False),
+    ]

@@ -49,3 +49,57 @@ def get_snapshot(
     known_at: KnownAt = None,
 ) -> Response:
     return json_response(service.snapshot(ledger, as_of=as_of, known_at=known_at))
+
+
+@router.get(
+    "/parties/{party}",
+    summary="One party's positions, and the claims others make about it",
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        **PROBLEMS(404, 422),
+    },
+)
+def get_party(
+    service: ServiceDep,
+    ledger: Annotated[str, Path(description="Ledger name")],
+    party: Annotated[str, Path(description="Party code, e.g. US")],
+    as_of: AsOf = None,
+    known_at: KnownAt = None,
+) -> Response:
+    return json_response(service.party(ledger, party, as_of=as_of, known_at=known_at))
+
+
+@router.get(
+    "/history",
+    summary="Every stance change in valid-time order, with its corrections and retractions",
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        **PROBLEMS(404, 422),
+    },
+)
+def get_history(
+    service: ServiceDep,
+    ledger: Annotated[str, Path(description="Ledger name")],
+    party: Annotated[str | None, Query(description="Only this party")] = None,
+    topic: Annotated[str | None, Query(description="Only this topic")] = None,
+    known_at: KnownAt = None,
+) -> Response:
+    return json_response(service.history(ledger, party=party, topic=topic, known_at=known_at))
+
+
+@router.get(
+    "/diff",
+    summary="Per party and topic, the position as of `from` and as of `to`",
+    responses={
+        200: {"content": {"application/json": {"schema": {"type": "object"}}}},
+        **PROBLEMS(404, 422),
+    },
+)
+def get_diff(
+    service: ServiceDep,
+    ledger: Annotated[str, Path(description="Ledger name")],
+    from_: Annotated[str, Query(alias="from", description="Earlier as_of (time or date)")],
+    to: Annotated[str, Query(description="Later as_of (time or date)")],
+    known_at: KnownAt = None,
+) -> Response:
+    return json_response(service.diff(ledger, from_=from_, to=to, known_at=known_at))
