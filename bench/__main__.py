@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from bench import proofs
+from bench import positions, proofs
 from bench.harness import Report, console
 
-SUITES = {"proofs": proofs.run}
+SUITES = {"proofs": proofs.run, "positions": positions.run}
 
 
 def main() -> None:
@@ -21,6 +21,8 @@ def main() -> None:
     for name in args.suites or list(SUITES):
         if args.quick and name == "proofs":
             proofs.run(report, sizes=(1_000, 10_000))
+        elif args.quick and name == "positions":
+            positions.run(report, sizes=(1_000, 10_000))
         else:
             SUITES[name](report)
     report.print_table()

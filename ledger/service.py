@@ -226,8 +226,9 @@ class LedgerService:
         if bound is not None:
             document["as_of"] = bound
         document["known_at"] = seq
-        document["positions"] = positions.state_dict().get(party, {})
-        document["claims"] = positions.claims_dict().get(party, {})
+        state, claims = positions
+        document["positions"] = state.get(party, {})
+        document["claims"] = claims.get(party, {})
         return document
 
     def history(
@@ -273,8 +274,8 @@ class LedgerService:
             "from": before_bound,
             "to": after_bound,
             "known_at": seq,
-            "changes": _changes(before.state_dict(), after.state_dict()),
-            "claims": _changes(before.claims_dict(), after.claims_dict(), depth=3),
+            "changes": _changes(before[0], after[0]),
+            "claims": _changes(before[1], after[1], depth=3),
         }
 
     # -- keys --------------------------------------------------------------

@@ -48,5 +48,8 @@ def canonical_bytes(value: Any) -> bytes:
 
 def _has_float(text: str) -> bool:
     # Python renders every float with '.' or an exponent right after a digit;
-    # integers, true, false and null never do. Strings are cut out first.
+    # integers, true, false and null never do. Only when such a pair appears
+    # at all (say "v1.5" inside a string) are strings cut out to be sure.
+    if _FLOAT_TOKEN.search(text) is None:
+        return False
     return _FLOAT_TOKEN.search(_STRING.sub('""', text)) is not None

@@ -233,9 +233,16 @@ def snapshot_document(
     as_of: str | None,
     known_at: int,
     merkle_root: bytes,
-    positions: Positions,
+    positions: Positions | tuple[dict[str, Any], dict[str, Any]],
 ) -> dict[str, Any]:
-    """The unsigned SPEC §6 document; ``tree_size`` is ``known_at``."""
+    """The unsigned SPEC §6 document; ``tree_size`` is ``known_at``.
+
+    ``positions`` is a fold result, or already the (state, claims) dicts.
+    """
+    if isinstance(positions, Positions):
+        state, claims = positions.state_dict(), positions.claims_dict()
+    else:
+        state, claims = positions
     document: dict[str, Any] = {"ledger": ledger}
     if as_of is not None:
         document["as_of"] = as_of
@@ -243,8 +250,8 @@ def snapshot_document(
         known_at=known_at,
         tree_size=known_at,
         merkle_root=base64.b64encode(merkle_root).decode("ascii"),
-        state=positions.state_dict(),
-        claims=positions.claims_dict(),
+        state=state,
+        claims=claims,
     )
     return document
 

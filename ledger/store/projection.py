@@ -29,7 +29,6 @@ from ledger.core.jsonvalues import loads_strict
 from ledger.core.positions import (
     FIX_TYPES,
     POSITION_TYPES,
-    Positions,
     cell_of,
     claimant_of,
     corrected,
@@ -51,7 +50,6 @@ __all__ = ["CorrectionCheck", "PositionsProjection", "rebuild"]
 CorrectionCheck = Callable[[Record], None]
 SERVER_ONLY_TYPES = frozenset({"key.rotated"})
 
-_SELECT_CELLS = "SELECT party, topic, claimant FROM position_cells WHERE ledger_id = ?"
 # Versions current at known_at, plus the last version of each record retracted by then.
 _SELECT_HISTORY = (
     "SELECT target_seq, known_to, party, topic, claimant, occurred_at, cell"
@@ -65,14 +63,77 @@ _SELECT_FIXES = (
     " JOIN records r ON r.ledger_id = f.ledger_id AND r.seq = f.fix_seq"
     " WHERE f.ledger_id = ? AND f.fix_seq <= ? ORDER BY f.fix_seq"
 )
-_SELECT_CURRENT = (
-    "SELECT cell FROM position_versions"
-    " WHERE ledger_id = ? AND party = ? AND topic = ? AND claimant = ?"
-    " AND occurred_at <= ? AND known_from <= ? AND (known_to IS NULL OR known_to > ?)"
-    " ORDER BY occurred_at DESC, target_seq DESC LIMIT 1"
+# One statement: per cell, an index seek for the newest visible version.
+_SELECT_SNAPSHOT = (
+    "SELECT c.party, c.topic, c.claimant, ("
+    "SELECT v.cell FROM position_versions v"
+    " WHERE v.ledger_id = c.ledger_id AND v.party = c.party AND v.topic = c.topic"
+    " AND v.claimant = c.claimant AND v.occurred_at <= ? AND v.known_from <= ?"
+    " AND (v.known_to IS NULL OR v.known_to > ?)"
+    " ORDER BY v.occurred_at DESC, v.target_seq DESC LIMIT 1)"
+    " FROM position_cells c WHERE c.ledger_id = ?"
 )
 # The last fixed-width time: "no as_of bound".
 _END_OF_TIME = "9999-12-31T23:59:59Z"
+
+
+class _VersionWriter:
+    """Collects version rows and new cells of one append; writes them in bulk."""
+
+    def __init__(self, conn: Connection, ledger_id: int) -> None:
+        self.conn = conn
+        self.ledger_id = ledger_id
+        self.versions: list[dict[str, Any]] = []
+        self.new_cells: list[dict[str, Any]] = []
+        self._cells: set[tuple[str, str, str]] | None = None
+
+    def _known_cells(self) -> set[tuple[str, str, str]]:
+        if self._cells is None:
+            rows = self.conn.execute(
+                sa.select(
+                    position_cells.c.party, position_cells.c.topic, position_cells.c.claimant
+                ).where(position_cells.c.ledger_id == self.ledger_id)
+            ).all()
+            self._cells = {(r.party, r.topic, r.claimant) for r in rows}
+        return self._cells
+
+    def add(self, record: Record, *, known_from: int) -> None:
+        if record.party is None or record.topic is None:
+            return
+        claimant = claimant_of(record) or ""
+        self.versions.append(
+            {
+                "ledger_id": self.ledger_id,
+                "target_seq": record.seq,
+                "known_from": known_from,
+                "known_to": None,
+                "party": record.party,
+                "topic": record.topic,
+                "claimant": claimant,
+                "occurred_at": record.occurred_at,
+                "cell": canonical_bytes(cell_of(record).to_dict()).decode("utf-8"),
+            }
+        )
+        cell = (record.party, record.topic, claimant)
+        known = self._known_cells()
+        if cell not in known:
+            known.add(cell)
+            self.new_cells.append(
+                {
+                    "ledger_id": self.ledger_id,
+                    "party": cell[0],
+                    "topic": cell[1],
+                    "claimant": cell[2],
+                }
+            )
+
+    def flush(self) -> None:
+        if self.versions:
+            self.conn.execute(position_versions.insert(), self.versions)
+            self.versions = []
+        if self.new_cells:
+            self.conn.execute(position_cells.insert(), self.new_cells)
+            self.new_cells = []
 
 
 class PositionsProjection:
@@ -82,53 +143,30 @@ class PositionsProjection:
     # -- maintained inside the append transaction --------------------------
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[Record]) -> None:
-        """Validate fixes and project the records of one append (already inserted)."""
+        """Validate fixes and project the records of one append (already inserted).
+
+        Version rows are written in one multi-row insert per run of
+        statements; a fix first flushes what precedes it, since it may
+        target a record of the same batch.
+        """
         many = len(batch) > 1
+        writer = _VersionWriter(conn, ledger_id)
         for index, record in enumerate(batch):
-            prefix = f"[{index}]." if many else ""
             if record.type in FIX_TYPES:
-                self._fix(conn, ledger_id, record, prefix)
+                writer.flush()
+                self._fix(conn, ledger_id, record, f"[{index}]." if many else "", writer)
             elif record.type in POSITION_TYPES:
-                self._open_version(conn, ledger_id, record, known_from=record.seq)
+                writer.add(record, known_from=record.seq)
+        writer.flush()
 
-    def _open_version(
-        self, conn: Connection, ledger_id: int, record: Record, *, known_from: int
+    def _fix(
+        self,
+        conn: Connection,
+        ledger_id: int,
+        fix: Record,
+        prefix: str,
+        writer: _VersionWriter,
     ) -> None:
-        if record.party is None or record.topic is None:
-            return
-        claimant = claimant_of(record) or ""
-        conn.execute(
-            position_versions.insert().values(
-                ledger_id=ledger_id,
-                target_seq=record.seq,
-                known_from=known_from,
-                known_to=None,
-                party=record.party,
-                topic=record.topic,
-                claimant=claimant,
-                occurred_at=record.occurred_at,
-                cell=canonical_bytes(cell_of(record).to_dict()).decode("utf-8"),
-            )
-        )
-        known = conn.execute(
-            sa.select(position_cells.c.ledger_id).where(
-                position_cells.c.ledger_id == ledger_id,
-                position_cells.c.party == record.party,
-                position_cells.c.topic == record.topic,
-                position_cells.c.claimant == claimant,
-            )
-        ).first()
-        if known is None:
-            conn.execute(
-                position_cells.insert().values(
-                    ledger_id=ledger_id,
-                    party=record.party,
-                    topic=record.topic,
-                    claimant=claimant,
-                )
-            )
-
-    def _fix(self, conn: Connection, ledger_id: int, fix: Record, prefix: str) -> None:
         field = f"{prefix}data.target_seq"
         target_seq = fix.data.get("target_seq")
         if not isinstance(target_seq, int) or target_seq >= fix.seq:
@@ -194,7 +232,8 @@ class PositionsProjection:
                 .values(known_to=fix.seq)
             )
             if kind == "corrected" and effective is not None:
-                self._open_version(conn, ledger_id, effective, known_from=fix.seq)
+                writer.add(effective, known_from=fix.seq)
+                writer.flush()
 
     def _effective(self, conn: Connection, ledger_id: int, target: Record) -> Record:
         """The target as corrected by every earlier correction, in seq order."""
@@ -231,26 +270,21 @@ class PositionsProjection:
         as_of: str | None,
         known_at: int,
         party: str | None = None,
-    ) -> Positions:
-        """SPEC §6 state and claims at (as_of, known_at), from the tables."""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """SPEC §6 (state, claims) dicts at (as_of, known_at), from the tables."""
         bound = as_of or _END_OF_TIME
         state: dict[str, dict[str, Any]] = {}
         claims: dict[str, dict[str, dict[str, Any]]] = {}
-        cells = sorted(reader.all(_SELECT_CELLS, [ledger_id]))
-        if party is not None:
-            cells = [cell for cell in cells if cell[0] == party]
-        for party, topic, claimant in cells:
-            row = reader.one(
-                _SELECT_CURRENT, [ledger_id, party, topic, claimant, bound, known_at, known_at]
-            )
-            if row is None:
+        rows = reader.all(_SELECT_SNAPSHOT, [bound, known_at, known_at, ledger_id])
+        for row_party, topic, claimant, cell_text in sorted(rows):
+            if cell_text is None or (party is not None and row_party != party):
                 continue
-            cell = json.loads(row[0])
+            cell = json.loads(cell_text)
             if claimant:
-                claims.setdefault(party, {}).setdefault(topic, {})[claimant] = cell
+                claims.setdefault(row_party, {}).setdefault(topic, {})[claimant] = cell
             else:
-                state.setdefault(party, {})[topic] = cell
-        return Positions.from_dicts(state, claims)
+                state.setdefault(row_party, {})[topic] = cell
+        return state, claims
 
     @staticmethod
     def history(
