@@ -144,3 +144,15 @@ def test_keys_generate_show_rotate_and_retire(database_url: str, tmp_path: Path)
     finally:
         for name in env_key:
             os.environ.pop(name, None)
+
+
+def test_projections_rebuild_reports_every_ledger(database_url: str, tmp_path: Path) -> None:
+    demo = run_ledger("demo", "--no-serve", database_url=database_url, data_dir=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    rebuilt = run_ledger("projections", "rebuild", database_url=database_url, data_dir=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "us-ua-minerals-2025: 23 records" in rebuilt.stdout
+    missing = run_ledger(
+        "projections", "rebuild", "nope", database_url=database_url, data_dir=tmp_path
+    )
+    assert missing.returncode == 1 and "no ledger named" in missing.stderr
