@@ -53,6 +53,17 @@ def _runtime(settings: Settings) -> Runtime:
         raise _fail(str(e)) from None
 
 
+def _progress(*, disable: bool = False) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+    )
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)
@@ -113,14 +124,7 @@ def import_events(
         service.create_ledger(ledger)
         if not quiet:
             console.print(f"created ledger [bold]{ledger}[/]")
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-    ) as progress:
+    with _progress(disable=quiet) as progress:
         task = progress.add_task(f"importing into {ledger}", total=len(drafts))
         for start in range(0, len(drafts), IMPORT_BATCH):
             batch = drafts[start : start + IMPORT_BATCH]
@@ -306,13 +310,7 @@ def projections_rebuild(
         names = [ledger] if ledger else [i.name for i in runtime.service.list_ledgers()]
         for name in names:
             size = runtime.service.get_ledger(name).size
-            with Progress(
-                TextColumn("[progress.description]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=console,
-            ) as progress:
+            with _progress() as progress:
                 task = progress.add_task(f"rebuilding {name}", total=size)
                 started = time.perf_counter()
                 count = rebuild(
