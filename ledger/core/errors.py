@@ -19,7 +19,8 @@
         ├── MalformedRecord         not a SPEC §1 record, or not canonical
         ├── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
         ├── ProofInvalid            a Merkle inclusion or consistency proof fails
-        └── CheckpointInvalid       a checkpoint note that does not parse or verify
+        ├── CheckpointInvalid       a checkpoint note that does not parse or verify
+        └── BundleInvalid           an export bundle's tar layout or manifest
 
 HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 __all__ = [
     "BodyTooLarge",
+    "BundleInvalid",
     "ChainBroken",
     "CheckpointInvalid",
     "Conflict",
@@ -162,3 +164,7 @@ class ProofInvalid(VerificationError):
 
 class CheckpointInvalid(VerificationError):
     title = "Checkpoint invalid"
+
+
+class BundleInvalid(VerificationError):
+    title = "Export bundle invalid"

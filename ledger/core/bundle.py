@@ -1,0 +1,199 @@
+"""The export bundle of SPEC §4: its members, in order, and its manifest.
+
+A bundle is one POSIX tar file holding ``manifest.json`` (RFC 8785 canonical
+JSON), ``manifest.sig`` (the raw 64-byte Ed25519 signature of those exact
+bytes), ``records.jsonl``, ``checkpoint`` and ``public_key.pem``. The manifest
+is the one signed statement that binds the rest together, so ``Manifest``
+reads untrusted bytes strictly: exactly the SPEC members, each of its type,
+in canonical form, and internally consistent (``count``, ``tree_size``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.core.canonical import canonical_bytes
+from ledger.core.errors import BundleInvalid, InputError
+from ledger.core.hashing import HASH_SIZE
+from ledger.core.jsonvalues import loads_strict
+from ledger.core.records import LEDGER_NAME_PATTERN
+from ledger.core.signing import KEY_NAME_PATTERN
+from ledger.core.times import RECORDED_AT_PATTERN
+
+__all__ = [
+    "FORMAT",
+    "MANIFEST_MEMBERS",
+    "MAX_MANIFEST_BYTES",
+    "MEMBERS",
+    "SIGNATURE_SIZE",
+    "Manifest",
+]
+
+FORMAT = "ledger-export/1"
+# SPEC §4: the tar members, in this order.
+MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
+MANIFEST_MEMBERS = frozenset(
+    {
+        "format",
+        "ledger",
+        "origin",
+        "from_seq",
+        "to_seq",
+        "count",
+        "records_sha256",
+        "first_prev",
+        "head_hash",
+        "tree_size",
+        "merkle_root",
+        "key_id",
+        "key_name",
+        "created_at",
+        "head_inclusion_proof",
+    }
+)
+SIGNATURE_SIZE = 64
+# A manifest is a few hundred bytes plus at most 64 proof hashes.
+MAX_MANIFEST_BYTES = 16 * 1024
+# A proof in a tree of fewer than 2^63 leaves has at most 63 hashes.
+_MAX_PROOF = 63
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+_HEX8 = re.compile(r"\A[0-9a-f]{8}\Z")
+
+
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _hash_from_b64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise BundleInvalid(f"manifest {what} is not a base64 string")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error:
+        raise BundleInvalid(f"manifest {what} is not base64") from None
+    if len(raw) != HASH_SIZE or _b64(raw) != text:
+        raise BundleInvalid(f"manifest {what} is not a 32-byte hash in canonical base64")
+    return raw
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    ledger: str
+    origin: str
+    from_seq: int
+    to_seq: int
+    records_sha256: str
+    first_prev: str
+    head_hash: str
+    merkle_root: bytes
+    key_id: str
+    key_name: str
+    created_at: str
+    head_inclusion_proof: tuple[bytes, ...] = ()
+
+    @property
+    def count(self) -> int:
+        return self.to_seq - self.from_seq + 1
+
+    @property
+    def tree_size(self) -> int:
+        # SPEC §4: the bundle is tied to the tree that ends at its last record.
+        return self.to_seq
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "ledger": self.ledger,
+            "origin": self.origin,
+            "from_seq": self.from_seq,
+            "to_seq": self.to_seq,
+            "count": self.count,
+            "records_sha256": self.records_sha256,
+            "first_prev": self.first_prev,
+            "head_hash": self.head_hash,
+            "tree_size": self.tree_size,
+            "merkle_root": _b64(self.merkle_root),
+            "key_id": self.key_id,
+            "key_name": self.key_name,
+            "created_at": self.created_at,
+            "head_inclusion_proof": [_b64(h) for h in self.head_inclusion_proof],
+        }
+
+    def to_bytes(self) -> bytes:
+        """The exact bytes of ``manifest.json``: the bytes that are signed."""
+        return canonical_bytes(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Manifest:
+        """Read ``manifest.json`` strictly; raise ``BundleInvalid`` saying what is wrong."""
+        if len(raw) > MAX_MANIFEST_BYTES:
+            raise BundleInvalid("manifest.json is too large")
+        try:
+            obj = loads_strict(raw)
+        except InputError as e:
+            raise BundleInvalid(f"manifest.json is not strict JSON: {e}") from None
+        if not isinstance(obj, dict):
+            raise BundleInvalid("manifest.json is not a JSON object")
+        missing = sorted(MANIFEST_MEMBERS - obj.keys())
+        extra = sorted(obj.keys() - MANIFEST_MEMBERS)
+        if missing or extra:
+            raise BundleInvalid(f"manifest members missing {missing}, unexpected {extra}")
+        if canonical_bytes(obj) != raw:
+            raise BundleInvalid("manifest.json is not RFC 8785 canonical")
+        manifest = cls._from_members(obj)
+        # Derived members must agree with what they derive from.
+        for name in ("count", "tree_size"):
+            if obj[name] != getattr(manifest, name):
+                raise BundleInvalid(f"manifest {name} {obj[name]} disagrees with from_seq/to_seq")
+        return manifest
+
+    @classmethod
+    def _from_members(cls, obj: dict[str, Any]) -> Manifest:
+        if obj["format"] != FORMAT:
+            raise BundleInvalid(f"manifest format is not {FORMAT!r}")
+        for name in ("from_seq", "to_seq", "count", "tree_size"):
+            value = obj[name]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise BundleInvalid(f"manifest {name} is not a positive integer")
+        if obj["to_seq"] < obj["from_seq"]:
+            raise BundleInvalid("manifest to_seq is before from_seq")
+        strings = ("ledger", "origin", "records_sha256", "first_prev", "head_hash")
+        for name in (*strings, "key_id", "key_name", "created_at"):
+            if not isinstance(obj[name], str):
+                raise BundleInvalid(f"manifest {name} is not a string")
+        if not LEDGER_NAME_PATTERN.match(obj["ledger"]):
+            raise BundleInvalid("manifest ledger is not a ledger name")
+        if not obj["origin"] or "\n" in obj["origin"]:
+            raise BundleInvalid("manifest origin is empty or spans lines")
+        for name in ("records_sha256", "first_prev", "head_hash"):
+            if not _HEX64.match(obj[name]):
+                raise BundleInvalid(f"manifest {name} is not 64 lowercase hex digits")
+        if not _HEX8.match(obj["key_id"]):
+            raise BundleInvalid("manifest key_id is not 8 lowercase hex digits")
+        if not KEY_NAME_PATTERN.match(obj["key_name"]):
+            raise BundleInvalid("manifest key_name is not a key name")
+        if not RECORDED_AT_PATTERN.match(obj["created_at"]):
+            raise BundleInvalid("manifest created_at is not YYYY-MM-DDTHH:MM:SS.ffffffZ")
+        proof = obj["head_inclusion_proof"]
+        if not isinstance(proof, list) or len(proof) > _MAX_PROOF:
+            raise BundleInvalid("manifest head_inclusion_proof is not a list of hashes")
+        return cls(
+            ledger=obj["ledger"],
+            origin=obj["origin"],
+            from_seq=obj["from_seq"],
+            to_seq=obj["to_seq"],
+            records_sha256=obj["records_sha256"],
+            first_prev=obj["first_prev"],
+            head_hash=obj["head_hash"],
+            merkle_root=_hash_from_b64(obj["merkle_root"], "merkle_root"),
+            key_id=obj["key_id"],
+            key_name=obj["key_name"],
+            created_at=obj["created_at"],
+            head_inclusion_proof=tuple(
+                _hash_from_b64(h, f"head_inclusion_proof[{i}]") for i, h in enumerate(proof)
+            ),
+        )
