@@ -24,7 +24,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.core.errors import InvalidEvent, NotFound
+from ledger.core.errors import InvalidEvent, NotFound, StorageUnavailable
 from ledger.core.jsonvalues import loads_strict
 from ledger.core.positions import (
     FIX_TYPES,
@@ -39,6 +39,7 @@ from ledger.store.rawread import RawReader
 from ledger.store.tables import (
     ledgers,
     position_cells,
+    position_marks,
     position_versions,
     record_fixes,
     records,
@@ -50,11 +51,16 @@ __all__ = ["CorrectionCheck", "PositionsProjection", "rebuild"]
 CorrectionCheck = Callable[[Record], None]
 SERVER_ONLY_TYPES = frozenset({"key.rotated"})
 
+# A version's cell: its own (corrected versions) or, when NULL, built from the
+# record it points at, joined in for the few rows a read returns.
+_CELL_SOURCE = (
+    " LEFT JOIN records r ON v.cell IS NULL AND r.ledger_id = v.ledger_id AND r.seq = v.target_seq"
+)
 # Versions current at known_at, plus the last version of each record retracted by then.
 _SELECT_HISTORY = (
-    "SELECT target_seq, known_to, party, topic, claimant, occurred_at, cell"
-    " FROM position_versions WHERE ledger_id = ? AND known_from <= ?"
-    " AND (known_to IS NULL OR known_to > ? OR known_to IN"
+    "SELECT v.target_seq, v.known_to, v.party, v.topic, v.claimant, v.occurred_at, v.cell,"
+    " r.canonical FROM position_versions v" + _CELL_SOURCE + " WHERE v.ledger_id = ?"
+    " AND v.known_from <= ? AND (v.known_to IS NULL OR v.known_to > ? OR v.known_to IN"
     " (SELECT fix_seq FROM record_fixes WHERE ledger_id = ? AND kind = 'retracted'"
     " AND fix_seq <= ?))"
 )
@@ -64,15 +70,59 @@ _SELECT_FIXES = (
     " WHERE f.ledger_id = ? AND f.fix_seq <= ? ORDER BY f.fix_seq"
 )
 # One statement: per cell, an index seek for the newest visible version.
-_SELECT_SNAPSHOT = (
-    "SELECT c.party, c.topic, c.claimant, ("
-    "SELECT v.cell FROM position_versions v"
-    " WHERE v.ledger_id = c.ledger_id AND v.party = c.party AND v.topic = c.topic"
-    " AND v.claimant = c.claimant AND v.occurred_at <= ? AND v.known_from <= ?"
-    " AND (v.known_to IS NULL OR v.known_to > ?)"
-    " ORDER BY v.occurred_at DESC, v.target_seq DESC LIMIT 1)"
-    " FROM position_cells c WHERE c.ledger_id = ?"
+_NEWEST_VISIBLE = (
+    " FROM position_versions w"
+    " WHERE w.ledger_id = c.ledger_id AND w.party = c.party AND w.topic = c.topic"
+    " AND w.claimant = c.claimant AND w.occurred_at <= ? AND w.known_from <= ?"
+    " AND (w.known_to IS NULL OR w.known_to > ?)"
+    " ORDER BY w.occurred_at DESC, w.target_seq DESC LIMIT 1"
 )
+# SQLite has no LATERAL: the seek yields the version's rowid.
+_SQLITE_SNAPSHOT = (
+    "SELECT c.party, c.topic, c.claimant, v.cell, r.canonical FROM position_cells c"
+    " JOIN position_versions v ON v.rowid = (SELECT w.rowid"
+    + _NEWEST_VISIBLE
+    + ")"
+    + _CELL_SOURCE
+    + " WHERE c.ledger_id = ?"
+)
+_POSTGRES_SNAPSHOT = (
+    "SELECT c.party, c.topic, c.claimant, v.cell, r.canonical FROM position_cells c"
+    " CROSS JOIN LATERAL (SELECT w.ledger_id, w.target_seq, w.cell"
+    + _NEWEST_VISIBLE
+    + ") v"
+    + _CELL_SOURCE
+    + " WHERE c.ledger_id = ?"
+)
+# Valid-time marks (migration 0004): a version known at K occurred no later
+# than the mark of K's block, so a snapshot's scan starts there.
+MARK_BLOCK = 1024
+_SELECT_MARK = (
+    "SELECT occurred_at FROM position_marks WHERE ledger_id = ? AND known_from <= ?"
+    " ORDER BY known_from DESC LIMIT 1"
+)
+_SELECT_LAST_MARK = (
+    "SELECT occurred_at FROM position_marks WHERE ledger_id = ? ORDER BY known_from DESC LIMIT 1"
+)
+_UPSERT_MARK = (
+    "INSERT INTO position_marks (ledger_id, known_from, occurred_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (ledger_id, known_from) DO UPDATE SET occurred_at = excluded.occurred_at"
+)
+# The same marks from the versions alone: a running maximum over blocks.
+_REBUILD_MARKS = (
+    "INSERT INTO position_marks (ledger_id, known_from, occurred_at)"
+    " SELECT ledger_id, block, MAX(block_max) OVER (ORDER BY block ROWS UNBOUNDED PRECEDING)"
+    " FROM (SELECT ledger_id, ((known_from - 1) / 1024) * 1024 + 1 AS block,"
+    " MAX(occurred_at) AS block_max FROM position_versions WHERE ledger_id = ?"
+    " GROUP BY ledger_id, block) b"
+)
+
+
+def mark_block(seq: int) -> int:
+    """The first seq of the block holding ``seq``."""
+    return (seq - 1) // MARK_BLOCK * MARK_BLOCK + 1
+
+
 # The last fixed-width time: "no as_of bound".
 _END_OF_TIME = "9999-12-31T23:59:59Z"
 
@@ -86,38 +136,36 @@ _VERSION_COLUMNS = (
     "INSERT INTO position_versions (ledger_id, target_seq, known_from, known_to, party,"
     " topic, claimant, occurred_at, cell) "
 )
-# The first version of every position record is built by the database from the
-# stored record itself, on both write paths (append and rebuild): C speed, and
-# the same bytes by construction. Absent members come out as JSON null, which
-# readers drop (SPEC §6 omits them).
+# The first version of every position record is a copy of the record's indexed
+# columns with a NULL cell (the record itself), built by the database on both
+# write paths (append and rebuild). Only the claimant needs the JSON, and only
+# records that mention "claimed_by" at all are parsed for it.
 _SQLITE_VERSIONS = (
     _VERSION_COLUMNS + "SELECT ledger_id, seq, seq, NULL, party, topic,"
     " CASE WHEN type = 'position.stated'"
-    " THEN COALESCE(json_extract(j, '$.data.claimed_by'), '') ELSE '' END,"
-    " occurred_at,"
-    " json_object('stance', CASE WHEN type = 'position.withdrawn' THEN 'withdrawn'"
-    " ELSE json_extract(j, '$.data.stance') END,"
-    " 'summary', json_extract(j, '$.data.summary'),"
-    " 'terms', CASE WHEN type = 'position.stated' THEN json_extract(j, '$.data.terms') END,"
-    " 'since', occurred_at, 'seq', seq, 'source', json_extract(j, '$.source'))"
-    " FROM (SELECT ledger_id, seq, type, party, topic, occurred_at,"
-    " CAST(canonical AS TEXT) AS j FROM records " + _POSITION_FILTER.format(p="?") + ")"
+    " AND instr(canonical, CAST('\"claimed_by\"' AS BLOB)) > 0"
+    " THEN COALESCE(json_extract(CAST(canonical AS TEXT), '$.data.claimed_by'), '')"
+    " ELSE '' END, occurred_at, NULL FROM records " + _POSITION_FILTER.format(p="?")
 )
 _POSTGRES_VERSIONS = (
     _VERSION_COLUMNS + "SELECT ledger_id, seq, seq, NULL, party, topic,"
     " CASE WHEN type = 'position.stated'"
-    " THEN COALESCE(j->'data'->>'claimed_by', '') ELSE '' END,"
-    " occurred_at,"
-    " jsonb_build_object('stance', CASE WHEN type = 'position.withdrawn'"
-    " THEN to_jsonb('withdrawn'::text) ELSE j->'data'->'stance' END,"
-    " 'summary', j->'data'->'summary',"
-    " 'terms', CASE WHEN type = 'position.stated' THEN j->'data'->'terms' END,"
-    " 'since', occurred_at, 'seq', seq, 'source', j->'source')::text"
-    " FROM (SELECT ledger_id, seq, type, party, topic, occurred_at,"
-    " convert_from(canonical, 'UTF8')::jsonb AS j FROM records "
-    + _POSITION_FILTER.format(p="%s")
-    + ") AS r"
+    " AND position('\"claimed_by\"'::bytea IN canonical) > 0"
+    " THEN COALESCE(convert_from(canonical, 'UTF8')::jsonb->'data'->>'claimed_by', '')"
+    " ELSE '' END, occurred_at, NULL FROM records " + _POSITION_FILTER.format(p="%s")
 )
+
+
+def _raw_execute(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """One ``?``-placeholder statement on the DBAPI cursor (no per-statement ORM cost)."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        cursor.close()
 
 
 def _insert_first_versions(conn: Connection, ledger_id: int, first: int, last: int) -> None:
@@ -130,9 +178,23 @@ def _insert_first_versions(conn: Connection, ledger_id: int, first: int, last: i
         cursor.close()
 
 
-def read_cell(stored: str | bytes) -> dict[str, Any]:
-    """A stored cell, with the null members the database writes dropped."""
-    return {k: v for k, v in orjson.loads(stored).items() if v is not None}
+def _raise_marks(conn: Connection, ledger_id: int, blocks: dict[int, str]) -> None:
+    """Carry the running valid-time maximum through the blocks this append touched."""
+    last = _raw_execute(conn, _SELECT_LAST_MARK, (ledger_id,))
+    running = last[0][0] if last else ""
+    for block in sorted(blocks):
+        running = max(running, blocks[block])
+        _raw_execute(conn, _UPSERT_MARK, (ledger_id, block, running))
+
+
+def read_cell(stored: str | bytes | None, canonical: bytes | memoryview | None) -> dict[str, Any]:
+    """A version's cell: stored for corrected versions, else built from its record."""
+    if stored is not None:
+        # Cells written before migration 0004 (by the database) hold JSON nulls.
+        return {k: v for k, v in orjson.loads(stored).items() if v is not None}
+    if canonical is None:
+        raise StorageUnavailable("a position version points at a missing record")
+    return cell_of(Record.from_dict(orjson.loads(bytes(canonical)))).to_dict()
 
 
 class _VersionWriter:
@@ -146,6 +208,8 @@ class _VersionWriter:
         self._cells: set[tuple[str, str, str]] | None = None
         self._first: int | None = None  # seq range of records awaiting their first version
         self._last = 0
+        # Per mark block, the latest occurred_at among this append's versions.
+        self.blocks: dict[int, str] = {}
 
     def _known_cells(self) -> set[tuple[str, str, str]]:
         if self._cells is None:
@@ -161,6 +225,8 @@ class _VersionWriter:
         if record.party is None or record.topic is None:
             return
         claimant = claimant_of(record) or ""
+        block = mark_block(known_from)
+        self.blocks[block] = max(self.blocks.get(block, ""), record.occurred_at)
         if known_from == record.seq:
             if self._first is None:
                 self._first = record.seq
@@ -226,6 +292,8 @@ class PositionsProjection:
             elif record.type in POSITION_TYPES:
                 writer.add(record, known_from=record.seq)
         writer.flush()
+        if writer.blocks:
+            _raise_marks(conn, ledger_id, writer.blocks)
 
     def _fix(
         self,
@@ -341,13 +409,18 @@ class PositionsProjection:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """SPEC §6 (state, claims) dicts at (as_of, known_at), from the tables."""
         bound = as_of or _END_OF_TIME
+        mark = reader.one(_SELECT_MARK, [ledger_id, known_at])
+        if mark is None:
+            return {}, {}  # no position was known by known_at
+        bound = min(bound, mark[0])
         state: dict[str, dict[str, Any]] = {}
         claims: dict[str, dict[str, dict[str, Any]]] = {}
-        rows = reader.all(_SELECT_SNAPSHOT, [bound, known_at, known_at, ledger_id])
-        for row_party, topic, claimant, stored in sorted(rows):
-            if stored is None or (party is not None and row_party != party):
+        query = _SQLITE_SNAPSHOT if reader.is_sqlite else _POSTGRES_SNAPSHOT
+        rows = reader.all(query, [bound, known_at, known_at, ledger_id])
+        for row_party, topic, claimant, stored, canonical in sorted(rows, key=lambda r: r[:3]):
+            if party is not None and row_party != party:
                 continue
-            cell = read_cell(stored)
+            cell = read_cell(stored, canonical)
             if claimant:
                 claims.setdefault(row_party, {}).setdefault(topic, {})[claimant] = cell
             else:
@@ -388,12 +461,12 @@ class PositionsProjection:
         items = []
         previous: dict[tuple[str, str, str], str] = {}
         ordered = sorted(rows, key=lambda r: (r[5], int(r[0])))
-        for target_seq, known_to, row_party, row_topic, claimant, _, stored in ordered:
+        for target_seq, known_to, row_party, row_topic, claimant, _, stored, canonical in ordered:
             if (party is not None and row_party != party) or (
                 topic is not None and row_topic != topic
             ):
                 continue
-            cell = read_cell(stored)
+            cell = read_cell(stored, canonical)
             retracted = known_to is not None and int(known_to) <= known_at
             key = (row_party, row_topic, claimant)
             item: dict[str, Any] = {
@@ -454,7 +527,7 @@ def rebuild(
         if row is None:
             raise NotFound(f"no ledger named {ledger!r}")
         ledger_id, head = int(row.id), int(row.head_seq)
-        for table in (position_versions, position_cells, record_fixes):
+        for table in (position_versions, position_cells, position_marks, record_fixes):
             conn.execute(table.delete().where(table.c.ledger_id == ledger_id))
         if head:
             _insert_first_versions(conn, ledger_id, 1, head)
@@ -522,6 +595,7 @@ def rebuild(
                         cell_text(cell_of(record).to_dict()),
                     ),
                 )
+            cursor.execute(sql(_REBUILD_MARKS), (ledger_id,))
             cursor.execute(
                 sql(
                     "INSERT INTO position_cells (ledger_id, party, topic, claimant)"

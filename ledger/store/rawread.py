@@ -24,6 +24,7 @@ class RawReader:
     def __init__(self, cursor: Any, *, qmark: bool) -> None:
         self._cursor = cursor
         self._qmark = qmark
+        self.is_sqlite = qmark
         self._converted: dict[str, str] = {}
 
     def _sql(self, sql: str) -> str:

@@ -10,6 +10,7 @@ __all__ = [
     "ledgers",
     "metadata",
     "position_cells",
+    "position_marks",
     "position_versions",
     "record_fixes",
     "records",
@@ -112,7 +113,8 @@ position_versions = sa.Table(
     sa.Column("topic", sa.String(63), nullable=False),
     sa.Column("claimant", sa.String(32), nullable=False),
     sa.Column("occurred_at", sa.String(20), nullable=False),
-    sa.Column("cell", sa.Text, nullable=False),
+    # NULL: the record target_seq itself, as stored (migration 0004).
+    sa.Column("cell", sa.Text),
     sa.PrimaryKeyConstraint("ledger_id", "target_seq", "known_from", name="pk_position_versions"),
 )
 
@@ -124,4 +126,15 @@ position_cells = sa.Table(
     sa.Column("topic", sa.String(63), nullable=False),
     sa.Column("claimant", sa.String(32), nullable=False),
     sa.PrimaryKeyConstraint("ledger_id", "party", "topic", "claimant", name="pk_position_cells"),
+)
+
+# Per block of 1024 seqs, the greatest occurred_at of any version known by
+# the block's end (migration 0004): bounds a snapshot's scan.
+position_marks = sa.Table(
+    "position_marks",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("known_from", sa.BigInteger, nullable=False),
+    sa.Column("occurred_at", sa.String(20), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "known_from", name="pk_position_marks"),
 )

@@ -177,6 +177,7 @@ def projection_rows(service: LedgerService) -> dict[str, list[tuple[Any, ...]]]:
     tables = {
         "position_versions": "ledger_id, target_seq, known_from",
         "position_cells": "ledger_id, party, topic, claimant",
+        "position_marks": "ledger_id, known_from",
         "record_fixes": "ledger_id, fix_seq",
     }
     with service.recorder.db.read() as conn:
@@ -226,3 +227,45 @@ def test_history_marks_retracted_statements_and_skips_them_in_the_chain(
         ("demand", False),
         ("offer", False),
     ]
+
+
+def test_snapshots_far_behind_the_head_agree_with_the_fold_across_mark_blocks(
+    service: LedgerService,
+) -> None:
+    """Valid time moves forward with seq over three 1024-seq mark blocks, in
+    single appends and batches; a correction moves an early statement's
+    occurred_at past everything else. Snapshots at known_at in every block,
+    with and without as_of, equal the fold, and a rebuild reproduces the marks."""
+    from ledger.store.projection import MARK_BLOCK, rebuild
+
+    def stated(n: int) -> dict[str, Any]:
+        day = 1 + n * 27 // (3 * MARK_BLOCK)
+        return {
+            **SIGNING,
+            "party": ["US", "UA"][n % 2],
+            "topic": ["signing", "revenue-share"][n // 2 % 2],
+            "occurred_at": f"2025-03-{day:02d}",
+            "data": {"stance": ["demand", "offer", "reject"][n % 3], "summary": f"s{n}"},
+        }
+
+    events = [stated(n) for n in range(3 * MARK_BLOCK)]
+    events[1500] = {
+        **correct(3, {"occurred_at": "2025-04-01T00:00:00Z"}),
+        "occurred_at": "2025-03-15",
+    }
+    service.create_ledger("marks")
+    for start in range(0, 40):  # single appends first, then batches
+        service.append("marks", json.dumps(events[start]).encode(), actor="t")
+    for start in range(40, len(events), 500):
+        service.append("marks", json.dumps(events[start : start + 500]).encode(), actor="t")
+    records = records_of(service, "marks")
+    for known_at in (2, 40, 1023, 1024, 1025, 1499, 1500, 1501, 2100, len(records)):
+        for as_of in (None, "2025-03-05", "2025-03-31"):
+            document = service.snapshot("marks", as_of=as_of, known_at=str(known_at))
+            bound = None if as_of is None else f"{as_of}T23:59:59Z"
+            expected = fold(records, as_of=bound, known_at=known_at)
+            assert document["state"] == expected.state_dict(), (known_at, as_of)
+    incremental = projection_rows(service)
+    assert len(incremental["position_marks"]) == 3
+    rebuild(service.recorder.db, "marks")
+    assert projection_rows(service) == incremental
