@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
-from bench import positions, proofs
+from bench import appends, export, positions, proofs, verify
 from bench.harness import Report, console
 
-SUITES = {"proofs": proofs.run, "positions": positions.run}
+SUITES: dict[str, Callable[[Report], None]] = {
+    "proofs": proofs.run,
+    "positions": positions.run,
+    "export": export.run,
+    "verify": verify.run,
+    "appends": appends.run,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("suites", nargs="*", choices=[*SUITES, []], help="default: all")
     parser.add_argument(
-        "--quick", action="store_true", help="smaller sizes (10^3, 10^4): a smoke run"
+        "--quick",
+        action="store_true",
+        help="smaller sizes (10^3, 10^4) and shorter runs: a smoke run",
     )
     args = parser.parse_args()
     report = Report()
@@ -23,6 +32,12 @@ def main() -> None:
             proofs.run(report, sizes=(1_000, 10_000))
         elif args.quick and name == "positions":
             positions.run(report, sizes=(1_000, 10_000))
+        elif args.quick and name == "export":
+            export.run(report, sizes=(1_000, 10_000))
+        elif args.quick and name == "verify":
+            verify.run(report, sizes=(10_000,))
+        elif args.quick and name == "appends":
+            appends.run(report, seconds=2, batch_seconds=2, es_events=5_000)
         else:
             SUITES[name](report)
     report.print_table()

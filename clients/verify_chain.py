@@ -4,112 +4,432 @@ Imports only ``ledger.core``, ``httpx``, ``cryptography`` and ``rich``, so a
 third party can audit with nothing but this file, the core package and the
 format contract (SPEC.md).
 
-    ledger-verify server URL --ledger NAME [--json]
+    ledger-verify bundle FILE --key KEY [--ledger NAME] [--snapshot FILE] [--json]
+    ledger-verify server URL --ledger NAME --key KEY [--state FILE] [--snapshot FILE] [--json]
 
-pages through the live ledger's records and checks SPEC §5 steps 2-3: every
-record is canonical, belongs to NAME, runs gap-free in ``seq`` with
-non-decreasing ``recorded_at``, and links to its predecessor's hash, up to the
-head the server states. Exit codes (SPEC §5): 0 valid, 1 invalid (tampered),
-2 usage or input error (network, unreadable response).
+``bundle`` checks an export offline (SPEC §5 steps 1-5). ``server`` pages
+through a live ledger up to the latest signed checkpoint, recomputes the
+chain and the Merkle root and compares them with it; with ``--state`` it also
+proves the checkpoint consistent with the one remembered from the last run
+(step 6: rollback and fork detection) and remembers the new one.
+``--snapshot`` recomputes a signed SPEC §6 snapshot from the verified records.
+
+KEY is a verifier key string (SPEC §3) or a file holding one or a PEM public
+key (whose name is taken from what it signed). Exit codes (SPEC §5): 0 valid,
+1 invalid (tampered), 2 usage or input error (unreadable file, unknown key,
+network).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
+import contextlib
 import json
+import multiprocessing
+import os
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from ledger.core.chain import ChainVerifier
-from ledger.core.errors import VerificationError
+from ledger.core.checkpoint import SignedCheckpoint
+from ledger.core.errors import CheckpointInvalid, VerificationError
+from ledger.core.records import Record
+from ledger.core.signing import VerifierKey
+from ledger.core.verification import (
+    LogVerifier,
+    SnapshotClaim,
+    TrustedKey,
+    UnnamedKey,
+    VerificationReport,
+    check_checkpoint,
+    check_consistency,
+    check_snapshot,
+    trusted_for_note,
+    verify_bundle,
+    worker_count,
+)
 
-__all__ = ["Outcome", "main", "run", "verify_server"]
+__all__ = ["UsageError", "main", "resolve_key", "run", "verify_bundle_file", "verify_server"]
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+NDJSON = "application/x-ndjson"
+MAX_INPUT_FILE = 64 * 1024 * 1024
 
 
 class UsageError(Exception):
-    """Input we could not read: exit code 2."""
+    """Input we could not read or use: exit code 2."""
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    valid: bool
-    ledger: str
-    checked: int
-    head_hash: str | None = None
-    seq: int | None = None
-    reason: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"valid": self.valid, "ledger": self.ledger, "checked": self.checked}
-        for name in ("head_hash", "seq", "reason"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
-        return out
+Advance = Callable[[int], None]
 
 
-def _get_json(http: httpx.Client, path: str) -> Any:
+# -- inputs -----------------------------------------------------------------------
+
+
+def resolve_key(text: str) -> TrustedKey:
+    """A verifier key string, or a file holding one or a PEM public key."""
+    candidate = text
+    path = Path(text)
+    if "+" not in text or path.is_file():
+        try:
+            raw = path.read_bytes()
+        except OSError as e:
+            raise UsageError(f"unknown key {text!r}: not a key string, and {e.strerror}") from None
+        if b"-----BEGIN" in raw:
+            try:
+                loaded = serialization.load_pem_public_key(raw)
+            except ValueError as e:
+                raise UsageError(f"unknown key: {path} is not a PEM public key ({e})") from None
+            if not isinstance(loaded, Ed25519PublicKey):
+                raise UsageError(f"unknown key: {path} does not hold an Ed25519 public key")
+            return UnnamedKey(
+                loaded.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+            )
+        candidate = raw.decode("utf-8", errors="replace")
     try:
-        response = http.get(path)
+        return VerifierKey.from_string(candidate)
+    except ValueError as e:
+        raise UsageError(f"unknown key: {e}") from None
+
+
+def _read_small(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_INPUT_FILE + 1)
+    except OSError as e:
+        raise UsageError(f"cannot read the {what} {path}: {e.strerror}") from None
+    if len(raw) > MAX_INPUT_FILE:
+        raise UsageError(f"the {what} {path} is too large")
+    return raw
+
+
+def read_snapshot(path: Path) -> SnapshotClaim:
+    try:
+        document = json.loads(_read_small(path, "snapshot"))
+    except ValueError as e:
+        raise UsageError(f"the snapshot {path} is not JSON: {e}") from None
+    try:
+        return SnapshotClaim.from_document(document)
+    except VerificationError as e:
+        raise UsageError(f"the snapshot {path}: {e.reason}") from None
+
+
+class _SnapshotRecords:
+    """Keeps the few records a snapshot's fold depends on (not the whole ledger)."""
+
+    def __init__(self, claim: SnapshotClaim | None) -> None:
+        self.claim = claim
+        self.records: list[Record] = []
+
+    def __call__(self, record: Record) -> None:
+        if self.claim is not None and self.claim.wants(record):
+            self.records.append(record)
+
+    def check(
+        self, log: LogVerifier, report: VerificationReport, key: VerifierKey
+    ) -> VerificationReport:
+        claim = self.claim
+        if claim is None or not report.valid or report.ledger is None:
+            return report
+        root = log.roots.get(claim.known_at)
+        if root is None:
+            raise UsageError(
+                f"the snapshot's known_at {claim.known_at} is not within the verified records "
+                f"(seq {log.from_seq} to {log.last_seq}); it needs every record from seq 1"
+            )
+        try:
+            check_snapshot(claim, self.records, ledger=report.ledger, root=root, key=key)
+        except VerificationError as e:
+            return _failed(report, e, prefix="snapshot: ")
+        return report
+
+
+def _failed(
+    report: VerificationReport, error: VerificationError, *, prefix: str = ""
+) -> VerificationReport:
+    return VerificationReport(
+        valid=False,
+        ledger=report.ledger,
+        from_seq=report.from_seq,
+        to_seq=report.to_seq,
+        count=report.count,
+        key_id=report.key_id,
+        key_name=report.key_name,
+        failure_seq=error.seq,
+        reason=prefix + error.reason,
+    )
+
+
+# -- bundle mode ------------------------------------------------------------------
+
+
+# Below this size the workers' start-up (a fresh interpreter each) costs more
+# than they save; verify_bundle itself also keeps small bundles in-process.
+_POOL_FROM_BYTES = 32 * 1024 * 1024
+
+
+@contextlib.contextmanager
+def _pool_for(path: Path) -> Iterator[Executor | None]:
+    """Worker processes for the stateless per-line checks of a large bundle."""
+    workers = worker_count()
+    try:
+        large = path.stat().st_size >= _POOL_FROM_BYTES
+    except OSError:
+        large = False
+    if not workers or not large:
+        yield None
+        return
+    # spawn, not fork: the progress bar runs a thread, and forking with threads is unsafe.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield pool
+
+
+def verify_bundle_file(
+    path: Path,
+    key: TrustedKey,
+    *,
+    ledger: str | None = None,
+    snapshot: SnapshotClaim | None = None,
+    advance: Advance | None = None,
+) -> VerificationReport:
+    keep = _SnapshotRecords(snapshot)
+    try:
+        with path.open("rb") as handle, _pool_for(path) as executor:
+            report, log = verify_bundle(
+                handle,
+                key,
+                ledger=ledger,
+                root_sizes=() if snapshot is None else (snapshot.known_at,),
+                on_record=keep if snapshot is not None else None,
+                on_records=advance,
+                executor=executor,
+            )
+    except OSError as e:
+        raise UsageError(f"cannot read the bundle {path}: {e.strerror or e}") from None
+    if log is None or report.key_name is None:
+        return report
+    signer = key if isinstance(key, VerifierKey) else key.named(report.key_name)
+    return keep.check(log, report, signer)
+
+
+# -- server mode ------------------------------------------------------------------
+
+
+def _get(http: httpx.Client, path: str, **params: Any) -> httpx.Response:
+    try:
+        response = http.get(path, params=params or None)
     except httpx.HTTPError as e:
         raise UsageError(f"cannot reach the server: {e}") from None
     if response.status_code != 200:
         raise UsageError(f"GET {path} answered {response.status_code}: {response.text[:200]}")
+    return response
+
+
+def _consistency_proof(http: httpx.Client, ledger: str, size1: int, size2: int) -> list[bytes]:
+    response = _get(
+        http, f"/v1/ledgers/{ledger}/proofs/consistency", **{"from": size1, "to": size2}
+    )
     try:
-        return response.json()
-    except ValueError:
-        raise UsageError(f"GET {path} did not return JSON") from None
+        body = response.json()
+        hashes = body["proof"]
+        if not isinstance(hashes, list):
+            raise TypeError("proof is not a list")
+        return [base64.b64decode(h, validate=True) for h in hashes]
+    except (ValueError, KeyError, TypeError, binascii.Error) as e:
+        raise UsageError(f"the consistency proof response is unreadable: {e}") from None
 
 
-def verify_server(http: httpx.Client, ledger: str, *, progress: Progress | None = None) -> Outcome:
-    """Stream the ledger up to the head stated now and verify the chain."""
-    head = _get_json(http, f"/v1/ledgers/{ledger}/head")
-    if not isinstance(head, dict) or not isinstance(head.get("size"), int):
-        raise UsageError("the server's /head response is not {size, head_hash}")
-    size: int = head["size"]
-    stated_head: str = str(head.get("head_hash"))
-    verifier = ChainVerifier(ledger=ledger)
-    task = progress.add_task(f"verifying {ledger}", total=size) if progress else None
+def _lines(http: httpx.Client, ledger: str, after_seq: int) -> Iterator[bytes]:
+    """Raw NDJSON lines after ``after_seq``: bytes exactly as served, never re-decoded."""
     try:
         with http.stream(
-            "GET", f"/v1/ledgers/{ledger}/events", headers={"Accept": "application/x-ndjson"}
+            "GET",
+            f"/v1/ledgers/{ledger}/events",
+            params={"after_seq": after_seq},
+            headers={"Accept": NDJSON},
         ) as response:
             if response.status_code != 200:
                 raise UsageError(f"reading records answered {response.status_code}")
-            for line in response.iter_lines():
-                if verifier.count_seen >= size:
-                    break  # records appended after we read the head
-                verifier.add_line(line.encode("utf-8"))
-                if progress is not None and task is not None:
-                    progress.advance(task)
-    except VerificationError as e:
-        return Outcome(False, ledger, verifier.count_seen, seq=e.seq, reason=e.reason)
+            pending = b""
+            for chunk in response.iter_bytes():
+                parts = (pending + chunk).split(b"\n")
+                pending = parts.pop()
+                yield from parts
+            if pending:
+                yield pending
     except httpx.HTTPError as e:
         raise UsageError(f"reading records failed: {e}") from None
-    if verifier.count_seen < size:
-        return Outcome(
-            False,
-            ledger,
-            verifier.count_seen,
-            seq=verifier.next_seq,
-            reason=f"the server states {size} records but served {verifier.count_seen}",
+
+
+def _read_state(path: Path, key: TrustedKey, ledger: str) -> SignedCheckpoint | None:
+    if not path.exists():
+        return None  # the first run trusts what it verifies, and remembers it
+    text = _read_small(path, "state file")
+    try:
+        return check_checkpoint(text, key, ledger=ledger)
+    except VerificationError as e:
+        raise UsageError(
+            f"the state file {path} is not a checkpoint of {ledger} by the trusted key: {e}"
+        ) from None
+
+
+def write_state(path: Path, note: str) -> None:
+    """Replace the state file atomically: a crash leaves the old or the new, never half."""
+    directory = path.resolve().parent
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(note)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def verify_server(
+    http: httpx.Client,
+    ledger: str,
+    key: TrustedKey,
+    *,
+    state: Path | None = None,
+    snapshot: SnapshotClaim | None = None,
+    progress: Progress | None = None,
+) -> VerificationReport:
+    """Verify the ledger up to the latest checkpoint, fetched first.
+
+    Records appended meanwhile are beyond that checkpoint's size and are not
+    read, so a busy ledger never fails for being busy.
+    """
+    note_text = _get(http, f"/v1/ledgers/{ledger}/checkpoint").text
+    empty = VerificationReport(valid=False, ledger=ledger)
+    try:
+        note = check_checkpoint(note_text, key, ledger=ledger)
+    except VerificationError as e:
+        return _failed(empty, e, prefix="latest checkpoint: ")
+    checkpoint = note.checkpoint
+    signer = _signing_key(note, key)
+    started = VerificationReport(
+        valid=False,
+        ledger=ledger,
+        from_seq=1,
+        to_seq=checkpoint.tree_size,
+        key_id=signer.key_id_hex,
+        key_name=signer.name,
+    )
+    remembered = _read_state(state, key, ledger) if state is not None else None
+    if remembered is not None:
+        size1, size2 = remembered.checkpoint.tree_size, checkpoint.tree_size
+        proof = None
+        if 0 < size1 < size2:
+            proof = _consistency_proof(http, ledger, size1, size2)
+        try:
+            check_consistency(remembered, note, proof)
+        except VerificationError as e:
+            return _failed(started, e)
+    sizes = {checkpoint.tree_size}
+    if remembered is not None:
+        sizes.add(remembered.checkpoint.tree_size)
+    if snapshot is not None:
+        sizes.add(snapshot.known_at)
+    keep = _SnapshotRecords(snapshot)
+    log = LogVerifier(ledger=ledger, root_sizes=sizes, on_record=keep)
+    task = (
+        progress.add_task(f"verifying {ledger}", total=checkpoint.tree_size) if progress else None
+    )
+    try:
+        _stream_into(http, log, checkpoint.tree_size, progress, task)
+        log.require_end(
+            to_seq=checkpoint.tree_size, head_hash=checkpoint.head_hash, source="the checkpoint"
         )
-    if verifier.head_hash != stated_head:
-        return Outcome(
-            False,
-            ledger,
-            size,
-            seq=size,
-            reason="the head hash the server states does not match its records",
-        )
-    return Outcome(True, ledger, size, head_hash=verifier.head_hash)
+        if log.root() != checkpoint.root:
+            raise CheckpointInvalid("the Merkle root of the records is not the checkpoint's root")
+        if remembered is not None:
+            old = remembered.checkpoint
+            if log.roots.get(old.tree_size, old.root) != old.root:
+                raise CheckpointInvalid(
+                    f"fork: the records give another root at the remembered tree size "
+                    f"{old.tree_size}"
+                )
+    except VerificationError as e:
+        return _failed(_counted(started, log), e)
+    report = VerificationReport(
+        valid=True,
+        ledger=ledger,
+        from_seq=1,
+        to_seq=checkpoint.tree_size,
+        count=log.count,
+        head_hash=log.head_hash,
+        merkle_root=base64.b64encode(checkpoint.root).decode("ascii"),
+        key_id=signer.key_id_hex,
+        key_name=signer.name,
+    )
+    report = keep.check(log, report, signer)
+    if report.valid and state is not None:
+        try:
+            write_state(state, note_text)
+        except OSError as e:
+            raise UsageError(f"cannot write the state file {state}: {e.strerror}") from None
+    return report
+
+
+def _counted(report: VerificationReport, log: LogVerifier) -> VerificationReport:
+    return VerificationReport(
+        valid=False,
+        ledger=report.ledger,
+        from_seq=report.from_seq,
+        to_seq=report.to_seq,
+        count=log.count,
+        key_id=report.key_id,
+        key_name=report.key_name,
+    )
+
+
+def _signing_key(note: SignedCheckpoint, key: TrustedKey) -> VerifierKey:
+    """The trusted key that signed ``note`` (already verified)."""
+    signed = {(s.name, s.key_id) for s in note.signatures}
+    for candidate in trusted_for_note(note, key):
+        if (candidate.name, candidate.key_id) in signed:
+            return candidate
+    raise CheckpointInvalid("no signature from a trusted key")
+
+
+def _stream_into(
+    http: httpx.Client,
+    log: LogVerifier,
+    tree_size: int,
+    progress: Progress | None,
+    task: Any,
+) -> None:
+    """Feed records 1..tree_size, resuming after the last one if a stream ends early."""
+    while log.last_seq < tree_size:
+        before = log.last_seq
+        for line in _lines(http, log.ledger, before):
+            if log.last_seq >= tree_size:
+                break  # appended after the checkpoint we verify against
+            log.add_line(line)
+            if progress is not None and task is not None and log.last_seq % 1000 == 0:
+                progress.update(task, completed=log.last_seq)
+        if log.last_seq == before:
+            break  # the server has nothing more: require_end names the first missing seq
+    if progress is not None and task is not None:
+        progress.update(task, completed=log.last_seq)
+
+
+# -- the command line -------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -117,55 +437,100 @@ def _parser() -> argparse.ArgumentParser:
         prog="ledger-verify", description="Verify a negotiation ledger without trusting its server."
     )
     modes = parser.add_subparsers(dest="mode", required=True)
+    bundle = modes.add_parser("bundle", help="verify an export bundle offline")
+    bundle.add_argument("file", type=Path, help="the bundle (.tar)")
+    bundle.add_argument("--ledger", help="the ledger the bundle must be of")
     server = modes.add_parser("server", help="verify a live server's ledger")
     server.add_argument("url", help="server base URL, e.g. http://127.0.0.1:8000")
     server.add_argument("--ledger", required=True, help="ledger name")
-    server.add_argument("--json", action="store_true", help="machine-readable result")
+    server.add_argument("--state", type=Path, help="file remembering the last trusted checkpoint")
     server.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds")
+    server.add_argument(
+        "--token",
+        default=os.environ.get("LEDGER_TOKEN"),
+        help="bearer token for a private ledger [LEDGER_TOKEN]; trust still comes from --key",
+    )
+    for sub in (bundle, server):
+        sub.add_argument(
+            "--key", required=True, help="verifier key string, or a file with one or a PEM key"
+        )
+        sub.add_argument("--snapshot", type=Path, help="a signed snapshot to recompute and check")
+        sub.add_argument("--json", action="store_true", help="machine-readable result")
     return parser
 
 
-def _report(outcome: Outcome, *, as_json: bool, console: Console) -> None:
+def _report(report: VerificationReport, *, as_json: bool, console: Console) -> None:
     if as_json:
-        print(json.dumps(outcome.to_dict()))
-    elif outcome.valid:
+        print(json.dumps(report.to_dict()))
+    elif report.valid:
         console.print(
-            f"[bold green]VALID[/] {outcome.ledger}: {outcome.checked} records, "
-            f"chain intact, head {outcome.head_hash}"
+            f"[bold green]VALID[/] {report.ledger}: records {report.from_seq}-{report.to_seq} "
+            f"({report.count} checked), chain intact, head {report.head_hash}, "
+            f"root {report.merkle_root}, signed by {report.key_name}+{report.key_id}"
         )
     else:
-        where = f" at seq {outcome.seq}" if outcome.seq is not None else ""
-        console.print(f"[bold red]INVALID[/] {outcome.ledger}{where}: {outcome.reason}")
+        where = f" at seq {report.failure_seq}" if report.failure_seq is not None else ""
+        console.print(f"[bold red]INVALID[/] {report.ledger}{where}: {report.reason}")
+
+
+def _progress(console: Console, *, disable: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        disable=disable,
+        transient=True,
+    )
+
+
+def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
+    key = resolve_key(args.key)
+    snapshot = read_snapshot(args.snapshot) if args.snapshot is not None else None
+    with _progress(err, disable=args.json) as progress:
+        if args.mode == "bundle":
+            task = progress.add_task(f"verifying {args.file.name}", total=None)
+
+            def advance(count: int) -> None:
+                progress.update(task, completed=count)
+
+            return verify_bundle_file(
+                args.file, key, ledger=args.ledger, snapshot=snapshot, advance=advance
+            )
+        headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+        with httpx.Client(base_url=args.url, timeout=args.timeout, headers=headers) as http:
+            return verify_server(
+                http, args.ledger, key, state=args.state, snapshot=snapshot, progress=progress
+            )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on usage errors, 0 on --help
-        return int(e.code or 0)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     console = Console(stderr=False)
     err = Console(stderr=True)
     try:
-        with (
-            httpx.Client(base_url=args.url, timeout=args.timeout) as http,
-            Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err,
-                disable=args.json,
-                transient=True,
-            ) as progress,
-        ):
-            outcome = verify_server(http, args.ledger, progress=progress)
+        report = _run(args, err)
     except UsageError as e:
-        if args.json:
-            print(json.dumps({"valid": None, "error": str(e)}))
-        else:
-            err.print(f"[bold yellow]ERROR[/] {e}")
-        return EXIT_USAGE
-    _report(outcome, as_json=args.json, console=console)
-    return EXIT_VALID if outcome.valid else EXIT_INVALID
+        return _usage(str(e), as_json=args.json, err=err)
+    except KeyboardInterrupt:
+        return _usage("interrupted", as_json=args.json, err=err)
+    except Exception as e:  # never a traceback: an auditor's tool must end in a verdict
+        return _usage(f"unexpected {type(e).__name__}: {e}", as_json=args.json, err=err)
+    _report(report, as_json=args.json, console=console)
+    return EXIT_VALID if report.valid else EXIT_INVALID
+
+
+def _usage(message: str, *, as_json: bool, err: Console) -> int:
+    one_line = " ".join(message.split())
+    if as_json:
+        print(json.dumps({"valid": None, "error": one_line}))
+    else:
+        err.print("ERROR", style="bold yellow", end=" ")
+        err.print(one_line, markup=False, highlight=False)
+    return EXIT_USAGE
 
 
 def run() -> None:

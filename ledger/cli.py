@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
 import logging
+import os
+import secrets
 import sys
 from importlib.resources import files
 from pathlib import Path
@@ -10,8 +15,17 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
+from ledger.access import Scope, parse_scopes
 from ledger.config import Settings
 from ledger.core.errors import InputError, LedgerError, NotFound
 from ledger.core.jsonvalues import loads_strict
@@ -40,6 +54,8 @@ keys_app = typer.Typer(help="Checkpoint signing keys (Ed25519).", no_args_is_hel
 app.add_typer(keys_app, name="keys")
 projections_app = typer.Typer(help="Read models built from the records.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
+tokens_app = typer.Typer(help="API bearer tokens and their scopes.", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
 
 # soft_wrap: long URLs and keys stay on one line, so they can be copied or grepped.
 console = Console(soft_wrap=True)
@@ -62,6 +78,15 @@ def _progress(*, disable: bool = False) -> Progress:
         console=console,
         disable=disable,
     )
+
+
+def _audit(action: str, **fields: object) -> None:
+    """Key and token operations from the command line go to the audit log too."""
+    from ledger.api.auditlog import audit_event, configure_audit_log
+
+    configure_audit_log(Settings().audit_log)
+    principal = f"cli:{os.environ.get('USER') or os.getuid()}"
+    audit_event(action, principal=principal, outcome="ok", **fields)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -204,6 +229,12 @@ def demo(
         loaded = load_demo(runtime.service)
         info = runtime.service.get_ledger(DEMO_LEDGER)
         verifier_key = runtime.keyring.primary().verifier.to_string()
+        admin = None
+        if settings.auth == "tokens":
+            # A fresh token per run: tokens are shown once and stored only as hashes.
+            admin, _ = runtime.tokens.create(
+                f"demo-admin-{secrets.token_hex(3)}", (Scope("admin"),)
+            )
     except LedgerError as e:
         raise _fail(str(e)) from None
     finally:
@@ -214,6 +245,8 @@ def demo(
     )
     console.print(f"database: {settings.resolved_database_url()}")
     console.print(f"verifier key: {verifier_key}")
+    if admin is not None:
+        console.print(f"admin token (shown once): {admin}")
     if not serve_after:
         return
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
@@ -225,6 +258,51 @@ def demo(
     console.print(f"  keys          {base}/v1/keys")
     console.print(f"  health        {base}/healthz\n")
     _serve(settings, host, port)
+
+
+@app.command("export")
+def export_command(
+    ledger: Annotated[str, typer.Argument(help="Ledger name")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .tar file to write")],
+    from_seq: Annotated[int | None, typer.Option(help="First record (default 1)")] = None,
+    to_seq: Annotated[int | None, typer.Option(help="Last record (default the head)")] = None,
+) -> None:
+    """Write a SPEC §4 export bundle: records, signed manifest, checkpoint, public key."""
+    from ledger.exporter import resolve_range, write_bundle
+
+    runtime = _runtime(Settings())
+    # Written beside the target and renamed on success: a reader never sees half a bundle.
+    partial = output.with_name(f".{output.name}.{os.getpid()}.partial")
+    try:
+        first, last = resolve_range(runtime.service, ledger, from_seq=from_seq, to_seq=to_seq)
+        with _progress() as progress, partial.open("wb") as handle:
+            # Each record is read twice: hashed for the manifest, then written.
+            task = progress.add_task(f"exporting {ledger}", total=2 * (last - first + 1))
+            manifest = write_bundle(
+                runtime.service,
+                ledger,
+                handle,
+                from_seq=first,
+                to_seq=last,
+                on_records=functools.partial(progress.advance, task),
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        partial.replace(output)
+    except LedgerError as e:
+        partial.unlink(missing_ok=True)
+        raise _fail(str(e)) from None
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        raise _fail(f"cannot write {output}: {e.strerror}", 2) from None
+    finally:
+        runtime.close()
+    console.print(
+        f"exported {manifest.count} records ({manifest.from_seq}..{manifest.to_seq}) of "
+        f"{ledger} to {output}: head {manifest.head_hash}, "
+        f"root {base64.b64encode(manifest.merkle_root).decode('ascii')}, key {manifest.key_id}",
+        highlight=False,
+    )
 
 
 @keys_app.command("generate")
@@ -275,6 +353,7 @@ def keys_rotate(
         raise _fail(str(e)) from None
     finally:
         runtime.close()
+    _audit("key.rotate", key_id=rotation.new_key.key_id_hex, old_key_id=rotation.old_key.key_id_hex)
     console.print(f"old key: {rotation.old_key.to_string()}")
     console.print(f"new key: {rotation.new_key.to_string()}")
     for ledger, receipt in rotation.receipts.items():
@@ -292,6 +371,7 @@ def keys_retire(key: Annotated[str, typer.Argument(help="Key id (8 hex) or verif
         raise _fail(str(e)) from None
     finally:
         runtime.close()
+    _audit("key.retire", key_id=record.key_id)
     console.print(f"retired {record.key_id} at {record.not_after}")
 
 
@@ -300,7 +380,6 @@ def projections_rebuild(
     ledger: Annotated[str | None, typer.Argument(help="Ledger name; default: every ledger")] = None,
 ) -> None:
     """Recompute the positions projection from the records alone."""
-    import functools
     import time
 
     from ledger.store.projection import rebuild
@@ -333,3 +412,109 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="Becomes the actor of every record it appends")],
+    scope: Annotated[
+        list[str],
+        typer.Option(help="read, read:LEDGER, append, append:PARTY or admin; repeatable"),
+    ],
+) -> None:
+    """Create a token. It is printed once, as the last word of the output: store it now."""
+    runtime = _runtime(Settings())
+    try:
+        token, info = runtime.tokens.create(name, parse_scopes(scope))
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
+    scopes = " ".join(str(s) for s in info.scopes)
+    _audit("token.create", token_name=name, scopes=scopes)
+    err_console.print(f"created token [bold]{name}[/] ({scopes}); it is not stored, copy it now:")
+    print(token)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Every token's name, scopes and dates (never the token itself)."""
+    runtime = _runtime(Settings())
+    try:
+        infos = runtime.tokens.list()
+    finally:
+        runtime.close()
+    if as_json:
+        print(json.dumps([i.to_dict() for i in infos]))
+        return
+    table = Table("name", "scopes", "created", "revoked")
+    for info in infos:
+        table.add_row(
+            info.name,
+            " ".join(str(s) for s in info.scopes),
+            info.created_at,
+            info.revoked_at or "",
+        )
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: Annotated[str, typer.Argument(help="The token's name")]) -> None:
+    """Revoke a token at once; its name stays taken, its records keep their actor."""
+    runtime = _runtime(Settings())
+    try:
+        info = runtime.tokens.revoke(name)
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
+    _audit("token.revoke", token_name=name)
+    console.print(f"revoked {name} at {info.revoked_at}")
+
+
+def _completed(progress: Progress, task: TaskID, done: int) -> None:
+    progress.update(task, completed=done)
+
+
+@app.command("verify")
+def verify_command(
+    ledger: Annotated[str | None, typer.Argument(help="Ledger name; default: every ledger")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Audit the stored records, Merkle tree and checkpoints; exit 1 if anything is off."""
+    from ledger.audit import audit_ledger
+
+    runtime = _runtime(Settings())
+    reports = []
+    try:
+        names = [ledger] if ledger else [i.name for i in runtime.service.list_ledgers()]
+        for name in names:
+            size = runtime.service.get_ledger(name).size
+            with _progress(disable=as_json) as progress:
+                task = progress.add_task(f"auditing {name}", total=size)
+                report = audit_ledger(
+                    runtime,
+                    name,
+                    # The audit reports how many records it has walked so far.
+                    on_records=functools.partial(_completed, progress, task),
+                )
+            reports.append(report)
+    except LedgerError as e:
+        raise _fail(str(e), code=2) from None
+    finally:
+        runtime.close()
+    for report in reports:
+        if as_json:
+            print(json.dumps(report.to_dict()))
+        elif report.valid:
+            console.print(
+                f"[bold green]VALID[/] {report.ledger}: {report.count} records; chain, tree "
+                f"and checkpoints agree; head {report.head_hash}, root {report.merkle_root}"
+            )
+        else:
+            where = f" at seq {report.failure_seq}" if report.failure_seq is not None else ""
+            console.print(f"[bold red]INVALID[/] {report.ledger}{where}: {report.reason}")
+    if not all(r.valid for r in reports):
+        raise typer.Exit(1)

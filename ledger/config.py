@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +45,26 @@ class Settings(BaseSettings):
     )
     max_batch: int = Field(default=1000, description="Most events in one append request.")
     log_level: str = Field(default="info", description="uvicorn/stdlib log level.")
+    auth: Literal["tokens", "off"] = Field(
+        default="tokens",
+        description="tokens: writes need a bearer token (`ledger tokens create`); "
+        "off: no authentication, every record's actor is `anonymous`.",
+    )
+    rate_limit: float = Field(
+        default=200.0,
+        ge=0,
+        description="Requests per second per token (per client address without one); 0: no limit.",
+    )
+    rate_burst: int = Field(default=400, ge=1, description="Requests allowed in a burst.")
+    auth_failures_per_minute: int = Field(
+        default=20, ge=1, description="Failed authentications per client address per minute."
+    )
+    body_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a client may take to send a request body (408)."
+    )
+    audit_log: Path | None = Field(
+        default=None, description="File for the JSON-lines audit log; default: standard error."
+    )
 
     def resolved_key_name(self) -> str:
         return self.key_name or self.origin

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
@@ -34,16 +35,30 @@ SERVER_TYPES = frozenset({"key.rotated"})
 
 
 class EventSchemas:
-    """The JSON Schemas of ``schemas/``: one per event type, plus shared ``$defs``."""
+    """The JSON Schemas of ``schemas/``: one per event type, plus shared ``$defs``.
+
+    Each schema is compiled twice. ``fast`` (jsonschema-rs, compiled Rust)
+    answers "valid?" in ~3 us; ``validators`` (the reference ``jsonschema``
+    package, ~250x slower here) runs only on a refusal, to say which field
+    and why. A test holds the two to the same verdicts.
+    """
 
     def __init__(self, documents: Mapping[str, dict[str, Any]]) -> None:
-        resources = [
-            (doc["$id"], Resource.from_contents(doc)) for doc in documents.values() if "$id" in doc
-        ]
+        with_ids = [doc for doc in documents.values() if "$id" in doc]
+        resources = [(doc["$id"], Resource.from_contents(doc)) for doc in with_ids]
         registry: Registry[Any] = Registry().with_resources(resources)
+        fast_registry = jsonschema_rs.Registry([(doc["$id"], doc) for doc in with_ids])
         self.documents = dict(documents)
         self.validators = {
             name.removesuffix(".json"): Draft202012Validator(doc, registry=registry)
+            for name, doc in documents.items()
+            if name != "common.json"
+        }
+        # Formats are annotations in 2020-12, as in the reference validator above.
+        self.fast = {
+            name.removesuffix(".json"): jsonschema_rs.Draft202012Validator(
+                doc, registry=fast_registry, validate_formats=False, offline=True
+            )
             for name, doc in documents.items()
             if name != "common.json"
         }
@@ -180,11 +195,15 @@ class Intake:
                 f"unknown event type {event_type!r}; known: {', '.join(self.schemas.types)}",
                 field=field("type"),
             )
-        error = best_match(validator.iter_errors(event))
-        if error is not None:
-            raise InvalidEvent(
-                _schema_error_detail(error), field=_schema_error_field(error, prefix)
-            )
+        if not self.schemas.fast[event_type].is_valid(event):
+            error = best_match(validator.iter_errors(event))
+            if error is not None:
+                raise InvalidEvent(
+                    _schema_error_detail(error), field=_schema_error_field(error, prefix)
+                )
+            # The validators disagree (a test guards against it): refuse, naming the spot.
+            fast_error = next(self.schemas.fast[event_type].iter_errors(event))
+            raise InvalidEvent(fast_error.message, field=field(*fast_error.instance_path))
         try:
             occurred = parse_instant(event["occurred_at"])
         except ValueError as e:

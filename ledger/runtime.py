@@ -20,6 +20,7 @@ from ledger.store.keys import KeyRegistry
 from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import LogReader
 from ledger.store.recorder import Recorder
+from ledger.store.tokens import TokenStore
 
 __all__ = ["Runtime"]
 
@@ -33,6 +34,7 @@ class Runtime:
     keyring: KeyRing
     registry: KeyRegistry
     service: LedgerService
+    tokens: TokenStore
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -75,6 +77,7 @@ class Runtime:
             keyring=keyring,
             registry=registry,
             service=service,
+            tokens=TokenStore(database=database),
         )
 
     def close(self) -> None:

@@ -11,7 +11,7 @@ import hashlib
 import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,14 +47,14 @@ _SELECT_KNOWN_BY = "SELECT MAX(seq) FROM records WHERE ledger_id = ? AND recorde
 _DATE_ONLY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
-def parse_as_of(as_of: str | None) -> str | None:
+def parse_as_of(as_of: str | None, *, field: str = "as_of") -> str | None:
     """SPEC §1: a date means the end of that day; a time is floored to the second."""
     if as_of is None or as_of == "":
         return None
     try:
         moment = parse_instant(as_of, allow_fraction=True)
     except ValueError as e:
-        raise InvalidParameter(str(e), field="as_of") from None
+        raise InvalidParameter(str(e), field=field) from None
     bound = format_occurred_at(moment)
     if _DATE_ONLY.match(as_of):
         bound = bound[:10] + "T23:59:59Z"
@@ -98,13 +98,15 @@ class LedgerService:
         self._in_flight: set[tuple[str, str]] = set()
         self._in_flight_lock = threading.Lock()
 
-    def create_ledger(self, name: object) -> LedgerInfo:
+    def create_ledger(self, name: object, *, public_read: object = True) -> LedgerInfo:
         if not isinstance(name, str) or not LEDGER_NAME_PATTERN.match(name):
             raise InvalidEvent(
                 "must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits, hyphens)",
                 field="name",
             )
-        return self.recorder.create_ledger(name)
+        if not isinstance(public_read, bool):
+            raise InvalidEvent("must be true or false", field="public_read")
+        return self.recorder.create_ledger(name, public_read=public_read)
 
     def list_ledgers(self) -> list[LedgerInfo]:
         return self.recorder.list_ledgers()
@@ -120,8 +122,13 @@ class LedgerService:
         actor: str,
         idempotency_key: str | None = None,
         expected_seq: int | None = None,
+        authorize: Callable[[Sequence[EventDraft]], None] | None = None,
     ) -> AppendOutcome:
-        """Validate a posted body and append it; all events or none."""
+        """Validate a posted body and append it; all events or none.
+
+        ``authorize`` sees the parsed events before anything is written, and
+        refuses by raising (a token limited to one party, say).
+        """
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidParameter(
                 "must be 1-255 printable ASCII characters", field="Idempotency-Key"
@@ -129,6 +136,8 @@ class LedgerService:
         if expected_seq is not None and expected_seq < 0:
             raise InvalidParameter("must be >= 0", field="expected_seq")
         parsed = self.intake.parse(body)
+        if authorize is not None:
+            authorize(parsed.drafts)
         request_sha256 = None
         if idempotency_key is not None:
             # Hash the canonical form: the same events re-serialized are the same request.
@@ -164,8 +173,8 @@ class LedgerService:
     def consistency(self, ledger: str, *, size1: int, size2: int | None) -> ConsistencyProof:
         return self.log.consistency(ledger, size1=size1, size2=size2)
 
-    def checkpoint(self, ledger: str, *, size: int | None = None) -> str:
-        return self.log.checkpoint(ledger, size=size)
+    def checkpoint(self, ledger: str, *, size: int | None = None, fresh: bool = False) -> str:
+        return self.log.checkpoint(ledger, size=size, fresh=fresh)
 
     # -- positions (SPEC §6) ------------------------------------------------
 
@@ -262,7 +271,8 @@ class LedgerService:
         known_at: str | None = None,
     ) -> dict[str, Any]:
         """Per party and topic, the position before (as of ``from``) and after (``to``)."""
-        before_bound, after_bound = parse_as_of(from_), parse_as_of(to)
+        before_bound = parse_as_of(from_, field="from")
+        after_bound = parse_as_of(to, field="to")
         if before_bound is None or after_bound is None:
             raise InvalidParameter("is required", field="from" if before_bound is None else "to")
         ledger_id, seq = self.resolve_known_at(ledger, known_at)

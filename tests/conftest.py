@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from ledger.access import Scope
 from ledger.api.app import create_app
 from ledger.config import Settings
 from ledger.intake import EventSchemas
@@ -28,6 +29,7 @@ POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 SCHEMAS = EventSchemas.bundled()
 ORIGIN = "ledger.test"
+ADMIN_NAME = "tester"
 
 
 def postgres_schema_url(base: str, schema: str) -> str:
@@ -65,13 +67,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         _drop_pg_schema(schema)
 
 
-def test_settings(database_url: str, data_dir: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=data_dir, origin=ORIGIN)
+def settings_for(database_url: str, data_dir: Path, **overrides: object) -> Settings:
+    # Throttling is tested on its own (tests/api/test_auth_api.py), not by every test.
+    options: dict[str, object] = {"rate_limit": 0, **overrides}
+    return Settings(database_url=database_url, data_dir=data_dir, origin=ORIGIN, **options)
 
 
 @pytest.fixture
 def runtime(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    running = Runtime.start(test_settings(database_url, tmp_path))
+    running = Runtime.start(settings_for(database_url, tmp_path))
     yield running
     running.close()
 
@@ -88,8 +92,11 @@ def service(runtime: Runtime) -> LedgerService:
 
 @pytest.fixture
 def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = test_settings(database_url, tmp_path)
+    settings = settings_for(database_url, tmp_path)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        # Authentication is on, as in production: the suite acts as an admin token.
+        token, _ = test_client.app.state.tokens.create(ADMIN_NAME, (Scope("admin"),))
+        test_client.headers["Authorization"] = f"Bearer {token}"
         yield test_client
 
 

@@ -24,7 +24,14 @@ def free_port() -> int:
 class ServerProcess:
     """``ledger serve`` in a child process; ``stop()`` or ``kill()`` ends it."""
 
-    def __init__(self, *, database_url: str, data_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        data_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir / f"server-{self.port}.log"
@@ -33,6 +40,11 @@ class ServerProcess:
             "LEDGER_DATABASE_URL": database_url,
             "LEDGER_DATA_DIR": str(data_dir),
             "LEDGER_LOG_LEVEL": "warning",
+            # Durability and concurrency tests drive the server unauthenticated and
+            # unthrottled; tests of access control pass LEDGER_AUTH=tokens in ``env``.
+            "LEDGER_AUTH": "off",
+            "LEDGER_RATE_LIMIT": "0",
+            **(env or {}),
         }
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
@@ -47,6 +59,7 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._log.close()
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:

@@ -6,12 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from ledger import __version__
-from ledger.api.openapi import install_openapi
+from ledger.api.auditlog import AuditLogMiddleware, configure_audit_log
+from ledger.api.auth import RateLimiter, caller, ledger_reader
+from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
-from ledger.api.routes import events, health, keys, ledgers, log, positions
+from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
 from ledger.config import Settings
 from ledger.intake import EventSchemas
 from ledger.runtime import Runtime
@@ -32,6 +34,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.settings = settings
         app.state.database = runtime.database
         app.state.service = runtime.service
+        app.state.tokens = runtime.tokens
+        app.state.rate_limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
+        failures = settings.auth_failures_per_minute
+        app.state.auth_failures = RateLimiter(rate=failures / 60, burst=failures)
+        app.state.ledger_visibility = {}
+        configure_audit_log(settings.audit_log)
+        if settings.auth == "off":
+            logger.warning("authentication is off: anyone can append, as 'anonymous'")
         logger.info(
             "ledger %s ready on %s",
             __version__,
@@ -52,11 +62,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.add_middleware(AuditLogMiddleware)
     app.include_router(health.router)
-    app.include_router(ledgers.router)
-    app.include_router(events.router)
-    app.include_router(log.router)
-    app.include_router(positions.router)
-    app.include_router(keys.router)
+    guarded = PROBLEMS(401, 429)
+    app.include_router(keys.router, dependencies=[Depends(caller)], responses=guarded)
+    app.include_router(ledgers.router, dependencies=[Depends(caller)], responses=guarded)
+    # Every route under /v1/ledgers/{ledger}: public ledgers for all, private ones for readers.
+    # stream first: its /events/stream would otherwise match /events/{seq}.
+    for router in (stream.router, events.router, log.router, positions.router, export.router):
+        app.include_router(
+            router, dependencies=[Depends(ledger_reader)], responses=PROBLEMS(401, 403, 429)
+        )
+    app.include_router(web.router)
+    app.mount("/static", web.static_files(), name="static")
     install_openapi(app, schemas)
     return app

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import Request
 
-from ledger.core.errors import BodyTooLarge, UnsupportedMediaType
+from ledger.core.errors import BodyTooLarge, RequestTimeout, UnsupportedMediaType
 
 __all__ = ["read_json_body"]
 
@@ -29,8 +31,20 @@ def _check_media_type(content_type: str | None) -> None:
             raise UnsupportedMediaType("JSON must be sent as UTF-8")
 
 
-async def read_json_body(request: Request, *, max_bytes: int) -> bytes:
-    """The raw body, refused with 413 as soon as it passes ``max_bytes``."""
+async def read_json_body(request: Request, *, max_bytes: int, timeout: float = 30.0) -> bytes:
+    """The raw body, refused with 413 as soon as it passes ``max_bytes``.
+
+    A client that trickles its body holds a connection and a worker; after
+    ``timeout`` seconds it gets 408 instead.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _read(request, max_bytes=max_bytes)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout:g} seconds") from None
+
+
+async def _read(request: Request, *, max_bytes: int) -> bytes:
     _check_media_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length")
     too_large = f"the body exceeds {max_bytes} bytes"

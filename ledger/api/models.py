@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "EventPage",
@@ -19,8 +19,18 @@ __all__ = [
 
 
 class LedgerCreate(BaseModel):
+    # The server refuses unknown members (422): say so in the schema.
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(
-        description="Ledger name: ^[a-z0-9][a-z0-9-]{0,62}$", examples=["us-ua-minerals-2025"]
+        description="Ledger name: lowercase letters, digits and hyphens, at most 63",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+        examples=["us-ua-minerals-2025"],
+    )
+    public_read: bool = Field(
+        default=True,
+        description="false: records, proofs and positions are readable only with a token "
+        "holding read (or read:LEDGER), append or admin",
     )
 
 
@@ -29,6 +39,7 @@ class LedgerOut(BaseModel):
     created_at: str = Field(description="YYYY-MM-DDTHH:MM:SS.ffffffZ")
     size: int = Field(description="Number of records; the seq of the head")
     head_hash: str = Field(description="H(record size), or 64 zeros when empty")
+    public_read: bool = Field(description="false: reading needs a token")
 
 
 class LedgerList(BaseModel):

@@ -27,10 +27,12 @@ _DESCRIPTIONS = {
     403: "Not allowed",
     404: "Unknown ledger or record",
     405: "Method not allowed",
+    408: "The body arrived too slowly",
     409: "Conflict with the ledger's state",
     413: "Body too large",
     415: "Unsupported media type",
     422: "Invalid input; `field` names it",
+    429: "Too many requests; see Retry-After",
     503: "Database unavailable; retry",
 }
 
@@ -120,6 +122,19 @@ def install_openapi(app: FastAPI, schemas: EventSchemas) -> None:
             "oneOf": [{"$ref": _component(_event_component(f"{t}.json"))} for t in schemas.types],
             "discriminator": {"propertyName": "type"},
         }
+        # Tokens from `ledger tokens create`; public reads need none, hence the {}.
+        spec["components"]["securitySchemes"] = {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A token from `ledger tokens create` (scopes: read[:LEDGER], "
+                "append[:PARTY], admin). Reads of public ledgers need none.",
+            }
+        }
+        for path, path_item in spec.get("paths", {}).items():
+            if path.startswith("/v1/"):
+                for operation in path_item.values():
+                    operation["security"] = [{}, {"bearer": []}]
         app.openapi_schema = spec
         return spec
 

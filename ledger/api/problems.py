@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ledger.core import errors
 from ledger.core.jsonvalues import format_path
@@ -31,6 +32,10 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
     (errors.InvalidEvent, 422, "invalid-event"),
     (errors.InvalidParameter, 422, "invalid-parameter"),
     (errors.InputError, 422, "invalid-input"),
+    (errors.Unauthenticated, 401, "unauthenticated"),
+    (errors.Forbidden, 403, "forbidden"),
+    (errors.RateLimited, 429, "rate-limited"),
+    (errors.RequestTimeout, 408, "request-timeout"),
     (errors.NotFound, 404, "not-found"),
     (errors.LedgerExists, 409, "ledger-exists"),
     (errors.DuplicateEventId, 409, "duplicate-event-id"),
@@ -79,6 +84,10 @@ def problem_response(
 def _from_ledger_error(request: Request, error: errors.LedgerError) -> ProblemResponse:
     status, slug = status_for(error)
     headers = {"Retry-After": "1"} if status == 503 else None
+    if isinstance(error, errors.RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
+    elif isinstance(error, errors.Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="ledger"'}
     extra: dict[str, Any] = {}
     field = getattr(error, "field", None)
     if field:
@@ -106,6 +115,30 @@ def _validation_field(loc: tuple[Any, ...]) -> str:
     return format_path(tuple(parts)) if parts else str(loc[0] if loc else "(request)")
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §10.2.1 ``Allow``).
+
+    Starlette names only the methods of the first route whose path matched, and
+    ``GET`` and ``POST`` of one path are separate routes here: ask every route
+    whether it would take each method (405s are rare; this costs no request).
+    """
+    allowed = []
+    for method in _METHODS:
+        probe = {
+            "type": "http",
+            "method": method,
+            "path": request.scope["path"],
+            "root_path": request.scope.get("root_path", ""),
+            "headers": [],
+        }
+        if any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_ledger_error(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, errors.LedgerError)
@@ -131,13 +164,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, StarletteHTTPException)
         titles = {404: "Not found", 405: "Method not allowed"}
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
         return problem_response(
             exc.status_code,
             slug={404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error"),
             title=titles.get(exc.status_code, "HTTP error"),
             detail=str(exc.detail),
             instance=request.url.path,
-            headers=dict(exc.headers or {}),
+            headers=headers,
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> ProblemResponse:

@@ -7,6 +7,10 @@
     │   ├── BodyTooLarge            over the body cap, refused before parsing
     │   ├── InvalidEvent            JSON, but breaks the format or a schema
     │   └── InvalidParameter        a query parameter or header out of its domain
+    ├── Unauthenticated             no, a malformed, unknown or revoked bearer token
+    ├── Forbidden                   a valid token without the scope (or party) needed
+    ├── RateLimited                 over the per-principal request rate
+    ├── RequestTimeout              the request body arrived too slowly
     ├── NotFound                    unknown ledger or record
     ├── Conflict                    the request clashes with the ledger's state
     │   ├── LedgerExists
@@ -18,6 +22,7 @@
     └── VerificationError           a record, chain or proof fails a check
         ├── MalformedRecord         not a SPEC §1 record, or not canonical
         ├── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
+        │   └── PrevMismatch        ``prev`` is not the hash of the record before
         ├── ProofInvalid            a Merkle inclusion or consistency proof fails
         ├── CheckpointInvalid       a checkpoint note that does not parse or verify
         └── BundleInvalid           an export bundle's tar layout or manifest
@@ -34,6 +39,7 @@ __all__ = [
     "CheckpointInvalid",
     "Conflict",
     "DuplicateEventId",
+    "Forbidden",
     "HeadMismatch",
     "IdempotencyInFlight",
     "IdempotencyKeyReused",
@@ -45,8 +51,12 @@ __all__ = [
     "MalformedJSON",
     "MalformedRecord",
     "NotFound",
+    "PrevMismatch",
     "ProofInvalid",
+    "RateLimited",
+    "RequestTimeout",
     "StorageUnavailable",
+    "Unauthenticated",
     "UnsupportedMediaType",
     "VerificationError",
 ]
@@ -93,6 +103,26 @@ class InvalidEvent(InputError):
 
 class InvalidParameter(InputError):
     title = "Invalid parameter"
+
+
+class Unauthenticated(LedgerError):
+    title = "Authentication required"
+
+
+class Forbidden(LedgerError):
+    title = "Forbidden"
+
+
+class RateLimited(LedgerError):
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class RequestTimeout(LedgerError):
+    title = "Request timeout"
 
 
 class NotFound(LedgerError):
@@ -156,6 +186,10 @@ class MalformedRecord(VerificationError):
 
 class ChainBroken(VerificationError):
     title = "Hash chain broken"
+
+
+class PrevMismatch(ChainBroken):
+    """``seq`` is the record whose ``prev`` failed; the record before it may be the one altered."""
 
 
 class ProofInvalid(VerificationError):

@@ -77,6 +77,10 @@ def loads_strict(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise InvalidEvent(f"nesting deeper than {max_depth} levels") from e
     except json.JSONDecodeError as e:
         raise MalformedJSON(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    except ValueError as e:  # int() refuses more than 4300 digits before we can look
+        raise InvalidEvent(
+            "integer out of range: |n| must be below 2^53; send large values as strings"
+        ) from e
     check_value(value, max_depth=max_depth)
     return value
 

@@ -86,7 +86,14 @@ class Database:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": _SQLITE_BUSY_MS / 1000}
         else:
-            kwargs.update(pool_size=10, max_overflow=20)
+            # A database that drops packets rather than refusing them must cost a
+            # request seconds (then 503), not a TCP timeout; a URL may override.
+            kwargs.update(
+                pool_size=10,
+                max_overflow=20,
+                pool_timeout=10,
+                connect_args={"connect_timeout": 5},
+            )
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _install_sqlite_hooks(self.engine)
@@ -120,8 +127,24 @@ class Database:
                     with connection.begin():
                         yield connection
             else:
-                with self.engine.connect() as connection, connection.begin():
-                    yield connection
+                with self.engine.connect() as connection:
+                    committing = False
+                    try:
+                        with connection.begin():
+                            yield connection
+                            committing = True
+                    except (exc.OperationalError, exc.InterfaceError) as e:
+                        if not committing:
+                            raise  # failed before COMMIT was sent: PostgreSQL rolled it back
+                        # The connection died with COMMIT in flight: PostgreSQL may have
+                        # committed. Still 503 (never retried here, never acknowledged),
+                        # but say so, so the client retries with its Idempotency-Key
+                        # rather than assuming nothing was written.
+                        raise StorageUnavailable(
+                            "the database connection failed during COMMIT: the write may "
+                            "or may not have been recorded; retry with the same "
+                            "Idempotency-Key to find out"
+                        ) from e
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``; safe when several processes start at once."""

@@ -276,6 +276,11 @@ class PositionsProjection:
 
     # -- maintained inside the append transaction --------------------------
 
+    @staticmethod
+    def validates(batch: Sequence[Record]) -> bool:
+        """Only corrections and retractions can be refused here (by their targets)."""
+        return any(record.type in FIX_TYPES for record in batch)
+
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[Record]) -> None:
         """Validate fixes and project the records of one append (already inserted).
 

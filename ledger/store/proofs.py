@@ -132,14 +132,19 @@ class LogReader:
             self._check_size("tree_size", size, head)
             return root_from_nodes(size, _load_nodes(reader, ledger_id, perfect_cover(0, size)))
 
-    def checkpoint(self, ledger: str, *, size: int | None = None) -> str:
-        """The signed note of ``size`` (default: the latest), signed now if not stored."""
+    def checkpoint(self, ledger: str, *, size: int | None = None, fresh: bool = False) -> str:
+        """The signed note of ``size`` (default: the latest), signed now if not stored.
+
+        ``fresh``: signed now by the keys active now, even if a note is stored
+        (an export must be checkable with the newest key alone; the tree is
+        the same, so the two notes never disagree).
+        """
         with raw_read(self.db) as reader:
             ledger_id, head = self._ledger(reader, ledger)
             if size is not None and size > head:
                 raise NotFound(f"no checkpoint of size {size}: the ledger holds {head} records")
             wanted = head if size is None else size
-            stored = reader.one(_SELECT_CHECKPOINT, [ledger_id, wanted])
+            stored = None if fresh else reader.one(_SELECT_CHECKPOINT, [ledger_id, wanted])
             if stored is not None:
                 return str(stored[0])
             root = root_from_nodes(wanted, _load_nodes(reader, ledger_id, perfect_cover(0, wanted)))

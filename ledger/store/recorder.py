@@ -1,18 +1,23 @@
 """The recorder: appends and reads records (the only SQL over ``records``).
 
-An append runs in one write transaction: lock the ledger's head row, check
-idempotency and ``expected_seq``, seal each draft behind the current head,
-insert the records and the Merkle nodes they complete, move the head, sign
-and store the checkpoint of the new tree size, and store the idempotency
-response. A failure anywhere rolls all of it back, so a batch is whole or
-absent, and no checkpoint is ever signed for a tree that was not committed.
+Concurrent appends to one ledger are committed in groups
+(``ledger.store.groupcommit``): one write transaction locks the ledger's head
+row and, request by request in arrival order, checks idempotency,
+``expected_seq`` and event ids, and seals each draft behind the running head;
+then it inserts the records and the Merkle nodes they complete, moves the
+head, signs and stores one checkpoint of the new tree size, and stores the
+idempotency responses. A request refused on its own merits writes nothing
+and fails alone; a failure of the transaction fails every request in it. So
+a batch is whole or absent, a request is acknowledged only after the commit
+that holds it, and no checkpoint is ever signed for a tree that was not
+committed.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -25,6 +30,7 @@ from ledger.core.errors import (
     DuplicateEventId,
     HeadMismatch,
     IdempotencyKeyReused,
+    LedgerError,
     LedgerExists,
     NotFound,
 )
@@ -34,6 +40,7 @@ from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
+from ledger.store.groupcommit import GroupCommitter
 from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import checkpoints, idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, load_nodes
@@ -42,7 +49,9 @@ __all__ = ["AppendResult", "LedgerInfo", "Receipt", "Recorder"]
 
 Clock = Callable[[], datetime]
 
-_SELECT_LEDGER = "SELECT name, created_at, head_seq, head_hash FROM ledgers WHERE name = ?"
+_SELECT_LEDGER = (
+    "SELECT name, created_at, head_seq, head_hash, public_read FROM ledgers WHERE name = ?"
+)
 _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 _SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
@@ -51,6 +60,9 @@ SignerSource = Callable[[Connection], Sequence[Signer]]
 
 class Projection(Protocol):
     """A read model kept inside the append transaction."""
+
+    def validates(self, batch: Sequence[Record]) -> bool:
+        """Whether ``apply`` may refuse ``batch`` (it then runs inside a savepoint)."""
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[Record]) -> None:
         """Project (and validate) the just-inserted records; raising aborts the append."""
@@ -66,6 +78,7 @@ class LedgerInfo:
     created_at: str
     size: int
     head_hash: str
+    public_read: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +86,7 @@ class LedgerInfo:
             "created_at": self.created_at,
             "size": self.size,
             "head_hash": self.head_hash,
+            "public_read": self.public_read,
         }
 
 
@@ -114,6 +128,68 @@ class _Head:
     last_recorded_at: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _AppendRequest:
+    ledger: str
+    drafts: tuple[EventDraft, ...]
+    actor: str
+    idempotency_key: str | None
+    request_sha256: str | None
+    expected_seq: int | None
+
+
+@dataclass(slots=True)
+class _GroupState:
+    """What one group transaction has staged so far."""
+
+    head: _Head
+    rows: list[dict[str, Any]] = field(default_factory=list)  # not yet inserted
+    sealed: list[Record] = field(default_factory=list)  # not yet projected
+    leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
+    keyed: list[tuple[_AppendRequest, AppendResult]] = field(default_factory=list)
+
+
+def _with_tree_size(result: AppendResult, size: int) -> AppendResult:
+    receipts = tuple(replace(r, tree_size=size) for r in result.receipts)
+    return replace(result, receipts=receipts)
+
+
+_RECORD_COLUMNS = (
+    "ledger_id",
+    "seq",
+    "event_id",
+    "type",
+    "party",
+    "topic",
+    "occurred_at",
+    "recorded_at",
+    "record_hash",
+    "canonical",
+)
+_INSERT_RECORD = (
+    f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})"
+)
+_INSERT_IDEMPOTENCY = (
+    "INSERT INTO idempotency_keys (ledger_id, key, request_sha256, response, created_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+
+
+def _execute_many(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """A bulk insert on the DBAPI cursor: SQLAlchemy's per-row parameter
+    processing cost more than the insert itself for batches of hundreds."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
 class Recorder:
     """Appends and reads; keyword-only so call sites say what they pass."""
 
@@ -131,6 +207,9 @@ class Recorder:
         self.signers = signers
         self.projections = tuple(projections)
         self.clock = clock
+        self._committer: GroupCommitter[_AppendRequest, AppendResult] = GroupCommitter(
+            self._commit_group
+        )
 
     def checkpoint_origin(self, ledger: str) -> str:
         """SPEC §3: ``<server origin>/<ledger>``."""
@@ -138,7 +217,7 @@ class Recorder:
 
     # -- ledgers -----------------------------------------------------------
 
-    def create_ledger(self, name: str) -> LedgerInfo:
+    def create_ledger(self, name: str, *, public_read: bool = True) -> LedgerInfo:
         created_at = format_recorded_at(self.clock())
         try:
             with self.db.write() as conn:
@@ -152,11 +231,18 @@ class Recorder:
                         head_seq=0,
                         head_hash=GENESIS_PREV,
                         last_recorded_at="",
+                        public_read=public_read,
                     )
                 )
         except exc.IntegrityError as e:  # another process created it between our check and insert
             raise LedgerExists(f"ledger {name!r} already exists") from e
-        return LedgerInfo(name=name, created_at=created_at, size=0, head_hash=GENESIS_PREV)
+        return LedgerInfo(
+            name=name,
+            created_at=created_at,
+            size=0,
+            head_hash=GENESIS_PREV,
+            public_read=public_read,
+        )
 
     def list_ledgers(self) -> list[LedgerInfo]:
         with self.db.read() as conn:
@@ -168,12 +254,22 @@ class Recorder:
             row = reader.one(_SELECT_LEDGER, [name])
         if row is None:
             raise NotFound(f"no ledger named {name!r}")
-        return LedgerInfo(name=row[0], created_at=row[1], size=int(row[2]), head_hash=row[3])
+        return LedgerInfo(
+            name=row[0],
+            created_at=row[1],
+            size=int(row[2]),
+            head_hash=row[3],
+            public_read=bool(row[4]),
+        )
 
     @staticmethod
     def _info(row: sa.Row[Any]) -> LedgerInfo:
         return LedgerInfo(
-            name=row.name, created_at=row.created_at, size=row.head_seq, head_hash=row.head_hash
+            name=row.name,
+            created_at=row.created_at,
+            size=row.head_seq,
+            head_hash=row.head_hash,
+            public_read=bool(row.public_read),
         )
 
     # -- appends -----------------------------------------------------------
@@ -188,7 +284,10 @@ class Recorder:
         request_sha256: str | None = None,
         expected_seq: int | None = None,
     ) -> AppendResult:
-        """Append drafts atomically; see the module docstring for the order of checks."""
+        """Append drafts atomically, possibly in one transaction with concurrent appends.
+
+        Returns only after the commit that holds them; see the module docstring.
+        """
         ids = [d.id for d in drafts]
         if len(set(ids)) != len(ids):
             seen: set[str] = set()
@@ -198,81 +297,164 @@ class Recorder:
                         f"id {event_id} appears twice in this batch", field=f"[{index}].id"
                     )
                 seen.add(event_id)
+        request = _AppendRequest(
+            ledger=ledger,
+            drafts=tuple(drafts),
+            actor=actor,
+            idempotency_key=idempotency_key,
+            request_sha256=request_sha256,
+            expected_seq=expected_seq,
+        )
+        return self._committer.submit(ledger, request, weight=max(1, len(drafts)))
+
+    def _commit_group(self, group: Sequence[_AppendRequest]) -> list[AppendResult | Exception]:
+        """One transaction for ``group`` (all for one ledger), in order.
+
+        A request refused on its own merits (replayed key, ``expected_seq``,
+        a used id, an invalid fix) gets its error and writes nothing; the
+        others go on. Rows are written in bulk at the end; only a request
+        whose projection may refuse it (a fix) is written at once, inside a
+        savepoint, so its refusal rolls back only itself.
+        """
+        ledger = group[0].ledger
         try:
             with self.db.write() as conn:
                 head = self._lock_head(conn, ledger)
-                if idempotency_key is not None:
-                    replay = self._replay(conn, head.ledger_id, idempotency_key, request_sha256)
-                    if replay is not None:
-                        return replay
-                if expected_seq is not None and expected_seq != head.seq:
-                    raise HeadMismatch(
-                        f"expected the head at seq {expected_seq}, but it is at seq {head.seq}",
-                        expected_seq=expected_seq,
-                        head_seq=head.seq,
-                    )
-                self._check_ids_unused(conn, head.ledger_id, ids)
-                receipts, rows, sealed = self._seal(ledger, head, drafts, actor)
-                conn.execute(records.insert(), rows)
-                for projection in self.projections:
-                    projection.apply(conn, head.ledger_id, sealed)
-                last = receipts[-1]
-                conn.execute(
-                    ledgers.update()
-                    .where(ledgers.c.id == head.ledger_id)
-                    .values(
-                        head_seq=last.seq, head_hash=last.hash, last_recorded_at=last.recorded_at
-                    )
-                )
-                self._grow_tree(conn, ledger, head, rows, last)
-                if idempotency_key is not None:
-                    conn.execute(
-                        idempotency_keys.insert().values(
-                            ledger_id=head.ledger_id,
-                            key=idempotency_key,
-                            request_sha256=request_sha256 or "",
-                            response=json.dumps([r.to_dict() for r in receipts]),
-                            created_at=last.recorded_at,
-                        )
-                    )
+                state = _GroupState(head=head)
+                used = self._used_ids(conn, head.ledger_id, [d.id for r in group for d in r.drafts])
+                outcomes: list[AppendResult | Exception] = []
+                for request in group:
+                    try:
+                        outcomes.append(self._stage(conn, state, request, used))
+                    except LedgerError as e:
+                        outcomes.append(e)
+                self._flush(conn, state)
+                if state.head.seq > head.seq:
+                    self._finish(conn, ledger, head, state)
         except exc.IntegrityError as e:
-            # The checks above run under the head lock, so reaching here means
-            # a constraint caught what they missed; report it, write nothing.
+            # The checks run under the head lock, so reaching here means a
+            # constraint caught what they missed; report it, write nothing.
             if "event_id" in str(e.orig):
                 raise DuplicateEventId("an event id in this request is already used") from e
             raise
-        return AppendResult(receipts=tuple(receipts))
+        # Every receipt names the tree its commit signed, which holds it.
+        size = state.head.seq
+        return [
+            _with_tree_size(o, size) if isinstance(o, AppendResult) and not o.replayed else o
+            for o in outcomes
+        ]
 
-    def _grow_tree(
+    def _stage(
         self,
         conn: Connection,
-        ledger: str,
-        head: _Head,
-        rows: Sequence[dict[str, Any]],
-        last: Receipt,
+        state: _GroupState,
+        request: _AppendRequest,
+        used: set[str],
+    ) -> AppendResult:
+        head = state.head
+        if request.idempotency_key is not None:
+            replay = self._replay(
+                conn, head.ledger_id, request.idempotency_key, request.request_sha256
+            )
+            if replay is not None:
+                return replay
+        if request.expected_seq is not None and request.expected_seq != head.seq:
+            raise HeadMismatch(
+                f"expected the head at seq {request.expected_seq}, but it is at seq {head.seq}",
+                expected_seq=request.expected_seq,
+                head_seq=head.seq,
+            )
+        for index, draft in enumerate(request.drafts):
+            if draft.id in used:
+                raise DuplicateEventId(
+                    f"id {draft.id} is already used in this ledger",
+                    field=f"[{index}].id" if len(request.drafts) > 1 else "id",
+                )
+        receipts, rows, sealed = self._seal(request.ledger, head, request.drafts, request.actor)
+        if any(p.validates(sealed) for p in self.projections):
+            # Everything staged before it first: the fix may target those records.
+            self._flush(conn, state)
+            with conn.begin_nested():
+                self._insert_records(conn, rows)
+                for projection in self.projections:
+                    projection.apply(conn, head.ledger_id, sealed)
+        else:
+            state.rows.extend(rows)
+            state.sealed.extend(sealed)
+        state.leaves.extend(leaf_hash(row["canonical"]) for row in rows)
+        used.update(d.id for d in request.drafts)
+        last = receipts[-1]
+        state.head = _Head(head.ledger_id, last.seq, last.hash, last.recorded_at)
+        result = AppendResult(receipts=tuple(receipts))
+        if request.idempotency_key is not None:
+            state.keyed.append((request, result))
+        return result
+
+    def _flush(self, conn: Connection, state: _GroupState) -> None:
+        """Write the staged records and project them."""
+        if state.rows:
+            self._insert_records(conn, state.rows)
+            for projection in self.projections:
+                projection.apply(conn, state.head.ledger_id, state.sealed)
+            state.rows, state.sealed = [], []
+
+    def _insert_records(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        _execute_many(
+            conn, _INSERT_RECORD, [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows]
+        )
+
+    def _finish(self, conn: Connection, ledger: str, before: _Head, state: _GroupState) -> None:
+        """Move the head, grow the tree and sign its new size, store the idempotency keys."""
+        head = state.head
+        conn.execute(
+            ledgers.update()
+            .where(ledgers.c.id == head.ledger_id)
+            .values(head_seq=head.seq, head_hash=head.hash, last_recorded_at=head.last_recorded_at)
+        )
+        self._grow_tree(conn, ledger, before, state.leaves, head)
+        if state.keyed:
+            _execute_many(
+                conn,
+                _INSERT_IDEMPOTENCY,
+                [
+                    (
+                        head.ledger_id,
+                        request.idempotency_key,
+                        request.request_sha256 or "",
+                        json.dumps(
+                            [r.to_dict() for r in _with_tree_size(result, head.seq).receipts]
+                        ),
+                        head.last_recorded_at,
+                    )
+                    for request, result in state.keyed
+                ],
+            )
+
+    def _grow_tree(
+        self, conn: Connection, ledger: str, before: _Head, leaves: Sequence[bytes], after: _Head
     ) -> None:
         """Store the Merkle nodes the new leaves complete, and sign the new size."""
-        frontier = load_nodes(conn, head.ledger_id, perfect_cover(0, head.seq))
-        created = append_leaves(head.seq, frontier, [leaf_hash(row["canonical"]) for row in rows])
-        insert_nodes(conn, head.ledger_id, created)
-        root = root_from_nodes(last.tree_size, {**frontier, **created})
+        frontier = load_nodes(conn, before.ledger_id, perfect_cover(0, before.seq))
+        created = append_leaves(before.seq, frontier, list(leaves))
+        insert_nodes(conn, before.ledger_id, created)
+        root = root_from_nodes(after.seq, {**frontier, **created})
         note = notes.sign(
             notes.Checkpoint(
                 origin=self.checkpoint_origin(ledger),
-                tree_size=last.tree_size,
+                tree_size=after.seq,
                 root=root,
-                head_hash=last.hash,
+                head_hash=after.hash,
             ),
             self.signers(conn),
         )
         conn.execute(
             checkpoints.insert().values(
-                ledger_id=head.ledger_id,
-                tree_size=last.tree_size,
+                ledger_id=before.ledger_id,
+                tree_size=after.seq,
                 root=root,
-                head_hash=last.hash,
+                head_hash=after.hash,
                 note=note.to_text(),
-                created_at=last.recorded_at,
+                created_at=after.last_recorded_at,
             )
         )
 
@@ -306,24 +488,25 @@ class Recorder:
         receipts = tuple(Receipt(**item) for item in json.loads(row.response))
         return AppendResult(receipts=receipts, replayed=True)
 
-    def _check_ids_unused(self, conn: Connection, ledger_id: int, ids: list[str]) -> None:
+    @staticmethod
+    def _used_ids(conn: Connection, ledger_id: int, ids: list[str]) -> set[str]:
+        """Which of ``ids`` the ledger already holds."""
+        used: set[str] = set()
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            used = conn.execute(
+            rows = conn.execute(
                 sa.select(records.c.event_id).where(
                     records.c.ledger_id == ledger_id, records.c.event_id.in_(chunk)
                 )
-            ).first()
-            if used is not None:
-                index = ids.index(used.event_id)
-                raise DuplicateEventId(
-                    f"id {used.event_id} is already used in this ledger",
-                    field=f"[{index}].id" if len(ids) > 1 else "id",
-                )
+            )
+            used.update(row.event_id for row in rows)
+        return used
 
     def _seal(
         self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str
     ) -> tuple[list[Receipt], list[dict[str, Any]], list[Record]]:
+        """Records behind ``head``; receipts name the request's own last seq as tree
+        size until the group's commit knows its final one."""
         # recorded_at never decreases in seq, even if the wall clock steps back.
         recorded_at = max(format_recorded_at(self.clock()), head.last_recorded_at)
         prev = head.hash

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "api_tokens",
     "checkpoints",
     "idempotency_keys",
     "ledgers",
@@ -29,6 +30,8 @@ ledgers = sa.Table(
     sa.Column("head_seq", sa.BigInteger, nullable=False),
     sa.Column("head_hash", sa.String(64), nullable=False),
     sa.Column("last_recorded_at", sa.String(27), nullable=False),
+    # False: records are readable only with a token that may read this ledger.
+    sa.Column("public_read", sa.Boolean, nullable=False, server_default=sa.true()),
 )
 
 records = sa.Table(
@@ -137,4 +140,14 @@ position_marks = sa.Table(
     sa.Column("known_from", sa.BigInteger, nullable=False),
     sa.Column("occurred_at", sa.String(20), nullable=False),
     sa.PrimaryKeyConstraint("ledger_id", "known_from", name="pk_position_marks"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("token_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("scopes", sa.String(1024), nullable=False),
+    sa.Column("created_at", sa.String(27), nullable=False),
+    sa.Column("revoked_at", sa.String(27)),
 )

@@ -149,7 +149,7 @@ def test_the_server_assigns_its_members_and_stores_occurred_at_in_utc(client: Te
         "recorded_at": receipt["recorded_at"],
         "data": event["data"],
         "source": event["source"],
-        "actor": "anonymous",
+        "actor": "tester",
         "prev": ZEROS,
     }
 

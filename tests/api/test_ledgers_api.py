@@ -59,7 +59,8 @@ def test_a_new_ledger_is_created_empty(client: TestClient) -> None:
     assert response.status_code == 201, response.text
     assert response.headers["content-type"] == "application/json"
     ledger = response.json()
-    assert set(ledger) == {"name", "created_at", "size", "head_hash"}
+    assert set(ledger) == {"name", "created_at", "size", "head_hash", "public_read"}
+    assert ledger["public_read"] is True
     assert ledger["name"] == "us-ua-minerals-2025"
     assert ledger["size"] == 0
     assert ledger["head_hash"] == ZEROS
@@ -181,7 +182,7 @@ def test_the_listing_is_sorted_by_name_and_shows_sizes_and_heads(
     assert by_name["beta"]["size"] == beta_head["size"] == 1
     assert by_name["beta"]["head_hash"] == beta_head["head_hash"]
     for item in items:
-        assert set(item) == {"name", "created_at", "size", "head_hash"}
+        assert set(item) == {"name", "created_at", "size", "head_hash", "public_read"}
 
 
 def test_a_ledger_is_described_as_it_is_listed(

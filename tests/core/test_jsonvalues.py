@@ -276,3 +276,8 @@ def test_any_allowed_value_round_trips_unchanged(value: Any, ensure_ascii: bool)
     raw = json.dumps(value, ensure_ascii=ensure_ascii).encode()
     assert loads_strict(raw) == value
     check_value(value)
+
+
+def test_an_integer_of_thousands_of_digits_is_refused_as_out_of_range() -> None:
+    with pytest.raises(InvalidEvent, match="out of range"):
+        loads_strict(b'{"n": ' + b"9" * 5000 + b"}")

@@ -11,8 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+
+from ledger.intake import EventSchemas
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_DIR = ROOT / "schemas"
@@ -324,3 +328,69 @@ def test_invalid_event_is_rejected(event_type: str, why: str, edit: Any) -> None
     event = copy.deepcopy(VALID[event_type])
     edit(event)
     assert _errors(event, event_type), why
+
+
+# --- the fast validator agrees with the reference one --------------------------------
+
+_JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+    | st.sampled_from(["", "US", "UA", "oppose", "demand", "media", "2025-02-24", "x" * 600])
+    | st.text(max_size=8)
+)
+_JSON = st.recursive(
+    _JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += _paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += _paths(child, (*prefix, index))
+    return found
+
+
+@st.composite
+def _mutated_events(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid event with one member replaced, deleted or added anywhere in it."""
+    event = copy.deepcopy(VALID[draw(st.sampled_from(EVENT_TYPES))])
+    path = draw(st.sampled_from(_paths(event)[1:]))
+    parent: Any = event
+    for step in path[:-1]:
+        parent = parent[step]
+    action = draw(st.sampled_from(["replace", "delete", "add"]))
+    if action == "delete" and isinstance(parent, dict):
+        del parent[path[-1]]
+    elif action == "add" and isinstance(parent, dict):
+        parent[draw(st.text(max_size=12))] = draw(_JSON)
+    else:
+        parent[path[-1]] = draw(_JSON)
+    return event
+
+
+@settings(max_examples=600, deadline=None)
+@given(event=_mutated_events())
+def test_the_fast_validator_gives_the_reference_verdict(event: dict[str, Any]) -> None:
+    schemas = EventSchemas.bundled()
+    event_type = event["type"] if isinstance(event.get("type"), str) else "position.stated"
+    if event_type not in schemas.fast:
+        return
+    reference = not list(schemas.validators[event_type].iter_errors(event))
+    assert schemas.fast[event_type].is_valid(event) == reference, event
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_the_fast_validator_accepts_the_fixtures_and_the_demo(event_type: str) -> None:
+    schemas = EventSchemas.bundled()
+    assert schemas.fast[event_type].is_valid(VALID[event_type])
+    for event in _demo():
+        assert schemas.fast[event["type"]].is_valid(event)

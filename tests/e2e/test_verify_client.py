@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from clients.verify_chain import main as verify_main
+from ledger.core.signing import Signer
 from tests.conftest import position
 from tests.servers import ServerProcess
 
@@ -20,21 +24,46 @@ pytestmark = pytest.mark.slow
 LEDGER = "audit"
 
 
+STANCES = ["oppose", "demand", "offer", "reject", "support"]
+
+
+def start(database_url: str, data_dir: Path, count: int) -> ServerProcess:
+    process = ServerProcess(database_url=database_url, data_dir=data_dir)
+    httpx.post(f"{process.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
+    append(process, count)
+    return process
+
+
+def append(process: ServerProcess, count: int, *, party: str = "US") -> None:
+    events = [position(party=party, stance=STANCES[n % len(STANCES)]) for n in range(count)]
+    httpx.post(f"{process.url}/v1/ledgers/{LEDGER}/events", json=events).raise_for_status()
+
+
 @pytest.fixture
 def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    process = ServerProcess(database_url=database_url, data_dir=tmp_path)
-    httpx.post(f"{process.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
-    events = [position(stance=s) for s in ["oppose", "demand", "offer", "reject", "support"] * 2]
-    httpx.post(f"{process.url}/v1/ledgers/{LEDGER}/events", json=events).raise_for_status()
+    process = start(database_url, tmp_path, 10)
     yield process
     process.stop()
 
 
+def server_key(process: ServerProcess) -> str:
+    """The verifier key (an auditor gets it out of band; the test asks the server once)."""
+    items = httpx.get(f"{process.url}/v1/keys").json()["items"]
+    return str(items[0]["verifier_key"])
+
+
+def run_verify(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, object]]:
+    code = verify_main([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return code, json.loads(captured.out)
+
+
 def verify(
-    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+    server: ServerProcess, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> tuple[int, dict[str, object]]:
-    code = verify_main(["server", server.url, "--ledger", LEDGER, "--json"])
-    return code, json.loads(capsys.readouterr().out)
+    key = server_key(server)
+    return run_verify(capsys, "server", server.url, "--ledger", LEDGER, "--key", key, *extra)
 
 
 def tamper(database_url: str, seq: int, old: bytes, new: bytes) -> None:
@@ -69,7 +98,9 @@ def test_an_edited_middle_record_is_caught_at_the_next_link(
     tamper(database_url, 5, b'"stance":"support"', b'"stance":"oppose"')
     code, result = verify(server, capsys)
     assert code == 1 and result["valid"] is False
-    assert result["seq"] == 6  # record 5 still parses; its successor's prev no longer matches
+    # Record 5 still parses; its hash no longer links to record 6, and the blame
+    # rule names the record whose hash changed.
+    assert result["seq"] == 5
 
 
 def test_an_edited_last_record_is_caught_by_the_stated_head(
@@ -89,9 +120,174 @@ def test_a_non_canonical_record_is_named(
 
 
 def test_an_unreachable_server_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    code = verify_main(["server", "http://127.0.0.1:9", "--ledger", LEDGER, "--timeout", "2"])
+    key = Signer.generate("ledger.test").verifier.to_string()
+    argv = ["server", "http://127.0.0.1:9", "--ledger", LEDGER, "--timeout", "2", "--key", key]
+    code = verify_main(argv)
     assert code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_key_that_signed_nothing_here_is_invalid(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = Signer.generate("ledger.test").verifier.to_string()
+    code, result = run_verify(capsys, "server", server.url, "--ledger", LEDGER, "--key", key)
+    assert code == 1 and "trusted key" in str(result["reason"])
+
+
+# -- snapshots (SPEC §6) -----------------------------------------------------------
+
+
+def fetch_snapshot(server: ServerProcess, path: Path, **params: str) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/snapshot", params=params)
+    response.raise_for_status()
+    document: dict[str, Any] = response.json()
+    path.write_text(json.dumps(document))
+    return document
+
+
+def test_a_served_snapshot_is_recomputed_and_accepted(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    latest, older = tmp_path / "latest.json", tmp_path / "older.json"
+    fetch_snapshot(server, latest)
+    fetch_snapshot(server, older, known_at="6", as_of="2025-02-24")
+    append(server, 3, party="UA")  # the ledger moves on; the snapshots stay checkable
+    for path in (latest, older):
+        code, result = verify(server, capsys, "--snapshot", str(path))
+        assert code == 0, result
+
+
+@pytest.mark.parametrize("member", ["state", "merkle_root", "signature"])
+def test_an_edited_snapshot_is_refused(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], member: str
+) -> None:
+    path = tmp_path / "snapshot.json"
+    document = fetch_snapshot(server, path)
+    if member == "state":
+        document["state"]["US"]["security-guarantees"]["stance"] = "undecided"
+    elif member == "merkle_root":
+        document["merkle_root"] = base64.b64encode(bytes(32)).decode()
+    else:
+        document["signature"] = base64.b64encode(bytes(64)).decode()
+    path.write_text(json.dumps(document))
+    code, result = verify(server, capsys, "--snapshot", str(path))
+    assert code == 1 and "snapshot" in str(result["reason"])
+
+
+def test_a_snapshot_whose_state_is_re_signed_but_false_names_the_seq(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ledger.core.positions import sign_snapshot
+    from ledger.keyring import load_private
+
+    path = tmp_path / "snapshot.json"
+    document = fetch_snapshot(server, path)
+    cell = document["state"]["US"]["security-guarantees"]
+    cell["summary"] = "a summary the records never held"
+    signer = Signer(
+        name=server_key(server).split("+")[0],
+        private_key=load_private(next((tmp_path / "keys").glob("*.pem"))),
+    )
+    path.write_text(json.dumps(sign_snapshot(document, signer)))
+    code, result = verify(server, capsys, "--snapshot", str(path))
+    assert code == 1 and result["seq"] == cell["seq"] and "state" in str(result["reason"])
+
+
+# -- the remembered checkpoint (SPEC §5 step 6) ------------------------------------
+
+
+def test_the_state_file_round_trips_and_advances(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state" / "checkpoint.txt"
+    state.parent.mkdir()
+    code, result = verify(server, capsys, "--state", str(state))
+    assert code == 0, result
+    assert state.read_text().split("\n")[1] == "10"
+    append(server, 7)
+    code, result = verify(server, capsys, "--state", str(state))
+    assert code == 0 and result["to_seq"] == 17
+    assert state.read_text() == httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/checkpoint").text
+    assert [p.name for p in state.parent.iterdir()] == ["checkpoint.txt"]  # no temp files left
+
+
+def test_a_failed_run_leaves_the_state_file_alone(
+    server: ServerProcess, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.txt"
+    assert verify(server, capsys, "--state", str(state))[0] == 0
+    remembered = state.read_text()
+    append(server, 2)
+    tamper(database_url, 4, b'"stance":"reject"', b'"stance":"support"')
+    code, result = verify(server, capsys, "--state", str(state))
+    assert code == 1 and result["seq"] == 4
+    assert state.read_text() == remembered
+
+
+def test_an_unreadable_state_file_is_a_usage_error(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.txt"
+    state.write_text("not a checkpoint\n")
+    code, result = verify(server, capsys, "--state", str(state))
+    assert code == 2 and "state file" in str(result["error"])
+
+
+def twin(tmp_path: Path, name: str, original: Path, count: int, party: str) -> ServerProcess:
+    """Another server with the same ledger name and signing key but its own history."""
+    data_dir = tmp_path / name
+    shutil.copytree(original / "keys", data_dir / "keys")
+    process = ServerProcess(database_url=f"sqlite:///{data_dir / 'ledger.db'}", data_dir=data_dir)
+    httpx.post(f"{process.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
+    append(process, count, party=party)
+    return process
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_state_from_a_longer_history_is_a_rollback(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.txt"
+    longer = start(database_url, tmp_path, 20)
+    try:
+        assert verify(longer, capsys, "--state", str(state))[0] == 0
+    finally:
+        longer.stop()
+    shorter = twin(tmp_path, "shorter", tmp_path, 10, "US")
+    try:
+        code, result = verify(shorter, capsys, "--state", str(state))
+    finally:
+        shorter.stop()
+    assert code == 1 and "rollback" in str(result["reason"])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_history_that_does_not_extend_the_state_is_a_fork(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.txt"
+    original = start(database_url, tmp_path, 10)
+    try:
+        assert verify(original, capsys, "--state", str(state))[0] == 0
+    finally:
+        original.stop()
+    forked = twin(tmp_path, "forked", tmp_path, 15, "UA")
+    try:
+        code, result = verify(forked, capsys, "--state", str(state))
+    finally:
+        forked.stop()
+    assert code == 1 and "fork" in str(result["reason"])
+
+
+def test_the_console_script_verifies_a_server_without_a_traceback(server: ServerProcess) -> None:
+    script = Path(sys.executable).parent / "ledger-verify"
+    argv = [str(script), "server", server.url, "--ledger", LEDGER, "--key", server_key(server)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "VALID" in done.stdout
+    assert "Traceback" not in done.stderr
+    done = subprocess.run([*argv[:-1], "garbage"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
 
 
 def test_the_client_imports_only_the_core_httpx_cryptography_and_rich() -> None:

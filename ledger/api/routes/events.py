@@ -10,9 +10,10 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from ledger.api.auth import LedgerReader
 from ledger.api.body import read_json_body
 from ledger.api.deps import ServiceDep, SettingsDep
-from ledger.api.models import EventPage, Head, ReceiptOut, RecordOut
+from ledger.api.models import EventPage, Head, ReceiptOut
 from ledger.api.openapi import PROBLEMS, append_request_body
 from ledger.api.routes.log import inclusion_json
 
@@ -21,8 +22,18 @@ router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
 NDJSON = "application/x-ndjson"
 # seq is a JSON integer below 2^53 (SPEC §1); larger values cannot name a record.
 MAX_SEQ = 2**53 - 1
-# The anonymous principal until authentication is configured (SPEC §1 actor).
-ANONYMOUS = "anonymous"
+# ledger.service checks keys with the same expression.
+_IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e][\x20-\x7e]{0,253}[\x21-\x7e]?$"
+_RECEIPTS = {
+    "application/json": {
+        "schema": {
+            "oneOf": [
+                {"$ref": "#/components/schemas/ReceiptOut"},
+                {"type": "array", "items": {"$ref": "#/components/schemas/ReceiptOut"}},
+            ]
+        }
+    }
+}
 
 
 @router.post(
@@ -38,24 +49,20 @@ ANONYMOUS = "anonymous"
     responses={
         201: {
             "description": "Appended: a receipt, or a list of receipts for a batch",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/ReceiptOut"},
-                            {"type": "array", "items": {"$ref": "#/components/schemas/ReceiptOut"}},
-                        ]
-                    }
-                }
-            },
+            "content": _RECEIPTS,
         },
-        200: {"description": "Replay of an earlier append with the same Idempotency-Key"},
-        **PROBLEMS(400, 404, 409, 413, 415, 422, 503),
+        200: {
+            "description": "Replay of an earlier append with the same Idempotency-Key: "
+            "the original receipt(s)",
+            "content": _RECEIPTS,
+        },
+        **PROBLEMS(400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 503),
     },
     openapi_extra={"requestBody": append_request_body()},
 )
 async def append_events(
     request: Request,
+    principal: LedgerReader,
     service: ServiceDep,
     settings: SettingsDep,
     ledger: Annotated[str, Path(description="Ledger name")],
@@ -65,19 +72,32 @@ async def append_events(
     ] = None,
     idempotency_key: Annotated[
         str | None,
-        Header(description="Makes retries safe: same key + same body = same receipts"),
+        Header(
+            description="Makes retries safe: same key + same body = same receipts. "
+            "1-255 printable ASCII characters, not starting with a space",
+            # Documented only: the service checks it, so the 422 names Idempotency-Key.
+            json_schema_extra={"pattern": _IDEMPOTENCY_KEY_PATTERN, "maxLength": 255},
+        ),
     ] = None,
 ) -> Response:
-    body = await read_json_body(request, max_bytes=settings.max_body_bytes)
+    # Refuse a caller who may append nothing before reading the body.
+    principal.require_append(ledger, [])
+    body = await read_json_body(
+        request, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout
+    )
     outcome = await run_in_threadpool(
         service.append,
         ledger,
         body,
-        actor=ANONYMOUS,
+        actor=principal.name,
         idempotency_key=idempotency_key,
         expected_seq=expected_seq,
+        authorize=lambda drafts: principal.require_append(ledger, [d.party for d in drafts]),
     )
     receipts = [r.to_dict() for r in outcome.result.receipts]
+    request.state.audit_seq = (
+        receipts[0]["seq"] if len(receipts) == 1 else f"{receipts[0]['seq']}-{receipts[-1]['seq']}"
+    )
     content: Any = receipts if outcome.is_batch else receipts[0]
     headers = {}
     if not outcome.is_batch:
@@ -136,8 +156,8 @@ def _ndjson(service: ServiceDep, ledger: str, after_seq: int) -> Iterator[bytes]
 
 @router.get(
     "/events/{seq}",
-    response_model=RecordOut,
-    response_model_exclude_none=True,
+    # Documented by the oneOf below alone: a response_model would be AND-ed with it.
+    response_model=None,
     summary="Fetch one record",
     description=(
         "The record exactly as stored (its canonical bytes). With `proof=true`: "

@@ -12,11 +12,23 @@ from ledger.api.routes.log import json_response
 
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["positions"])
 
+# Documented formats; the service parses them (ledger.core.times) and answers 422.
+_DATE_OR_TIME: list[dict[str, object]] = [
+    {"type": "string", "format": "date"},
+    {"type": "string", "format": "date-time"},
+]
+_TIME_SCHEMA: dict[str, object] = {"anyOf": _DATE_OR_TIME}
+_SEQ_OR_TIME_SCHEMA: dict[str, object] = {
+    "anyOf": [{"type": "string", "pattern": "^[0-9]+$"}, *_DATE_OR_TIME]
+}
+
 AsOf = Annotated[
     str | None,
     Query(
         description="Valid time: RFC 3339 with an offset, or a date (its end); default: no bound",
         examples=["2025-02-24"],
+        min_length=1,
+        json_schema_extra=_TIME_SCHEMA,
     ),
 ]
 KnownAt = Annotated[
@@ -25,6 +37,8 @@ KnownAt = Annotated[
         description="Transaction time: a seq, or a time meaning the last record recorded by "
         "then; default: the head. The response states the seq.",
         examples=["23"],
+        min_length=1,
+        json_schema_extra=_SEQ_OR_TIME_SCHEMA,
     ),
 ]
 
@@ -98,8 +112,21 @@ def get_history(
 def get_diff(
     service: ServiceDep,
     ledger: Annotated[str, Path(description="Ledger name")],
-    from_: Annotated[str, Query(alias="from", description="Earlier as_of (time or date)")],
-    to: Annotated[str, Query(description="Later as_of (time or date)")],
+    from_: Annotated[
+        str,
+        Query(
+            alias="from",
+            min_length=1,
+            description="Earlier as_of (time or date)",
+            json_schema_extra=_TIME_SCHEMA,
+        ),
+    ],
+    to: Annotated[
+        str,
+        Query(
+            min_length=1, description="Later as_of (time or date)", json_schema_extra=_TIME_SCHEMA
+        ),
+    ],
     known_at: KnownAt = None,
 ) -> Response:
     return json_response(service.diff(ledger, from_=from_, to=to, known_at=known_at))

@@ -1,0 +1,778 @@
+"""Appends over HTTP: single events at 1, 8 and 32 concurrent clients and
+batches of 500, on SQLite and on PostgreSQL (issue: group commit).
+
+Every figure comes from real server processes on real ports, each on a fresh
+database, driven by ``wrk`` (bench/wrk/append.lua) for a few seconds:
+
+* the ledger, ``ledger serve`` with a bearer token (authentication is the
+  default), and once more with ``LEDGER_AUTH=off``; rate limiting is off in
+  both (``LEDGER_RATE_LIMIT=0``: the default 200/s per token would be the
+  figure otherwise);
+* naive: bench/naive_app.py inserting the posted JSON into a plain table
+  with the same durability, no hashing: the baseline;
+* no-op: the same route answering 201 without a database: the HTTP ceiling.
+
+Beside them: PyPI ``eventsourcing`` storing 1000-event batches in-process
+(no HTTP, no hashing) on the same database, for the batch figures. Each
+server's peak RSS (``VmHWM``, reset before every run) and CPU, and wrk's own
+CPU, are measured per run.
+
+The load generator: wrk is C and sends one prebuilt request (the body is
+fixed), so per request it needs a small fraction of the CPU the server needs.
+It runs as one thread pinned with ``taskset`` to the last CPU, so it can
+never take more than one core; the servers are not pinned (pinning them to
+the remaining core would also deny PostgreSQL's backends and the GIL-free
+parts of SQLite and psycopg the second core). wrk's CPU share, the server's
+and the whole machine's are printed and stored for every run: on the 2-core
+development machine wrk used 0.01-0.12 of a core while the server used
+0.5-1.0.
+
+Targets (2-core machine): 32-client appends >= 1.5x naive and >= 0.5x no-op;
+p99 at 8 clients < 50 ms; batches >= 50,000 events/s on SQLite and >= 25,000
+on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import sqlalchemy as sa
+
+from bench.harness import RESULTS_DIR, Figure, Report, console
+from tests.servers import ServerProcess, free_port
+
+CLIENTS = (1, 8, 32)
+BATCH = 500
+BATCH_CLIENTS = 4
+LEDGER = "bench"
+POSTGRES_URL = os.environ.get(
+    "LEDGER_BENCH_POSTGRES_URL",
+    os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
+)
+BATCH_TARGETS = {"sqlite": 50_000, "postgresql": 25_000}
+BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+_ROOT = Path(__file__).resolve().parent.parent
+_LUA = Path(__file__).resolve().parent / "wrk" / "append.lua"
+_CPUS = sorted(os.sched_getaffinity(0))
+# wrk alone on the last CPU: see the module docstring.
+_WRK_CPUS = str(_CPUS[-1]) if len(_CPUS) > 1 else ""
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def position_event(n: int) -> dict[str, Any]:
+    """A realistic ``position.stated`` event: about 500 bytes of JSON, like the demo's."""
+    return {
+        "type": "position.stated",
+        "occurred_at": "2025-02-24",
+        "party": "US" if n % 2 else "UA",
+        "topic": "revenue-share",
+        "data": {
+            "stance": "demand",
+            "summary": "Washington wants half of the revenue from Ukraine's state-owned "
+            f"mineral resources paid into a joint fund (statement {n}).",
+            "terms": {"share_percent": 50, "fund": "joint investment fund"},
+        },
+        "source": {
+            "name": "The New York Times",
+            "kind": "media",
+            "url": "https://www.nytimes.com/2025/02/24/world/europe/ukraine-minerals-deal.html",
+            "reported_at": "2025-02-24",
+        },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One wrk run against one server."""
+
+    backend: str
+    app: str
+    clients: int
+    events_per_request: int
+    seconds: float
+    requests: int
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    server_peak_rss_mb: float
+    # CPU time over wall time: 1.0 is one core busy throughout.
+    server_cores: float
+    wrk_cores: float
+    machine_busy_cores: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.rps * self.events_per_request
+
+
+class Server(Protocol):
+    url: str
+
+    @property
+    def pid(self) -> int: ...
+
+    def stop(self) -> None: ...
+
+
+class _Ledger:
+    """``ledger serve`` (tests/servers.py), as a :class:`Server`."""
+
+    def __init__(self, process: ServerProcess) -> None:
+        self.process = process
+        self.url = process.url
+
+    @property
+    def pid(self) -> int:
+        return self.process.process.pid
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class AppProcess:
+    """``python -m bench.naive_app`` in a child process: naive, or no-op without a URL."""
+
+    def __init__(self, database_url: str | None, log_dir: Path) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_dir / f"app-{port}.log"
+        command = [sys.executable, "-m", "bench.naive_app", "--port", str(port)]
+        if database_url is not None:
+            command += ["--database-url", database_url]
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            command, cwd=_ROOT, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"app exited early:\n{self.log_path.read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"app not ready in 30s:\n{self.log_path.read_text()}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+# --- measuring a server process (Linux /proc) ------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime, the 14th and 15th fields (counted from the pid).
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _machine_busy_seconds() -> float:
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICK
+
+
+class PeakRss:
+    """A process's peak RSS over one run.
+
+    Writing 5 to ``clear_refs`` resets the kernel's high-water mark
+    (``VmHWM``), which is exact; where that is refused, a sampling thread
+    reads ``VmRSS`` every 10 ms instead.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kib = 0
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+            self.exact = True
+        except OSError:
+            self.exact = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        if not self.exact:
+            self._thread.start()
+
+    def _field(self, name: str) -> int:
+        with open(f"/proc/{self.pid}/status") as status:
+            for line in status:
+                if line.startswith(name):
+                    return int(line.split()[1])
+        return 0
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak_kib = max(self.peak_kib, self._field("VmRSS:"))
+
+    def finish_mb(self) -> float:
+        if self.exact:
+            return self._field("VmHWM:") / 1024
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kib / 1024
+
+
+def wrk(
+    server: Server,
+    path: str,
+    *,
+    body_file: Path,
+    connections: int,
+    seconds: int,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """One wrk run; its counts, latency percentiles and the CPU and memory spent."""
+    if shutil.which("wrk") is None:
+        raise RuntimeError("wrk is not installed (scripts/bench.sh installs it)")
+    pinned = ["taskset", "-c", _WRK_CPUS] if _WRK_CPUS and shutil.which("taskset") else []
+    threads = 1 if pinned else min(2, connections)
+    command = [
+        *pinned,
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(_LUA),
+        f"{server.url}{path}",
+    ]
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_TOKEN": token or ""}
+    rss = PeakRss(server.pid)
+    server_cpu = _cpu_seconds(server.pid)
+    busy = _machine_busy_seconds()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    measured = {
+        "server_peak_rss_mb": rss.finish_mb(),
+        "server_cores": (_cpu_seconds(server.pid) - server_cpu) / wall,
+        "wrk_cores": (after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
+        / wall,
+        "machine_busy_cores": (_machine_busy_seconds() - busy) / wall,
+    }
+    lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result: dict[str, Any] = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+    failures = {k: result[k] for k in ("connect", "read", "write", "status", "timeout")}
+    if any(failures.values()):
+        raise RuntimeError(
+            f"wrk saw failures against {server.url}{path} at -c{connections}: {failures} "
+            f"(status = non-2xx/3xx responses)\n{done.stdout}"
+        )
+    if result["requests"] == 0:
+        raise RuntimeError(f"wrk completed no request against {server.url}{path}")
+    return {**result, **measured}
+
+
+def measure(
+    server: Server,
+    *,
+    backend: str,
+    app: str,
+    body_file: Path,
+    events_per_request: int,
+    connections: int,
+    seconds: int,
+    token: str | None = None,
+) -> Run:
+    raw = wrk(
+        server,
+        f"/v1/ledgers/{LEDGER}/events",
+        body_file=body_file,
+        connections=connections,
+        seconds=seconds,
+        token=token,
+    )
+    duration = raw["duration_us"] / 1e6
+    run = Run(
+        backend=backend,
+        app=app,
+        clients=connections,
+        events_per_request=events_per_request,
+        seconds=duration,
+        requests=raw["requests"],
+        rps=raw["requests"] / duration,
+        p50_ms=raw["p50_us"] / 1000,
+        p90_ms=raw["p90_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        max_ms=raw["max_us"] / 1000,
+        server_peak_rss_mb=raw["server_peak_rss_mb"],
+        server_cores=raw["server_cores"],
+        wrk_cores=raw["wrk_cores"],
+        machine_busy_cores=raw["machine_busy_cores"],
+    )
+    console.print(
+        f"  {app:<14} -c{connections:<3} {run.events_per_s:>10,.0f} events/s "
+        f"({run.rps:,.0f} req/s)  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
+        f"RSS {run.server_peak_rss_mb:6.1f} MB  CPU server {run.server_cores:.2f} "
+        f"wrk {run.wrk_cores:.2f} machine {run.machine_busy_cores:.2f}"
+    )
+    return run
+
+
+# --- fresh databases -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def fresh_database(backend: str, directory: Path, name: str) -> Iterator[str]:
+    """A new SQLite file, or a new PostgreSQL schema dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / f'{name}.db'}"
+        return
+    schema = f"bench_{name}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        url = sa.engine.make_url(POSTGRES_URL).update_query_dict(
+            {"options": f"-csearch_path={schema}"}
+        )
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def postgres_available() -> bool:
+    engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect():
+            return True
+    except sa.exc.OperationalError:
+        return False
+    finally:
+        engine.dispose()
+
+
+# --- the servers -----------------------------------------------------------
+
+
+def create_token(database_url: str, data_dir: Path) -> str:
+    """``ledger tokens create``, as an operator would; the token is its last word."""
+    env = {**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_DATA_DIR": str(data_dir)}
+    done = subprocess.run(
+        [sys.executable, "-m", "ledger", "tokens", "create", "--name", "bench", "--scope", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()[-1]
+
+
+def start_ledger(database_url: str, data_dir: Path, *, token: str | None) -> _Ledger:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "LEDGER_AUTH": "tokens" if token else "off",
+        "LEDGER_AUDIT_LOG": str(data_dir / "audit.log"),
+        "LEDGER_ORIGIN": "bench",
+    }
+    server = _Ledger(ServerProcess(database_url=database_url, data_dir=data_dir, env=env))
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.post(f"{server.url}/v1/ledgers", json={"name": LEDGER}, headers=headers)
+    if response.status_code != 201:
+        server.stop()
+        raise RuntimeError(f"creating the ledger failed: {response.status_code} {response.text}")
+    return server
+
+
+# --- eventsourcing, in-process ---------------------------------------------
+
+
+@functools.cache
+def _talks_aggregate() -> Any:
+    # Defined once per process: eventsourcing refuses a second class under one topic.
+    from eventsourcing.domain import Aggregate, event
+
+    class Talks(Aggregate):
+        @event("Opened")
+        def __init__(self, name: str) -> None:
+            self.count = 0
+
+        @event("PositionStated")
+        def state(self, party: str, topic: str, stance: str, summary: str) -> None:
+            self.count += 1
+
+    return Talks
+
+
+def eventsourcing_batch_rate(backend: str, database_url: str, events: int) -> float:
+    """PyPI eventsourcing storing 1000-event batches (one save each): events/s."""
+    from eventsourcing.application import Application
+
+    if backend == "sqlite":
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": sa.engine.make_url(database_url).database or "",
+        }
+    else:
+        url = sa.engine.make_url(database_url)
+        options = str(url.query.get("options", ""))
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.database or "",
+            "POSTGRES_HOST": url.host or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": url.username or "postgres",
+            "POSTGRES_PASSWORD": url.password or "",
+            "POSTGRES_SCHEMA": options.removeprefix("-csearch_path="),
+        }
+    app: Any = Application(env=env)
+    try:
+        talks = _talks_aggregate()(name="bench")
+        app.save(talks)
+        start = time.perf_counter()
+        for n in range(events):
+            talks.state(
+                party="US", topic="revenue-share", stance="demand", summary=f"statement {n}"
+            )
+            if n % 1000 == 999:
+                app.save(talks)
+        app.save(talks)
+        elapsed = time.perf_counter() - start
+    finally:
+        app.close()
+    return events / elapsed
+
+
+# --- the suite -------------------------------------------------------------
+
+
+def run_backend(
+    backend: str, directory: Path, *, seconds: int, batch_seconds: int, es_events: int
+) -> tuple[list[Run], float]:
+    console.print(f"[bold]{BACKEND_NAMES[backend]}[/]")
+    single = directory / "single.json"
+    single.write_bytes(json.dumps(position_event(1)).encode())
+    batch = directory / "batch.json"
+    batch.write_bytes(json.dumps([position_event(n) for n in range(BATCH)]).encode())
+    runs: list[Run] = []
+    warmup = max(1, seconds // 3)
+
+    def series(server: Server, app: str, *, token: str | None, with_batch: bool) -> None:
+        # Not measured: fills connection pools and caches, and gets first-request costs over.
+        wrk(
+            server,
+            f"/v1/ledgers/{LEDGER}/events",
+            body_file=single,
+            connections=8,
+            seconds=warmup,
+            token=token,
+        )
+        for clients in CLIENTS:
+            runs.append(
+                measure(
+                    server,
+                    backend=backend,
+                    app=app,
+                    body_file=single,
+                    events_per_request=1,
+                    connections=clients,
+                    seconds=seconds,
+                    token=token,
+                )
+            )
+        if with_batch:
+            runs.append(
+                measure(
+                    server,
+                    backend=backend,
+                    app=app,
+                    body_file=batch,
+                    events_per_request=BATCH,
+                    connections=BATCH_CLIENTS,
+                    seconds=batch_seconds,
+                    token=token,
+                )
+            )
+
+    with fresh_database(backend, directory, "ledger") as url:
+        data_dir = directory / "ledger"
+        data_dir.mkdir()
+        token = create_token(url, data_dir)
+        server = start_ledger(url, data_dir, token=token)
+        try:
+            series(server, "ledger", token=token, with_batch=True)
+        finally:
+            server.stop()
+    with fresh_database(backend, directory, "noauth") as url:
+        server = start_ledger(url, directory / "noauth", token=None)
+        try:
+            series(server, "ledger-noauth", token=None, with_batch=False)
+        finally:
+            server.stop()
+    with fresh_database(backend, directory, "naive") as url:
+        app = AppProcess(url, directory)
+        try:
+            series(app, "naive", token=None, with_batch=True)
+        finally:
+            app.stop()
+    noop = AppProcess(None, directory)
+    try:
+        series(noop, "noop", token=None, with_batch=True)
+    finally:
+        noop.stop()
+    with (
+        fresh_database(backend, directory, "es") as url,
+        console.status(f"eventsourcing: {es_events:,} events in 1000-event batches"),
+    ):
+        es_rate = eventsourcing_batch_rate(backend, url, es_events)
+    console.print(f"  eventsourcing in-process, 1000-event batches: {es_rate:,.0f} events/s")
+    return runs, es_rate
+
+
+def _pick(runs: list[Run], app: str, clients: int, events: int = 1) -> Run:
+    return next(
+        r for r in runs if r.app == app and r.clients == clients and r.events_per_request == events
+    )
+
+
+def add_figures(report: Report, backend: str, runs: list[Run], es_rate: float) -> None:
+    name = BACKEND_NAMES[backend]
+    for clients in CLIENTS:
+        ledger, naive = _pick(runs, "ledger", clients), _pick(runs, "naive", clients)
+        report.add(
+            Figure(
+                "appends",
+                f"single appends @{clients} clients, {name}",
+                ledger.rps,
+                "appends/s",
+                "naive insert, no hashing",
+                naive.rps,
+                True,
+                ">= 1.5x naive" if clients == 32 else "",
+            )
+        )
+    top = max(CLIENTS)
+    ledger = _pick(runs, "ledger", top)
+    report.add(
+        Figure(
+            "appends",
+            f"single appends @{top} clients vs no-op, {name}",
+            ledger.rps,
+            "appends/s",
+            "no-op endpoint (HTTP ceiling)",
+            _pick(runs, "noop", top).rps,
+            True,
+            ">= 0.5x no-op",
+        )
+    )
+    report.add(
+        Figure(
+            "appends",
+            f"single appends @{top} clients, auth off, {name}",
+            _pick(runs, "ledger-noauth", top).rps,
+            "appends/s",
+            "naive insert, no hashing",
+            _pick(runs, "naive", top).rps,
+            True,
+            "",
+        )
+    )
+    for clients in CLIENTS:
+        report.add(
+            Figure(
+                "appends",
+                f"append p99 @{clients} clients, {name}",
+                _pick(runs, "ledger", clients).p99_ms,
+                "ms",
+                "naive insert p99",
+                _pick(runs, "naive", clients).p99_ms,
+                False,
+                "< 50 ms" if clients == 8 else "",
+            )
+        )
+    ledger_batch = _pick(runs, "ledger", BATCH_CLIENTS, BATCH)
+    naive_batch = _pick(runs, "naive", BATCH_CLIENTS, BATCH)
+    report.add(
+        Figure(
+            "appends",
+            f"batch appends ({BATCH}/request, {BATCH_CLIENTS} clients), {name}",
+            ledger_batch.events_per_s,
+            "events/s",
+            f"naive insert, {BATCH}/request",
+            naive_batch.events_per_s,
+            True,
+            f">= {BATCH_TARGETS[backend]:,}/s",
+        )
+    )
+    report.add(
+        Figure(
+            "appends",
+            f"batch appends vs eventsourcing, {name}",
+            ledger_batch.events_per_s,
+            "events/s",
+            "eventsourcing in-process, 1000/batch",
+            es_rate,
+            True,
+            "",
+        )
+    )
+    single_rss = max(
+        r.server_peak_rss_mb
+        for r in runs
+        if r.app == "ledger" and r.clients in CLIENTS and r.events_per_request == 1
+    )
+    naive_rss = max(
+        r.server_peak_rss_mb for r in runs if r.app == "naive" and r.events_per_request == 1
+    )
+    report.add(
+        Figure(
+            "appends",
+            f"server peak RSS, single appends, {name}",
+            single_rss,
+            "MB",
+            "naive app",
+            naive_rss,
+            False,
+            "",
+        )
+    )
+    report.add(
+        Figure(
+            "appends",
+            f"server peak RSS, batch appends, {name}",
+            ledger_batch.server_peak_rss_mb,
+            "MB",
+            "naive app",
+            naive_batch.server_peak_rss_mb,
+            False,
+            "",
+        )
+    )
+
+
+def chart(runs: list[Run], path: Path) -> None:
+    """Throughput and p99 against concurrent clients, one column per backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    backends = [b for b in BACKEND_NAMES if any(r.backend == b for r in runs)]
+    figure, axes = plt.subplots(2, len(backends), figsize=(6 * len(backends), 8), squeeze=False)
+    styles = {
+        "ledger": ("ledger (bearer token)", "C0", "-"),
+        "ledger-noauth": ("ledger (auth off)", "C0", "--"),
+        "naive": ("naive insert, no hashing", "C1", "-"),
+        "noop": ("no-op endpoint", "C2", ":"),
+    }
+    for column, backend in enumerate(backends):
+        for app, (label, colour, line) in styles.items():
+            series = sorted(
+                (
+                    r
+                    for r in runs
+                    if r.backend == backend and r.app == app and r.events_per_request == 1
+                ),
+                key=lambda r: r.clients,
+            )
+            if not series:
+                continue
+            clients = [r.clients for r in series]
+            axes[0][column].plot(
+                clients, [r.rps for r in series], line, color=colour, marker="o", label=label
+            )
+            axes[1][column].plot(
+                clients, [r.p99_ms for r in series], line, color=colour, marker="o", label=label
+            )
+        axes[0][column].set_title(f"single-event appends, {BACKEND_NAMES[backend]}")
+        axes[0][column].set_ylabel("requests/s")
+        axes[1][column].set_ylabel("p99 latency (ms)")
+        axes[1][column].axhline(50, color="grey", linewidth=0.8, linestyle="-.")
+        for row in (0, 1):
+            axis = axes[row][column]
+            axis.set_xscale("log", base=2)
+            axis.set_yscale("log")
+            axis.set_xticks(list(CLIENTS), [str(c) for c in CLIENTS])
+            axis.set_xlabel("concurrent clients (wrk connections)")
+            axis.grid(True, which="both", alpha=0.3)
+            axis.legend(fontsize="small")
+    figure.tight_layout()
+    path.parent.mkdir(exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def run(
+    report: Report,
+    *,
+    seconds: int = 6,
+    batch_seconds: int = 10,
+    es_events: int = 50_000,
+    backends: tuple[str, ...] = ("sqlite", "postgresql"),
+) -> None:
+    console.rule("appends")
+    console.print(
+        f"wrk pinned to CPU {_WRK_CPUS or '(none)'}, servers unpinned; "
+        f"{seconds}s per run, batches {batch_seconds}s"
+    )
+    all_runs: list[Run] = []
+    es_rates: dict[str, float] = {}
+    for backend in backends:
+        if backend == "postgresql" and not postgres_available():
+            console.print(
+                f"[bold red]PostgreSQL at {POSTGRES_URL} is unreachable: its figures are "
+                "skipped[/] (set LEDGER_BENCH_POSTGRES_URL)"
+            )
+            continue
+        with tempfile.TemporaryDirectory(prefix="ledger-bench-appends-") as tmp:
+            runs, es_rate = run_backend(
+                backend,
+                Path(tmp),
+                seconds=seconds,
+                batch_seconds=batch_seconds,
+                es_events=es_events,
+            )
+        all_runs += runs
+        es_rates[backend] = es_rate
+        add_figures(report, backend, runs, es_rate)
+    if not all_runs:
+        return
+    RESULTS_DIR.mkdir(exist_ok=True)
+    details = {
+        "wrk_cpus": _WRK_CPUS,
+        "runs": [{**asdict(r), "events_per_s": r.events_per_s} for r in all_runs],
+        "eventsourcing_batch_events_per_s": es_rates,
+    }
+    (RESULTS_DIR / "appends.json").write_text(json.dumps(details, indent=2))
+    chart(all_runs, RESULTS_DIR / "appends.png")
+    console.print(f"runs written to {RESULTS_DIR / 'appends.json'}, chart to appends.png")

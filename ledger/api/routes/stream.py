@@ -1,0 +1,164 @@
+"""Server-sent events: every record appended after ``after_seq``, as it is appended.
+
+The stream polls the ledger's head (one indexed row) every half second and
+reads records only when the head moved, so an idle subscriber costs almost
+nothing. Each event carries ``id: <seq>``: a client that reconnects (browsers'
+``EventSource`` does so by itself) sends ``Last-Event-ID`` and resumes exactly
+after the last record it saw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from ledger.api.deps import ServiceDep
+from ledger.api.openapi import PROBLEMS
+from ledger.core.errors import InvalidParameter, StorageUnavailable
+from ledger.service import LedgerService
+
+__all__ = ["EVENT_STREAM", "router", "server_is_exiting"]
+
+router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
+
+EVENT_STREAM = "text/event-stream"
+MAX_SEQ = 2**53 - 1
+POLL_SECONDS = 0.5
+# A comment line this often keeps proxies from closing an idle stream.
+HEARTBEAT_SECONDS = 15.0
+# Records per read when a subscriber catches up on a long backlog.
+BATCH = 500
+# How long the browser waits before reconnecting after the stream ended.
+RETRY_MS = 2000
+
+
+def server_is_exiting() -> bool:
+    """True once uvicorn has been asked to stop.
+
+    uvicorn waits for open responses before it shuts down, and an event
+    stream never finishes by itself, so streams must notice the request to
+    stop. uvicorn tells applications nothing; its SIGTERM handler is the bound
+    method ``Server.handle_exit``, whose server carries ``should_exit``. Read
+    only: nothing of uvicorn is patched.
+    """
+    handler = signal.getsignal(signal.SIGTERM)
+    server = getattr(handler, "__self__", None)
+    return bool(getattr(server, "should_exit", False))
+
+
+def _start_after(after_seq: int, last_event_id: str | None) -> int:
+    if last_event_id is None or last_event_id.strip() == "":
+        return after_seq
+    text = last_event_id.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
+        raise InvalidParameter("must be the seq of the last event received", field="Last-Event-ID")
+    # The header is newer knowledge than the URL the stream was first opened with.
+    return max(after_seq, int(text))
+
+
+def _head(service: LedgerService, ledger: str) -> int:
+    return service.get_ledger(ledger).size
+
+
+async def _events(
+    service: LedgerService, ledger: str, after: int, head: int, lifetime: float
+) -> AsyncIterator[bytes]:
+    yield f"retry: {RETRY_MS}\n\n".encode()
+    deadline = time.monotonic() + lifetime
+    last_sent = time.monotonic()
+    try:
+        while True:
+            while after < head:
+                lines, head = await run_in_threadpool(
+                    service.read_page, ledger, after_seq=after, limit=BATCH
+                )
+                if not lines:
+                    break
+                chunk = bytearray()
+                for line in lines:
+                    after += 1
+                    # Canonical JSON (RFC 8785) has no line breaks: one data line a record.
+                    chunk += b"id: %d\nevent: record\ndata: %s\n\n" % (after, line)
+                yield bytes(chunk)
+                last_sent = time.monotonic()
+            now = time.monotonic()
+            if now >= deadline or server_is_exiting():
+                return
+            if now - last_sent >= HEARTBEAT_SECONDS:
+                yield b": keep-alive\n\n"
+                last_sent = now
+            await asyncio.sleep(POLL_SECONDS)
+            head = await run_in_threadpool(_head, service, ledger)
+    except StorageUnavailable:
+        # End the stream; the client reconnects with Last-Event-ID once the database is back.
+        return
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    summary="Follow the ledger: server-sent events, one per appended record",
+    description=(
+        "A `text/event-stream` of every record with seq > `after_seq` (or > the "
+        "`Last-Event-ID` header, when a reconnecting client sends one), the backlog first, "
+        "then each new record as it is appended. Each event is `id: <seq>`, "
+        "`event: record`, `data: <the record's canonical bytes>`. The stream ends after "
+        "`timeout` seconds, or when the server stops; clients reconnect with "
+        "`Last-Event-ID` and miss nothing."
+    ),
+    responses={
+        200: {
+            "description": "The event stream",
+            # Each event of the stream, as SSE parsers (and OpenAPI 3.2 itemSchema) see it.
+            "content": {
+                EVENT_STREAM: {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string", "pattern": "^[0-9]+$"},
+                            "event": {"type": "string", "enum": ["record"]},
+                            "data": {
+                                "type": "string",
+                                "description": "The record's canonical bytes (RFC 8785)",
+                            },
+                            "retry": {"type": "integer"},
+                        },
+                    }
+                }
+            },
+        },
+        **PROBLEMS(404, 422),
+    },
+)
+async def stream_events(
+    service: ServiceDep,
+    ledger: Annotated[str, Path(description="Ledger name")],
+    after_seq: Annotated[
+        int,
+        Query(ge=0, le=MAX_SEQ, description="Send records with seq > this; default: all"),
+    ] = 0,
+    timeout: Annotated[
+        float,
+        Query(gt=0, le=3600, description="Seconds after which the server ends the stream"),
+    ] = 300.0,
+    last_event_id: Annotated[
+        str | None,
+        Header(alias="Last-Event-ID", description="Resume after this seq (sent by EventSource)"),
+    ] = None,
+) -> StreamingResponse:
+    after = _start_after(after_seq, last_event_id)
+    # 404 before the stream starts, not inside it. An after_seq beyond the head
+    # is no error (as for GET /events): the stream waits for records past it.
+    head = await run_in_threadpool(_head, service, ledger)
+    return StreamingResponse(
+        _events(service, ledger, after, head, timeout),
+        media_type=EVENT_STREAM,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,872 @@
+"""SPEC §5 verification of an export bundle or a live ledger, in constant memory.
+
+The pieces both paths share, so the bundle verifier, the server client and
+the server-side audit can never disagree:
+
+- ``MerkleAccumulator``: the RFC 9162 root of a growing tree from a stack of
+  perfect-subtree roots (``O(log n)`` memory; a binary counter, as in
+  ``merkle.append_leaves``);
+- ``LogVerifier``: ``ChainVerifier`` plus the accumulator over one run of
+  canonical lines, with the blame rule below;
+- ``check_checkpoint``: a signed note from a trusted key whose origin, size,
+  root and ``chain`` line are the ones the caller expects;
+- ``check_consistency``: SPEC §5 step 6, rollback and fork detection.
+
+Blame rule. A broken link between records k and k+1 (``prev`` of k+1 is not
+``H(record k)``) is reported at seq k: record k is the last one whose hash
+could have changed, so an edited field shows up at the record edited. A
+deleted, swapped or inserted record is reported at the first seq out of
+place, a short file at the first missing seq, and the last record (which no
+successor links to) by the head hash it fails to match.
+
+Order of bundle checks. The tar streams ``manifest.json``, ``manifest.sig``,
+``records.jsonl``, ``checkpoint``, ``public_key.pem``; only the two small
+members around the records are buffered. The manifest signature is checked
+before any record: every later check compares against the manifest, so an
+untrusted manifest must fail first. Records are then streamed (per-line
+checks, chain, leaf hashes, ``records_sha256``) and reported at the first bad
+seq; whole-file checks (``records_sha256``, count) come after the stream, so
+a tampered record is named by its seq rather than by a file digest.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tarfile
+from collections import deque
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import IO, Any, NoReturn
+
+from ledger.core.bundle import MAX_MANIFEST_BYTES, MEMBERS, SIGNATURE_SIZE, Manifest
+from ledger.core.chain import ChainVerifier
+from ledger.core.checkpoint import MAX_NOTE_BYTES, SignedCheckpoint
+from ledger.core.checkpoint import verify as verify_note
+from ledger.core.errors import (
+    BundleInvalid,
+    ChainBroken,
+    CheckpointInvalid,
+    MalformedRecord,
+    PrevMismatch,
+    ProofInvalid,
+    VerificationError,
+)
+from ledger.core.fastline import RunSummary, check_run
+from ledger.core.hashing import GENESIS_PREV, HASH_SIZE, empty_root, leaf_hash, node_hash
+from ledger.core.merkle import NodeId, fold_cover, verify_consistency, verify_inclusion
+from ledger.core.positions import (
+    FIX_TYPES,
+    POSITION_TYPES,
+    fold,
+    snapshot_document,
+    verify_snapshot_signature,
+)
+from ledger.core.records import Record
+from ledger.core.signing import VerifierKey
+
+__all__ = [
+    "LogVerifier",
+    "MerkleAccumulator",
+    "SnapshotClaim",
+    "UnnamedKey",
+    "VerificationReport",
+    "check_checkpoint",
+    "check_consistency",
+    "check_snapshot",
+    "trusted_for_note",
+    "verify_bundle",
+    "worker_count",
+]
+
+# A record is at most one request body; anything longer is not a record and
+# must not be buffered whole (the constant-memory promise).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+MAX_PEM_BYTES = 16 * 1024
+_CHUNK = 1 << 20
+# Progress callbacks fire at most this often: a callback per record would
+# cost more than the hashing it reports.
+_PROGRESS_EVERY = 10_000
+# Below this many records starting worker processes costs more than they save.
+_POOL_MIN_RECORDS = 50_000
+# Each worker holds an interpreter and the core (~30 MB), and past four the
+# reading process, which links every run, cannot keep more of them busy.
+_MAX_WORKERS = 4
+# Blocks (of _CHUNK bytes) handed to an executor and not yet appended: enough
+# that no worker waits for its next block, few enough to hold memory at a few MiB.
+_BLOCKS_IN_FLIGHT = 8
+
+RecordSink = Callable[[Record], None]
+ProgressSink = Callable[[int], None]
+NodeSink = Callable[[NodeId, bytes], None]
+
+
+@dataclass(frozen=True, slots=True)
+class UnnamedKey:
+    """A trusted Ed25519 public key whose name comes from what it signed (a PEM file).
+
+    Trust is the key bytes; the name only completes the SPEC §3 key id, which
+    must then equal the one the bundle or note states.
+    """
+
+    public_key: bytes
+
+    def named(self, name: str) -> VerifierKey:
+        return VerifierKey(name, self.public_key)
+
+
+TrustedKey = VerifierKey | UnnamedKey
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerificationReport:
+    """The outcome of one verification: what was proved, or the first failure."""
+
+    valid: bool
+    ledger: str | None
+    from_seq: int | None = None
+    to_seq: int | None = None
+    count: int = 0
+    head_hash: str | None = None
+    merkle_root: str | None = None
+    key_id: str | None = None
+    key_name: str | None = None
+    failure_seq: int | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"valid": self.valid, "ledger": self.ledger, "count": self.count}
+        for name in (
+            "from_seq",
+            "to_seq",
+            "head_hash",
+            "merkle_root",
+            "key_id",
+            "key_name",
+            "failure_seq",
+            "reason",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
+        # ``checked`` and ``seq`` are the names earlier versions of the client printed.
+        out["checked"] = self.count
+        if self.failure_seq is not None:
+            out["seq"] = self.failure_seq
+        return out
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+# -- the shared accumulators ------------------------------------------------------
+
+
+class MerkleAccumulator:
+    """RFC 9162 root of leaves appended in order, from ``popcount(size)`` subtree roots."""
+
+    def __init__(self, *, on_node: NodeSink | None = None) -> None:
+        self._stack: list[tuple[int, bytes]] = []
+        self._on_node = on_node
+        self.size = 0
+
+    def add(self, leaf: bytes) -> None:
+        level, index, digest = 0, self.size, leaf
+        on_node = self._on_node
+        if on_node is not None:
+            on_node((0, index), digest)
+        stack = self._stack
+        while stack and stack[-1][0] == level:
+            digest = node_hash(stack.pop()[1], digest)
+            level, index = level + 1, index >> 1
+            if on_node is not None:
+                on_node((level, index), digest)
+        stack.append((level, digest))
+        self.size += 1
+
+    def add_subtree(self, level: int, digest: bytes) -> None:
+        """Append the root of ``2^level`` leaves; ``size`` must be a multiple of that.
+
+        Only for an accumulator without ``on_node``: the subtree's inner nodes
+        are not known here.
+        """
+        if self._on_node is not None or self.size % (1 << level):
+            raise ValueError(f"a subtree of level {level} cannot follow {self.size} leaves")
+        self.size += 1 << level
+        stack = self._stack
+        while stack and stack[-1][0] == level:
+            digest = node_hash(stack.pop()[1], digest)
+            level += 1
+        stack.append((level, digest))
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return empty_root()
+        # The stack is the tree's perfect cover, left to right.
+        return fold_cover([digest for _, digest in self._stack])
+
+
+class LogVerifier:
+    """SPEC §5 steps 2-4 over one contiguous run of canonical lines.
+
+    ``root_sizes`` names tree sizes whose roots to remember on the way (a
+    snapshot's ``known_at``, a remembered checkpoint); the full tree is only
+    recomputed when the run starts at seq 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: str,
+        from_seq: int = 1,
+        first_prev: str = GENESIS_PREV,
+        root_sizes: Collection[int] = (),
+        on_node: NodeSink | None = None,
+        on_record: RecordSink | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.from_seq = from_seq
+        self._chain = ChainVerifier(ledger=ledger, from_seq=from_seq, first_prev=first_prev)
+        self._tree = MerkleAccumulator(on_node=on_node) if from_seq == 1 else None
+        self._root_sizes = frozenset(root_sizes)
+        self._on_record = on_record
+        self._on_node = on_node
+        self.roots: dict[int, bytes] = {}
+        if self._tree is not None and 0 in self._root_sizes:
+            self.roots[0] = empty_root()
+        self.last_leaf: bytes | None = None
+
+    @property
+    def next_seq(self) -> int:
+        return self._chain.next_seq
+
+    @property
+    def last_seq(self) -> int:
+        return self._chain.next_seq - 1
+
+    @property
+    def count(self) -> int:
+        return self._chain.next_seq - self.from_seq
+
+    @property
+    def head_hash(self) -> str:
+        return self._chain.head_hash
+
+    def add_line(self, line: bytes) -> Record:
+        try:
+            record = self._chain.add_line(line)
+        except PrevMismatch as e:
+            self._blame(e)
+        self._add_leaf(leaf_hash(line))
+        if self._on_record is not None:
+            self._on_record(record)
+        return record
+
+    def check_line(self, line: bytes) -> None:
+        """``add_line`` without handing the record back (nor building it, if nobody asks)."""
+        if self._on_record is not None:
+            self.add_line(line)
+            return
+        try:
+            self._chain.check_line(line)
+        except PrevMismatch as e:
+            self._blame(e)
+        self._add_leaf(leaf_hash(line))
+
+    @property
+    def takes_runs(self) -> bool:
+        """Whether ``add_run`` can append runs (not when ``on_record`` wants each record)."""
+        return self._on_record is None
+
+    @property
+    def wants_subtrees(self) -> bool:
+        """Whether ``add_run`` can use a run's subtrees (else it folds the leaves)."""
+        return self._tree is not None and self._on_node is None
+
+    def add_run(self, run: RunSummary) -> bool:
+        """Append a run ``fastline.check_run`` passed.
+
+        ``False``, with nothing appended, when the run does not link to the
+        records before it, or when ``on_record`` wants the records themselves:
+        the caller then feeds its lines one by one instead.
+        """
+        if not self.takes_runs or not self._chain.link_run(run):
+            return False
+        leaves = run.leaves
+        self.last_leaf = leaves[-HASH_SIZE:]
+        tree = self._tree
+        if tree is None:
+            return True
+        start, end = tree.size, tree.size + run.lines
+        if run.subtrees and not any(start < size <= end for size in self._root_sizes):
+            for level, digest in run.subtrees:
+                tree.add_subtree(level, digest)
+            return True
+        for offset in range(0, len(leaves), HASH_SIZE):
+            tree.add(leaves[offset : offset + HASH_SIZE])
+            if tree.size in self._root_sizes:
+                self.roots[tree.size] = tree.root()
+        return True
+
+    def _add_leaf(self, leaf: bytes) -> None:
+        self.last_leaf = leaf
+        tree = self._tree
+        if tree is not None:
+            tree.add(leaf)
+            if tree.size in self._root_sizes:
+                self.roots[tree.size] = tree.root()
+
+    def _blame(self, error: PrevMismatch) -> NoReturn:
+        if error.seq is None or error.seq <= self.from_seq:
+            raise error
+        raise ChainBroken(
+            f"record {error.seq - 1} does not hash to the prev of record {error.seq}: "
+            f"record {error.seq - 1} was altered (or the prev of {error.seq})",
+            seq=error.seq - 1,
+        ) from None
+
+    def root(self) -> bytes:
+        """The recomputed root of the tree ending at ``last_seq`` (runs from seq 1 only)."""
+        if self._tree is None:
+            raise ValueError("a run that starts after seq 1 cannot recompute the root")
+        return self._tree.root()
+
+    def require_end(self, *, to_seq: int, head_hash: str, source: str) -> None:
+        """The run ended exactly at ``to_seq`` with the head hash ``source`` states."""
+        if self.last_seq < to_seq:
+            raise ChainBroken(
+                f"the records end after seq {self.last_seq}, but {source} covers up to {to_seq}",
+                seq=self.next_seq,
+            )
+        if self.last_seq > to_seq:
+            raise ChainBroken(f"records run past seq {to_seq} of {source}", seq=to_seq + 1)
+        if self.head_hash != head_hash:
+            raise ChainBroken(
+                f"the hash of record {to_seq} is not the head hash of {source}: "
+                f"record {to_seq} was altered (or the chain rewritten up to it)",
+                seq=to_seq,
+            )
+
+
+# -- checkpoints and consistency (SPEC §3, §5 steps 5-6) ------------------------
+
+
+def trusted_for_note(
+    note: SignedCheckpoint, key: TrustedKey | Sequence[VerifierKey]
+) -> list[VerifierKey]:
+    """The named keys to check ``note`` with: an unnamed key takes each line's name."""
+    if isinstance(key, VerifierKey):
+        return [key]
+    if not isinstance(key, UnnamedKey):
+        return list(key)
+    return [key.named(sig.name) for sig in note.signatures if _is_key_name(sig.name)]
+
+
+def _is_key_name(name: str) -> bool:
+    try:
+        VerifierKey(name, b"\0" * 32)
+    except ValueError:
+        return False
+    return True
+
+
+def check_checkpoint(
+    text: str | bytes,
+    key: TrustedKey | Sequence[VerifierKey],
+    *,
+    ledger: str,
+    origin: str | None = None,
+    tree_size: int | None = None,
+    root: bytes | None = None,
+    head_hash: str | None = None,
+) -> SignedCheckpoint:
+    """Verify a note's trusted signature and that it speaks of what the caller expects.
+
+    Its origin must end in ``/<ledger>`` (SPEC §3), so a checkpoint of another
+    ledger signed by the same key is refused; ``None`` skips a comparison.
+    """
+    note = SignedCheckpoint.from_text(text)
+    verify_note(text, trusted_for_note(note, key))
+    checkpoint = note.checkpoint
+    if origin is not None and checkpoint.origin != origin:
+        raise CheckpointInvalid(
+            f"the checkpoint's origin {checkpoint.origin!r} is not {origin!r}: "
+            "a checkpoint of another ledger or server"
+        )
+    if not checkpoint.origin.endswith(f"/{ledger}"):
+        raise CheckpointInvalid(
+            f"the checkpoint's origin {checkpoint.origin!r} is not of ledger {ledger!r}"
+        )
+    if tree_size is not None and checkpoint.tree_size != tree_size:
+        raise CheckpointInvalid(
+            f"the checkpoint's tree size {checkpoint.tree_size} is not {tree_size}"
+        )
+    if root is not None and checkpoint.root != root:
+        raise CheckpointInvalid("the checkpoint's root is not the Merkle root of the records")
+    if head_hash is not None and checkpoint.head_hash != head_hash:
+        raise CheckpointInvalid(
+            "the checkpoint's chain line is not the head hash of the records",
+            seq=checkpoint.tree_size or None,
+        )
+    return note
+
+
+def check_consistency(
+    old: SignedCheckpoint, new: SignedCheckpoint, proof: Sequence[bytes] | None
+) -> None:
+    """SPEC §5 step 6: ``new`` extends ``old``; ``proof`` is needed when it grew.
+
+    Raises ``ProofInvalid`` whose reason says ``rollback`` (the log shrank)
+    or ``fork`` (the two trees disagree).
+    """
+    before, after = old.checkpoint, new.checkpoint
+    if before.origin != after.origin:
+        raise CheckpointInvalid(
+            f"the remembered checkpoint is of {before.origin!r}, not {after.origin!r}"
+        )
+    if after.tree_size < before.tree_size:
+        raise ProofInvalid(
+            f"rollback: the server's tree size {after.tree_size} is smaller than the "
+            f"remembered {before.tree_size}"
+        )
+    if before.tree_size == after.tree_size or before.tree_size == 0:
+        if before.tree_size == after.tree_size and before.root != after.root:
+            raise ProofInvalid(
+                f"fork: two checkpoints of tree size {after.tree_size} with different roots"
+            )
+        return
+    try:
+        verify_consistency(before.tree_size, after.tree_size, proof or [], before.root, after.root)
+    except ProofInvalid as e:
+        raise ProofInvalid(
+            f"fork: tree size {after.tree_size} is not an extension of the remembered "
+            f"{before.tree_size} ({e.reason})"
+        ) from None
+
+
+# -- bundles (SPEC §4, §5 steps 1-5) ---------------------------------------------
+
+
+class _BundleReader:
+    """Walks the tar members in SPEC §4 order, refusing anything else."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self._tar = tar
+        self._members = iter(self._tar)
+        self._position = 0
+
+    def next_member(self) -> IO[bytes]:
+        expected = MEMBERS[self._position]
+        member = self._next()
+        if member is None:
+            raise BundleInvalid(f"the bundle ends before member {expected}")
+        if member.name != expected:
+            raise BundleInvalid(f"member {self._position + 1} is {member.name!r}, not {expected}")
+        if not member.isreg():
+            raise BundleInvalid(f"member {expected} is not a regular file")
+        stream = self._tar.extractfile(member)
+        assert stream is not None, "a regular member has content"
+        self._position += 1
+        return stream
+
+    def small_member(self, limit: int) -> bytes:
+        name = MEMBERS[self._position]
+        stream = self.next_member()
+        raw = _read(stream, limit + 1)
+        if len(raw) > limit:
+            raise BundleInvalid(f"member {name} is larger than {limit} bytes")
+        return raw
+
+    def require_end(self) -> None:
+        extra = self._next()
+        if extra is not None:
+            raise BundleInvalid(f"unexpected member {extra.name!r} after {MEMBERS[-1]}")
+
+    def _next(self) -> tarfile.TarInfo | None:
+        try:
+            return next(self._members, None)
+        except tarfile.TarError as e:
+            raise BundleInvalid(f"the tar layout is broken: {e}") from None
+
+
+def _read(stream: IO[bytes], size: int) -> bytes:
+    try:
+        return stream.read(size)
+    except tarfile.TarError as e:
+        raise BundleInvalid(f"the tar layout is broken: {e}") from None
+
+
+def verify_bundle(
+    fileobj: IO[bytes],
+    key: TrustedKey,
+    *,
+    ledger: str | None = None,
+    root_sizes: Collection[int] = (),
+    on_record: RecordSink | None = None,
+    on_records: ProgressSink | None = None,
+    executor: Executor | None = None,
+) -> tuple[VerificationReport, LogVerifier | None]:
+    """Check a bundle read once from ``fileobj`` against a trusted key.
+
+    Returns the report and the records' verifier (its ``roots`` hold the roots
+    of ``root_sizes``); never raises ``VerificationError``. ``OSError`` from
+    reading ``fileobj`` propagates: that is an input error, not tampering.
+    ``ledger`` is the ledger the caller expects, when it knows.
+
+    With an ``executor`` (a ``ProcessPoolExecutor`` of ``worker_count()``
+    workers, say), blocks of lines of a large bundle are checked in its
+    workers while this process reads, hashes and links them; the verdict and
+    the first failure are the same either way. It is not used when
+    ``on_record`` wants every record, which only this process parses.
+    """
+    check = _BundleCheck(
+        key=key, ledger=ledger, root_sizes=root_sizes, on_record=on_record, executor=executor
+    )
+    try:
+        # "r|": a forward-only stream, so no member is ever buffered to seek in.
+        with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_CHUNK) as tar:
+            check.run(_BundleReader(tar), on_records)
+    except tarfile.TarError as e:
+        return check.report(BundleInvalid(f"not a tar file: {e}")), check.log
+    except VerificationError as e:
+        return check.report(e), check.log
+    return check.report(None), check.log
+
+
+class _BundleCheck:
+    """SPEC §5 steps 1-5 in tar order; keeps what it learnt for the report."""
+
+    def __init__(
+        self,
+        *,
+        key: TrustedKey,
+        ledger: str | None,
+        root_sizes: Collection[int],
+        on_record: RecordSink | None,
+        executor: Executor | None,
+    ) -> None:
+        self.key = key
+        self.ledger = ledger
+        self.root_sizes = root_sizes
+        self.on_record = on_record
+        self.executor = executor
+        self.manifest: Manifest | None = None
+        self.trusted: VerifierKey | None = None
+        self.log: LogVerifier | None = None
+
+    def run(self, reader: _BundleReader, on_records: ProgressSink | None) -> None:
+        manifest = self.manifest = Manifest.from_bytes(reader.small_member(MAX_MANIFEST_BYTES))
+        signature = reader.small_member(SIGNATURE_SIZE)
+        trusted = self.trusted = _check_manifest_signature(manifest, signature, self.key)
+        if self.ledger is not None and manifest.ledger != self.ledger:
+            raise BundleInvalid(f"the bundle is of ledger {manifest.ledger!r}, not {self.ledger!r}")
+        log = self.log = LogVerifier(
+            ledger=manifest.ledger,
+            from_seq=manifest.from_seq,
+            first_prev=manifest.first_prev,
+            root_sizes=self.root_sizes,
+            on_record=self.on_record,
+        )
+        executor = self.executor if self.on_record is None else None
+        digest = _stream_records(reader.next_member(), log, manifest, on_records, executor)
+        log.require_end(to_seq=manifest.to_seq, head_hash=manifest.head_hash, source="the manifest")
+        if digest != manifest.records_sha256:
+            raise BundleInvalid("records.jsonl does not match the manifest's records_sha256")
+        _check_merkle(log, manifest)
+        check_checkpoint(
+            reader.small_member(MAX_NOTE_BYTES),
+            trusted,
+            ledger=manifest.ledger,
+            origin=manifest.origin,
+            tree_size=manifest.tree_size,
+            root=manifest.merkle_root,
+            head_hash=manifest.head_hash,
+        )
+        reader.small_member(MAX_PEM_BYTES)  # a convenience only: trust is the given key
+        reader.require_end()
+
+    def report(self, error: VerificationError | None) -> VerificationReport:
+        manifest, log, trusted = self.manifest, self.log, self.trusted
+        proved = manifest is not None and error is None
+        return VerificationReport(
+            valid=error is None,
+            ledger=manifest.ledger if manifest else self.ledger,
+            from_seq=manifest.from_seq if manifest else None,
+            to_seq=manifest.to_seq if manifest else None,
+            count=log.count if log else 0,
+            head_hash=manifest.head_hash if manifest and proved else None,
+            merkle_root=_b64(manifest.merkle_root) if manifest and proved else None,
+            key_id=trusted.key_id_hex if trusted else None,
+            key_name=trusted.name if trusted else None,
+            failure_seq=error.seq if error else None,
+            reason=error.reason if error else None,
+        )
+
+
+def _check_manifest_signature(manifest: Manifest, signature: bytes, key: TrustedKey) -> VerifierKey:
+    if len(signature) != SIGNATURE_SIZE:
+        raise BundleInvalid(f"manifest.sig is {len(signature)} bytes, not {SIGNATURE_SIZE}")
+    trusted = key if isinstance(key, VerifierKey) else key.named(manifest.key_name)
+    if manifest.key_id != trusted.key_id_hex or manifest.key_name != trusted.name:
+        raise BundleInvalid(
+            f"the manifest names key {manifest.key_name}+{manifest.key_id}, "
+            f"not the trusted key {trusted.name}+{trusted.key_id_hex}"
+        )
+    try:
+        trusted.verify(signature, manifest.to_bytes())
+    except VerificationError:
+        raise BundleInvalid("manifest.sig is not the trusted key's signature") from None
+    if not manifest.origin.endswith(f"/{manifest.ledger}"):
+        raise BundleInvalid(f"the manifest origin does not end in /{manifest.ledger}")
+    return trusted
+
+
+def _stream_records(
+    stream: IO[bytes],
+    log: LogVerifier,
+    manifest: Manifest,
+    on_records: ProgressSink | None,
+    executor: Executor | None,
+) -> str:
+    """Feed every line to ``log``; return the hex SHA-256 of the whole member."""
+    digest = hashlib.sha256()
+    pending = b""
+    last_report = 0
+    runs = _Runs(log, manifest, executor)
+    try:
+        while chunk := _read(stream, _CHUNK):
+            digest.update(chunk)
+            data = pending + chunk
+            cut = data.rfind(b"\n")
+            pending = data[cut + 1 :]
+            if len(pending) > MAX_LINE_BYTES:
+                runs.finish()
+                raise MalformedRecord("a line is longer than any record", seq=log.next_seq)
+            if cut >= 0:
+                runs.add(data[:cut])
+            if on_records is not None and log.count - last_report >= _PROGRESS_EVERY:
+                last_report = log.count
+                on_records(log.count)
+        runs.finish()
+    finally:
+        runs.cancel()
+    if pending:
+        seq = log.next_seq
+        if seq > manifest.to_seq:
+            raise BundleInvalid(
+                f"records.jsonl holds records past to_seq {manifest.to_seq}", seq=seq
+            )
+        log.add_line(pending)
+        raise MalformedRecord("the last line has no newline: records.jsonl was cut", seq=seq)
+    if on_records is not None:
+        on_records(log.count)
+    return digest.hexdigest()
+
+
+class _Runs:
+    """Feeds blocks of lines to a ``LogVerifier`` as runs ``check_run`` passed.
+
+    With an executor, a worker checks a block while the next ones are read,
+    and the blocks are appended in order. Any block that does not pass whole
+    (a line ``parse_line`` is unsure of, a broken link, a worker that failed)
+    is fed to the log line by line from the state the blocks before it left,
+    so the first failure is found and reported exactly as line by line.
+    """
+
+    def __init__(self, log: LogVerifier, manifest: Manifest, executor: Executor | None) -> None:
+        self._log = log
+        self._to_seq = manifest.to_seq
+        # Workers start on the first block handed to them, which a small bundle
+        # would not repay.
+        self._executor = executor if manifest.count >= _POOL_MIN_RECORDS else None
+        self._in_flight: deque[tuple[bytes, Future[RunSummary | None]]] = deque()
+        # The seq the next block starts at, if every block in flight passes.
+        self._next_seq = log.next_seq
+
+    def add(self, block: bytes) -> None:
+        count = block.count(b"\n") + 1
+        log = self._log
+        if not log.takes_runs or self._next_seq + count - 1 > self._to_seq:
+            self.finish()
+            self._line_by_line(block)
+            self._next_seq = log.next_seq
+            return
+        executor = self._executor
+        if executor is not None:
+            try:
+                future = executor.submit(
+                    check_run,
+                    block,
+                    ledger=log.ledger,
+                    first_seq=self._next_seq,
+                    merkle=log.wants_subtrees,
+                )
+            except Exception:  # a broken or shut down pool: carry on without it
+                self._executor = None
+                self.finish()
+            else:
+                self._in_flight.append((block, future))
+                self._next_seq += count
+                while len(self._in_flight) > _BLOCKS_IN_FLIGHT:
+                    self._append_oldest()
+                return
+        # Checked as a run, a block costs about half of its lines checked one by one.
+        run = check_run(block, ledger=log.ledger, first_seq=log.next_seq, merkle=log.wants_subtrees)
+        if run is None or not log.add_run(run):
+            self._line_by_line(block)
+        self._next_seq = log.next_seq
+
+    def finish(self) -> None:
+        """Append every block in flight."""
+        while self._in_flight:
+            self._append_oldest()
+
+    def cancel(self) -> None:
+        """Drop the blocks in flight (after a failure: their verdicts no longer matter)."""
+        while self._in_flight:
+            self._in_flight.popleft()[1].cancel()
+
+    def _append_oldest(self) -> None:
+        block, future = self._in_flight.popleft()
+        try:
+            run = future.result()
+        except Exception:  # a worker that failed proves nothing either way
+            run = None
+        if run is None or not self._log.add_run(run):
+            self._line_by_line(block)
+
+    def _line_by_line(self, block: bytes) -> None:
+        log = self._log
+        for line in block.split(b"\n"):
+            if log.next_seq > self._to_seq:
+                raise BundleInvalid(
+                    f"records.jsonl holds records past to_seq {self._to_seq}",
+                    seq=self._to_seq + 1,
+                )
+            log.check_line(line)
+
+
+def worker_count() -> int:
+    """How many worker processes pay off in the executor given to ``verify_bundle`` (0: none)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        cpus = os.cpu_count() or 1
+    return min(cpus, _MAX_WORKERS) if cpus > 1 else 0
+
+
+def _check_merkle(log: LogVerifier, manifest: Manifest) -> None:
+    if manifest.from_seq == 1:
+        if manifest.head_inclusion_proof:
+            raise BundleInvalid("head_inclusion_proof must be empty when from_seq is 1")
+        if log.root() != manifest.merkle_root:
+            raise ProofInvalid("the Merkle root of the records is not the manifest's merkle_root")
+        return
+    assert log.last_leaf is not None, "a bundle holds at least one record"
+    try:
+        verify_inclusion(
+            manifest.to_seq - 1,
+            manifest.tree_size,
+            log.last_leaf,
+            manifest.head_inclusion_proof,
+            manifest.merkle_root,
+        )
+    except ProofInvalid as e:
+        raise ProofInvalid(
+            f"the head record's inclusion proof does not yield merkle_root: {e.reason}",
+            seq=manifest.to_seq,
+        ) from None
+
+
+# -- signed snapshots (SPEC §6) ---------------------------------------------------
+
+SNAPSHOT_SIGNATURE_MEMBERS = frozenset({"state_hash", "key_id", "signature"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SnapshotClaim:
+    """What a signed snapshot asserts, read leniently enough to report what is wrong."""
+
+    document: dict[str, Any]
+    known_at: int
+    as_of: str | None
+
+    @classmethod
+    def from_document(cls, document: object) -> SnapshotClaim:
+        if not isinstance(document, dict):
+            raise VerificationError("the snapshot is not a JSON object")
+        known_at = document.get("known_at")
+        if not isinstance(known_at, int) or isinstance(known_at, bool) or known_at < 0:
+            raise VerificationError("the snapshot's known_at is not a seq")
+        as_of = document.get("as_of")
+        if as_of is not None and not isinstance(as_of, str):
+            raise VerificationError("the snapshot's as_of is not a time")
+        return cls(document=document, known_at=known_at, as_of=as_of)
+
+    def wants(self, record: Record) -> bool:
+        """Whether the SPEC §6 fold of this snapshot can depend on ``record``."""
+        return record.seq <= self.known_at and record.type in FOLDED_TYPES
+
+
+FOLDED_TYPES = POSITION_TYPES | FIX_TYPES
+
+
+def check_snapshot(
+    claim: SnapshotClaim,
+    records: Iterable[Record],
+    *,
+    ledger: str,
+    root: bytes,
+    key: VerifierKey,
+) -> None:
+    """Recompute the SPEC §6 document from verified records; raise on any difference.
+
+    ``records`` must hold every record of ``FOLDED_TYPES`` up to ``known_at``
+    (others are ignored by the fold), and ``root`` the tree root at ``known_at``.
+    """
+    document = claim.document
+    verify_snapshot_signature(document, key)
+    expected = snapshot_document(
+        ledger=ledger,
+        as_of=claim.as_of,
+        known_at=claim.known_at,
+        merkle_root=root,
+        positions=fold(records, as_of=claim.as_of, known_at=claim.known_at),
+    )
+    unsigned = {k: v for k, v in document.items() if k not in SNAPSHOT_SIGNATURE_MEMBERS}
+    extra = sorted(unsigned.keys() - expected.keys())
+    if extra:
+        raise VerificationError(f"the snapshot holds unexpected members {extra}")
+    for member in ("ledger", "as_of", "known_at", "tree_size", "merkle_root"):
+        if unsigned.get(member) != expected.get(member):
+            raise VerificationError(f"the snapshot's {member} is not the one the records give")
+    for member in ("state", "claims"):
+        difference = _first_difference(unsigned.get(member), expected[member], ())
+        if difference is not None:
+            path, seq = difference
+            raise VerificationError(
+                f"the snapshot's {member} differs from the records at {'/'.join(path) or '(top)'}",
+                seq=seq,
+            )
+
+
+def _first_difference(
+    claimed: Any, expected: Any, path: tuple[str, ...]
+) -> tuple[tuple[str, ...], int | None] | None:
+    """The first path where two nested maps differ, and the seq of the cell there."""
+    if claimed == expected:
+        return None
+    is_cell = isinstance(expected, dict) and "stance" in expected
+    if isinstance(claimed, dict) and isinstance(expected, dict) and not is_cell:
+        for name in sorted(claimed.keys() | expected.keys()):
+            found = _first_difference(claimed.get(name), expected.get(name), (*path, name))
+            if found is not None:
+                return found
+        return None
+    for cell in (expected, claimed):
+        if isinstance(cell, dict) and isinstance(cell.get("seq"), int):
+            return path, cell["seq"]
+    return path, None

@@ -1,0 +1,122 @@
+"""API tokens: created, listed, revoked, and resolved to a principal per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from ledger.access import (
+    TOKEN_NAME_PATTERN,
+    Principal,
+    Scope,
+    hash_token,
+    new_token,
+)
+from ledger.core.errors import Conflict, InvalidParameter, NotFound
+from ledger.core.times import format_recorded_at
+from ledger.store.database import Database
+from ledger.store.rawread import raw_read
+from ledger.store.tables import api_tokens
+
+__all__ = ["TokenInfo", "TokenStore"]
+
+_LOOKUP = "SELECT name, scopes, revoked_at FROM api_tokens WHERE token_sha256 = ?"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TokenInfo:
+    name: str
+    scopes: tuple[Scope, ...]
+    created_at: str
+    revoked_at: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "scopes": [str(s) for s in self.scopes],
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
+
+
+def _scopes(text: str) -> tuple[Scope, ...]:
+    return tuple(Scope.parse(word) for word in text.split())
+
+
+class TokenStore:
+    def __init__(
+        self, *, database: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.db = database
+        self.clock = clock
+
+    def create(self, name: str, scopes: tuple[Scope, ...]) -> tuple[str, TokenInfo]:
+        """A new token; the plain token is returned once and never stored."""
+        if not TOKEN_NAME_PATTERN.match(name):
+            raise InvalidParameter(
+                "a token name is 1-64 letters, digits, '.', '_' or '-'", field="name"
+            )
+        if not scopes:
+            raise InvalidParameter("a token needs at least one scope", field="scope")
+        token = new_token()
+        info = TokenInfo(
+            name=name, scopes=scopes, created_at=format_recorded_at(self.clock()), revoked_at=None
+        )
+        try:
+            with self.db.write() as conn:
+                if conn.execute(
+                    sa.select(api_tokens.c.name).where(api_tokens.c.name == name)
+                ).first():
+                    raise Conflict(f"a token named {name!r} exists (revoked names stay taken)")
+                conn.execute(
+                    api_tokens.insert().values(
+                        name=name,
+                        token_sha256=hash_token(token),
+                        scopes=" ".join(str(s) for s in scopes),
+                        created_at=info.created_at,
+                    )
+                )
+        except exc.IntegrityError as e:
+            raise Conflict(f"a token named {name!r} exists") from e
+        return token, info
+
+    def list(self) -> list[TokenInfo]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(api_tokens).order_by(api_tokens.c.name)).all()
+        return [
+            TokenInfo(
+                name=r.name,
+                scopes=_scopes(r.scopes),
+                created_at=r.created_at,
+                revoked_at=r.revoked_at,
+            )
+            for r in rows
+        ]
+
+    def revoke(self, name: str) -> TokenInfo:
+        now = format_recorded_at(self.clock())
+        with self.db.write() as conn:
+            row = conn.execute(sa.select(api_tokens).where(api_tokens.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"no token named {name!r}")
+            revoked_at = row.revoked_at or now
+            if row.revoked_at is None:
+                conn.execute(
+                    api_tokens.update().where(api_tokens.c.name == name).values(revoked_at=now)
+                )
+        return TokenInfo(
+            name=name, scopes=_scopes(row.scopes), created_at=row.created_at, revoked_at=revoked_at
+        )
+
+    def principal(self, token: str) -> Principal | None:
+        """The live token's principal, or None (unknown or revoked)."""
+        with raw_read(self.db) as reader:
+            row = reader.one(_LOOKUP, [hash_token(token)])
+        if row is None or row[2] is not None:
+            return None
+        return Principal(str(row[0]), _scopes(str(row[1])))

@@ -1,0 +1,278 @@
+// Verification in the reader's browser (SPEC §2-3, §6), with WebCrypto only:
+// SHA-256 for leaves and nodes, Ed25519 for the checkpoint and the snapshot.
+// Nothing the server says is trusted but the published key, whose id is recomputed here.
+"use strict";
+(function () {
+  const enc = new TextEncoder();
+  const SIG_PREFIX = "\u2014 ";
+
+  class VerifyError extends Error {}
+
+  function fail(message) {
+    throw new VerifyError(message);
+  }
+
+  function b64decode(text, what) {
+    let bin;
+    try {
+      bin = atob(text);
+    } catch (e) {
+      fail(what + " is not base64");
+    }
+    const out = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function hex(bytes) {
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
+  function equal(a, b) {
+    if (a.length !== b.length) return false;
+    let diff = 0;
+    for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+    return diff === 0;
+  }
+
+  async function sha256(bytes) {
+    return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  }
+
+  const leafHash = (record) => sha256(concat(Uint8Array.of(0), record));
+  const nodeHash = (left, right) => sha256(concat(Uint8Array.of(1), left, right));
+
+  // BigInt throughout: JavaScript's bit operators are 32-bit, tree sizes are not.
+  function bitLength(n) {
+    let bits = 0;
+    while (n > 0n) {
+      n >>= 1n;
+      bits++;
+    }
+    return bits;
+  }
+
+  // RFC 9162 §2.1.3.2, as ledger/core/merkle.py root_from_inclusion_proof.
+  async function rootFromInclusion(index, size, leaf, proof) {
+    const i = BigInt(index);
+    const n = BigInt(size);
+    if (i < 0n || i >= n) fail("leaf index " + index + " is not in a tree of size " + size);
+    const inner = bitLength(i ^ (n - 1n));
+    let border = 0;
+    for (let rest = i >> BigInt(inner); rest > 0n; rest >>= 1n) border += Number(rest & 1n);
+    if (proof.length !== inner + border) {
+      fail("the proof has " + proof.length + " hashes, not " + (inner + border));
+    }
+    let seed = leaf;
+    for (let level = 0; level < inner; level++) {
+      const sibling = proof[level];
+      seed = (i >> BigInt(level)) & 1n ? await nodeHash(sibling, seed) : await nodeHash(seed, sibling);
+    }
+    for (let k = inner; k < proof.length; k++) seed = await nodeHash(proof[k], seed);
+    return seed;
+  }
+
+  // SPEC §3 verifier key: <name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 key)>.
+  async function parseVerifierKey(text) {
+    // The name holds no "+", the id is hex: only the base64 key may contain "+".
+    const match = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(String(text));
+    if (!match) fail("malformed verifier key " + text);
+    const [, name, idHex, keyText] = match;
+    const raw = b64decode(keyText, "the key of " + name);
+    if (raw.length !== 33 || raw[0] !== 1) fail("verifier key " + name + " is not an Ed25519 key");
+    const pub = raw.slice(1);
+    const id = (await sha256(concat(enc.encode(name), Uint8Array.of(0x0a, 0x01), pub))).slice(0, 4);
+    if (hex(id) !== idHex) fail("key " + name + "+" + idHex + ": its id does not match the key");
+    return { name, idHex, id, pub, label: name + "+" + idHex };
+  }
+
+  function parseCheckpoint(text) {
+    const split = text.indexOf("\n\n");
+    if (split < 0) fail("the checkpoint has no signature block");
+    const body = text.slice(0, split + 1);
+    const lines = body.split("\n");
+    if (lines.length < 4 || !/^[0-9]+$/.test(lines[1])) fail("the checkpoint is malformed");
+    const root = b64decode(lines[2], "the checkpoint root");
+    if (root.length !== 32) fail("the checkpoint root is not 32 bytes");
+    const chain = lines.slice(3).find((l) => l.startsWith("chain "));
+    const signatures = [];
+    for (const line of text.slice(split + 2).split("\n")) {
+      if (line === "") continue;
+      if (!line.startsWith(SIG_PREFIX)) fail("the checkpoint has a malformed signature line");
+      const [name, sigText] = line.slice(SIG_PREFIX.length).split(" ");
+      const raw = b64decode(sigText || "", "a checkpoint signature");
+      if (raw.length !== 68) fail("a checkpoint signature by " + name + " is not 4 + 64 bytes");
+      signatures.push({ name, id: raw.slice(0, 4), sig: raw.slice(4) });
+    }
+    return {
+      origin: lines[0],
+      size: Number(lines[1]),
+      root,
+      chain: chain ? chain.slice(6) : null,
+      body: enc.encode(body),
+      signatures,
+    };
+  }
+
+  async function ed25519Verify(pub, sig, message) {
+    let key;
+    try {
+      key = await crypto.subtle.importKey("raw", pub, { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      fail("this browser cannot verify Ed25519 signatures (WebCrypto has no Ed25519: " + e.name + ")");
+    }
+    return crypto.subtle.verify({ name: "Ed25519" }, key, sig, message);
+  }
+
+  // RFC 8785: ECMAScript's own JSON.stringify for scalars, keys in UTF-16 order
+  // (the default sort). Records hold integers only, so numbers need nothing more.
+  function canonical(value) {
+    if (value === null || typeof value !== "object") return JSON.stringify(value);
+    if (Array.isArray(value)) return "[" + value.map(canonical).join(",") + "]";
+    return (
+      "{" +
+      Object.keys(value)
+        .sort()
+        .map((k) => JSON.stringify(k) + ":" + canonical(value[k]))
+        .join(",") +
+      "}"
+    );
+  }
+
+  async function get(url, what, kind) {
+    let response;
+    try {
+      response = await fetch(url, { cache: "no-store", credentials: "omit" });
+    } catch (e) {
+      fail("could not fetch " + what + " (network error)");
+    }
+    if (response.status === 401 || response.status === 403) {
+      fail("this ledger is not public: the server refused " + what + " (HTTP " + response.status + ")");
+    }
+    if (!response.ok) fail("could not fetch " + what + " (HTTP " + response.status + ")");
+    if (kind === "bytes") return new Uint8Array(await response.arrayBuffer());
+    if (kind === "text") return response.text();
+    try {
+      return await response.json();
+    } catch (e) {
+      fail(what + " is not JSON");
+    }
+  }
+
+  async function pool(items, limit, work) {
+    let next = 0;
+    const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]);
+    });
+    await Promise.all(runners);
+  }
+
+  async function verifyInclusion(ledger, seq, checkpoint) {
+    const base = "/v1/ledgers/" + encodeURIComponent(ledger);
+    if (seq > checkpoint.size) fail("record #" + seq + " is not in the latest checkpoint");
+    // The exact stored bytes: re-serializing could hide a difference.
+    const bytes = await get(base + "/events/" + seq, "record #" + seq, "bytes");
+    let record;
+    try {
+      record = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (e) {
+      fail("record #" + seq + " is not UTF-8 JSON");
+    }
+    if (record.seq !== seq || record.ledger !== ledger) fail("the server sent another record for #" + seq);
+    const proof = await get(
+      base + "/proofs/inclusion?seq=" + seq + "&tree_size=" + checkpoint.size,
+      "the inclusion proof of record #" + seq
+    );
+    if (proof.leaf_index !== seq - 1 || proof.tree_size !== checkpoint.size || !Array.isArray(proof.proof)) {
+      fail("the inclusion proof of record #" + seq + " is for another leaf or tree");
+    }
+    const path = proof.proof.map((h) => b64decode(h, "a hash in the inclusion proof of record #" + seq));
+    if (path.some((h) => h.length !== 32)) fail("the inclusion proof of record #" + seq + " has a hash that is not 32 bytes");
+    let root;
+    try {
+      root = await rootFromInclusion(seq - 1, checkpoint.size, await leafHash(bytes), path);
+    } catch (e) {
+      if (e instanceof VerifyError) fail("the inclusion proof of record #" + seq + " is invalid: " + e.message);
+      throw e;
+    }
+    if (!equal(root, checkpoint.root)) {
+      fail("the inclusion proof of record #" + seq + " does not lead to the signed checkpoint's root");
+    }
+    return bytes;
+  }
+
+  // Everything the page shows, proved: returns a summary, or throws VerifyError naming what failed.
+  async function verifyPage(ledger, seqs, snapshot) {
+    if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
+      fail("this page is not a secure context (serve it over https), so the browser offers no WebCrypto");
+    }
+    const keyList = await get("/v1/keys", "the signing keys");
+    const keys = [];
+    for (const item of keyList.items || []) keys.push(await parseVerifierKey(item.verifier_key));
+    if (!keys.length) fail("the server publishes no signing key");
+    const note = await get("/v1/ledgers/" + encodeURIComponent(ledger) + "/checkpoint", "the checkpoint", "text");
+    const checkpoint = parseCheckpoint(note);
+    if (!checkpoint.origin.endsWith("/" + ledger)) fail("the checkpoint is for another ledger (" + checkpoint.origin + ")");
+    let signer = null;
+    for (const line of checkpoint.signatures) {
+      const key = keys.find((k) => k.name === line.name && equal(k.id, line.id));
+      if (!key) continue;
+      if (!(await ed25519Verify(key.pub, line.sig, checkpoint.body))) {
+        fail("the checkpoint signature by key " + key.label + " is invalid");
+      }
+      signer = signer || key;
+    }
+    if (!signer) fail("the checkpoint is not signed by any published key");
+    const records = {};
+    await pool(seqs, 6, async (seq) => {
+      records[seq] = await verifyInclusion(ledger, seq, checkpoint);
+    });
+    let snapshotNote = "";
+    if (snapshot) {
+      const key = keys.find((k) => k.idHex === snapshot.key_id);
+      if (!key) fail("the snapshot is signed by an unpublished key " + snapshot.key_id);
+      const stateHash = hex(await sha256(enc.encode(canonical(snapshot.state))));
+      if (stateHash !== snapshot.state_hash) fail("the snapshot's state_hash does not match its state");
+      const unsigned = Object.assign({}, snapshot);
+      delete unsigned.signature;
+      const signature = b64decode(snapshot.signature || "", "the snapshot signature");
+      if (!(await ed25519Verify(key.pub, signature, enc.encode(canonical(unsigned))))) {
+        fail("the snapshot signature by key " + key.label + " is invalid");
+      }
+      if (snapshot.tree_size === checkpoint.size && snapshot.merkle_root !== btoa(String.fromCharCode(...checkpoint.root))) {
+        fail("the snapshot's Merkle root differs from the signed checkpoint's");
+      }
+      snapshotNote = " The positions grid is the snapshot signed by the same key.";
+    }
+    return {
+      checkpoint,
+      signer,
+      records,
+      message:
+        "Verified in your browser: " + seqs.length + " record" + (seqs.length === 1 ? "" : "s") +
+        " shown are in the signed log of " + checkpoint.size + " records, checkpoint signed by key " +
+        signer.label + "." + snapshotNote,
+    };
+  }
+
+  window.LedgerVerify = {
+    VerifyError,
+    verifyPage,
+    rootFromInclusion,
+    parseVerifierKey,
+    parseCheckpoint,
+    canonical,
+    sha256,
+    hex,
+  };
+})();

@@ -1,0 +1,167 @@
+"""API fuzzing: Schemathesis against a real server's own OpenAPI document.
+
+A real ``ledger serve`` (real HTTP, authentication on) is fuzzed through the
+Schemathesis command line, in positive mode (schema-valid requests: they must
+be accepted) and negative mode (schema-violating requests: they must be
+refused), with every check Schemathesis has. The run must end with zero
+failures, zero errors and no 5xx; its JSON report gives the figures printed
+at the end (``pytest -s`` shows them).
+
+The CLI runs in a child process: it is Schemathesis's documented, stable
+interface, and its Hypothesis engine and warnings stay out of this process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import position
+from tests.e2e.test_tokens_cli import create_token
+from tests.servers import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+LEDGER = "fuzz"
+MAX_EXAMPLES = 40  # per operation and phase; about 10 s per mode on a 2-core machine
+
+# Path parameters name data that exists, so requests reach the handlers rather
+# than stopping at 404: always the seeded ledger (the coverage phase ignores
+# dictionaries, and an unknown ledger is a plain 404 that tests/api covers), and
+# usually an existing record and party, sometimes not, so those 404s are fuzzed.
+#
+# Positive data may still get 422 where validity depends on the ledger's state,
+# which no JSON Schema can express: a seq, tree size or known_at beyond the
+# current head; and, for appends, an occurred_at in the future, text that is not
+# NFC, an integer >= 2^53 (all SPEC §1 rules the event schemas cannot state), or a
+# correction or retraction naming a record that does not exist yet. For those
+# operations only, 422 joins the statuses positive data may get; anything else
+# (400, 415, 5xx ...) still fails the check.
+CONFIG = """
+[dictionaries.seqs]
+values = [1, 2, 3]
+
+[dictionaries.parties]
+values = ["US", "UA"]
+
+[parameters]
+"path.ledger" = "fuzz"
+"path.seq" = { dictionary = "seqs", probability = 0.8 }
+"path.party" = { dictionary = "parties", probability = 0.8 }
+
+[[operations]]
+include-name = [
+    "POST /v1/ledgers/{ledger}/events",
+    "GET /v1/ledgers/{ledger}/snapshot",
+    "GET /v1/ledgers/{ledger}/parties/{party}",
+    "GET /v1/ledgers/{ledger}/history",
+    "GET /v1/ledgers/{ledger}/diff",
+    "GET /v1/ledgers/{ledger}/proofs/inclusion",
+    "GET /v1/ledgers/{ledger}/proofs/consistency",
+    "GET /v1/ledgers/{ledger}/export",
+]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "401", "403", "404", "409", "422", "429",
+]
+"""
+
+
+def run_schemathesis(
+    url: str, token: str, *, mode: str, workdir: Path
+) -> tuple[dict[str, Any], str, float]:
+    config = workdir / "schemathesis.toml"
+    config.write_text(CONFIG)
+    report = workdir / f"schemathesis-{mode}.json"
+    command = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(config),
+        "run",
+        f"{url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--mode",
+        mode,
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        # Derandomized (Hypothesis's derandomize, no example database): same cases every run.
+        "--generation-deterministic",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--no-color",
+        "--report",
+        "json",
+        "--report-json-path",
+        str(report),
+    ]
+    started = time.monotonic()
+    result = subprocess.run(
+        command, cwd=workdir, capture_output=True, text=True, timeout=600, check=False
+    )
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert report.exists(), output
+    summary: dict[str, Any] = json.loads(report.read_text())
+    assert result.returncode == 0, output
+    return summary, output, elapsed
+
+
+def seed_ledger(url: str, token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{url}/v1/ledgers", json={"name": LEDGER}, headers=headers)
+    assert created.status_code == 201, created.text
+    events = [
+        position(party="US", stance="oppose", occurred_at="2025-02-24"),
+        position(party="UA", stance="support", occurred_at="2025-02-25"),
+        position(party="US", stance="support", occurred_at="2025-02-28"),
+    ]
+    appended = httpx.post(f"{url}/v1/ledgers/{LEDGER}/events", json=events, headers=headers)
+    assert appended.status_code == 201, appended.text
+
+
+def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
+    token = create_token("fuzz", "admin", database_url=database_url, data_dir=tmp_path)
+    server = ServerProcess(
+        database_url=database_url,
+        data_dir=tmp_path,
+        env={"LEDGER_AUTH": "tokens", "LEDGER_RATE_LIMIT": "0"},
+    )
+    figures: list[str] = []
+    try:
+        seed_ledger(server.url, token)
+        for mode in ("positive", "negative"):
+            summary, output, elapsed = run_schemathesis(
+                server.url, token, mode=mode, workdir=tmp_path
+            )
+            operations, cases = summary["operations"], summary["test_cases"]
+            assert summary["complete"] and summary["stop_reason"] == "completed", output
+            assert summary["failures"] == [] and summary["errors"] == [], output
+            assert cases["with_failures"] == 0 and cases["errored"] == 0, output
+            assert operations["tested"] == operations["total"] > 0, output
+            # Path parameters reached data: no operation only ever answered 404.
+            assert summary["warnings"]["missing_test_data"] == [], output
+            figures.append(
+                f"{mode}: {operations['tested']} operations, {cases['generated']} cases, "
+                f"{elapsed:.1f} s"
+            )
+        head = httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/head").json()
+        assert head["size"] > 3, "positive appends were never accepted"
+    finally:
+        server.stop()
+    log = server.log_path.read_text()
+    assert "Traceback" not in log and '"status":5' not in log, log[-5000:]
+    assert token not in log
+    print(f"\nschemathesis ({database_url.split(':', 1)[0]}): " + "; ".join(figures))

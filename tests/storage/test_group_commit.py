@@ -1,0 +1,210 @@
+"""Group commit: concurrent appends share a transaction without sharing their fate."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from ledger.core import checkpoint as notes
+from ledger.core.chain import verify_chain
+from ledger.core.errors import DuplicateEventId, HeadMismatch, InvalidEvent
+from ledger.core.records import EventDraft
+from ledger.core.signing import VerifierKey
+from ledger.service import LedgerService
+from ledger.store.groupcommit import GroupCommitter
+from ledger.store.recorder import AppendResult, _AppendRequest
+
+LEDGER = "talks"
+
+
+# -- the committer ---------------------------------------------------------------
+
+
+class Recording:
+    """A commit function that records its groups; the first one waits to be released."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[str]] = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def __call__(self, group: Sequence[str]) -> list[object]:
+        self.groups.append(list(group))
+        if len(self.groups) == 1:
+            self.entered.set()
+            assert self.release.wait(10)
+        return [ValueError(item) if item.startswith("bad") else f"ok:{item}" for item in group]
+
+
+def submit_all(
+    committer: GroupCommitter[str, str], items: list[tuple[str, str]]
+) -> dict[str, object]:
+    outcomes: dict[str, object] = {}
+
+    def run(key: str, item: str) -> None:
+        try:
+            outcomes[item] = committer.submit(key, item)
+        except ValueError as e:
+            outcomes[item] = e
+
+    threads = [threading.Thread(target=run, args=pair) for pair in items]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.01)  # arrival order is queue order
+    outcomes["_threads"] = threads
+    return outcomes
+
+
+def test_requests_arriving_during_a_commit_form_the_next_group_in_order() -> None:
+    commit = Recording()
+    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    first = threading.Thread(target=committer.submit, args=("a", "first"))
+    first.start()
+    assert commit.entered.wait(10)
+    waiting = submit_all(committer, [("a", f"r{n}") for n in range(5)])
+    commit.release.set()
+    for thread in [first, *waiting.pop("_threads")]:  # type: ignore[attr-defined]
+        thread.join(10)
+    assert commit.groups == [["first"], ["r0", "r1", "r2", "r3", "r4"]]
+    assert waiting == {f"r{n}": f"ok:r{n}" for n in range(5)}
+
+
+def test_a_refused_request_fails_alone_and_a_failed_commit_fails_all() -> None:
+    commit = Recording()
+    commit.release.set()
+    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    assert committer.submit("a", "good") == "ok:good"
+    with pytest.raises(ValueError, match="bad-one"):
+        committer.submit("a", "bad-one")
+
+    def broken(group: Sequence[str]) -> list[object]:
+        raise OSError("disk full")
+
+    failing: GroupCommitter[str, str] = GroupCommitter(broken)
+    with pytest.raises(OSError, match="disk full"):
+        failing.submit("a", "anything")
+
+
+def test_groups_hold_one_key_and_respect_the_weight_cap() -> None:
+    commit = Recording()
+    committer: GroupCommitter[str, str] = GroupCommitter(commit, max_weight=2)
+    first = threading.Thread(target=committer.submit, args=("a", "first"))
+    first.start()
+    assert commit.entered.wait(10)
+    waiting = submit_all(committer, [("a", "a1"), ("b", "b1"), ("a", "a2"), ("a", "a3")])
+    commit.release.set()
+    for thread in [first, *waiting.pop("_threads")]:  # type: ignore[attr-defined]
+        thread.join(10)
+    assert commit.groups == [["first"], ["a1", "a2"], ["b1"], ["a3"]]
+
+
+# -- the recorder's group transaction ------------------------------------------------
+
+
+def draft(summary: str = "x", *, kind: str = "position.stated", **data: object) -> EventDraft:
+    fields: dict[str, object] = {"party": "US", "topic": "signing"}
+    if kind == "position.stated":
+        payload: dict[str, object] = {"stance": "oppose", "summary": summary}
+    else:
+        payload = dict(data)
+        fields = {}
+    return EventDraft(
+        id=str(uuid.uuid4()),
+        type=kind,
+        occurred_at="2025-02-24T00:00:00Z",
+        data=payload,
+        source={"name": "AP", "kind": "media"} if kind == "position.stated" else None,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def request(*drafts: EventDraft, expected_seq: int | None = None, key: str | None = None) -> object:
+    return _AppendRequest(
+        ledger=LEDGER,
+        drafts=drafts,
+        actor="t",
+        idempotency_key=key,
+        request_sha256="0" * 64 if key else None,
+        expected_seq=expected_seq,
+    )
+
+
+def test_one_group_transaction_refuses_requests_one_by_one(service: LedgerService) -> None:
+    recorder = service.recorder
+    recorder.create_ledger(LEDGER)
+    recorder.append(LEDGER, [draft("seq 1")], actor="t")
+    reused = dataclasses.replace(draft("reused id"), id=recorder_id(service, 1))
+    group = [
+        request(draft("seq 2"), draft("seq 3"), key="k1"),
+        request(draft("stale"), expected_seq=1),  # the head is at 3 by now
+        request(draft("seq 4"), expected_seq=3),
+        request(reused),
+        request(draft(kind="record.retracted", target_seq=99, reason="no such record")),
+        request(draft(kind="record.retracted", target_seq=2, reason="fix of seq 2")),  # seq 5
+        request(draft("seq 6")),
+    ]
+    outcomes = recorder._commit_group(group)  # type: ignore[arg-type]
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == [
+        "AppendResult",
+        "HeadMismatch",
+        "AppendResult",
+        "DuplicateEventId",
+        "InvalidEvent",
+        "AppendResult",
+        "AppendResult",
+    ]
+    assert isinstance(outcomes[1], HeadMismatch) and isinstance(outcomes[3], DuplicateEventId)
+    assert isinstance(outcomes[4], InvalidEvent)
+    results = [o for o in outcomes if isinstance(o, AppendResult)]
+    seqs = [r.seq for result in results for r in result.receipts]
+    assert seqs == [2, 3, 4, 5, 6]
+    # Every receipt names the one checkpoint the group signed.
+    assert {r.tree_size for result in results for r in result.receipts} == {6}
+    lines = list(service.iter_records(LEDGER))
+    assert len(lines) == 6
+    head = verify_chain(lines, ledger=LEDGER)
+    assert service.get_ledger(LEDGER).head_hash == head
+    key = VerifierKey.from_string(service.list_keys()[0].verifier_key)
+    note = notes.verify(service.checkpoint(LEDGER), [key])
+    assert note.checkpoint.tree_size == 6 and note.checkpoint.head_hash == head
+    # The retraction took effect; the refused fix left no trace.
+    assert service.history(LEDGER, party="US", topic="signing")["items"][1]["retracted"]
+    # The keyed request can be replayed, with its final receipts.
+    replay = recorder._commit_group([request(draft("seq 2"), draft("seq 3"), key="k1")])  # type: ignore[list-item]
+    assert replay == [AppendResult(receipts=results[0].receipts, replayed=True)]
+
+
+def recorder_id(service: LedgerService, seq: int) -> str:
+    return str(json.loads(service.get_record(LEDGER, seq))["id"])
+
+
+def test_concurrent_appends_are_grouped_and_each_is_acknowledged_after_its_commit(
+    service: LedgerService,
+) -> None:
+    service.create_ledger(LEDGER)
+    recorder = service.recorder
+
+    def append(n: int) -> AppendResult:
+        return recorder.append(LEDGER, [draft(f"n{n}")], actor="t")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(append, range(400)))
+    seqs = sorted(r.receipts[0].seq for r in results)
+    assert seqs == list(range(1, 401))
+    lines = list(service.iter_records(LEDGER))
+    verify_chain(lines, ledger=LEDGER)
+    with service.recorder.db.read() as conn:
+        sizes = {int(s) for (s,) in conn.execute(sa.text("SELECT tree_size FROM checkpoints"))}
+    # A receipt's tree size is a checkpoint that was signed and stored, and holds it.
+    for result in results:
+        receipt = result.receipts[0]
+        assert receipt.tree_size in sizes and receipt.tree_size >= receipt.seq

@@ -1,0 +1,49 @@
+"""Every migration applies to a database that already holds data, not just to an empty one."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ledger.store.database import Database
+
+CANONICAL = b'{"seq":1}'
+
+
+def test_a_populated_revision_0003_database_upgrades_to_head(database_url: str) -> None:
+    database = Database(url=database_url)
+    try:
+        database.migrate("0003")
+        with database.write() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO ledgers (name, created_at, head_seq, head_hash, last_recorded_at)"
+                    " VALUES ('old', '2025-01-01T00:00:00.000000Z', 1, :h, '')"
+                ),
+                {"h": "0" * 64},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO records (ledger_id, seq, event_id, type, party, topic,"
+                    " occurred_at, recorded_at, record_hash, canonical) VALUES (1, 1,"
+                    " '00000000-0000-4000-8000-000000000000', 'position.stated', 'US', 'signing',"
+                    " '2025-02-01T00:00:00Z', '2025-02-01T00:00:00.000000Z', :h, :c)"
+                ),
+                {"h": "0" * 64, "c": CANONICAL},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO position_versions (ledger_id, target_seq, known_from, party,"
+                    " topic, claimant, occurred_at, cell) VALUES (1, 1, 1, 'US', 'signing', '',"
+                    " '2025-02-01T00:00:00Z', :cell)"
+                ),
+                {"cell": '{"stance":"demand","terms":null}'},
+            )
+        database.migrate("head")
+        with database.read() as conn:
+            assert conn.execute(sa.text("SELECT public_read FROM ledgers")).scalar_one()
+            marks = conn.execute(sa.text("SELECT known_from, occurred_at FROM position_marks"))
+            assert [tuple(m) for m in marks] == [(1, "2025-02-01T00:00:00Z")]
+            cell = conn.execute(sa.text("SELECT cell FROM position_versions")).scalar_one()
+            assert "demand" in cell
+    finally:
+        database.dispose()
