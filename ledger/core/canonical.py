@@ -25,6 +25,8 @@ __all__ = ["canonical_bytes", "reference_canonical_bytes"]
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _FLOAT_TOKEN = re.compile(r"[0-9][.eE]")
+_FLOAT_CANDIDATE = re.compile(r"[:,\[]-?[0-9]+[.eE]")
+_NUMBER_START = frozenset("-0123456789")
 _encode = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, sort_keys=True, separators=(",", ":")
 ).encode
@@ -41,15 +43,26 @@ def canonical_bytes(value: Any) -> bytes:
         text = _encode(value)
     except (TypeError, ValueError):
         return reference_canonical_bytes(value)
-    if _ASTRAL.search(text) is not None or _has_float(text):
+    if (not text.isascii() and _ASTRAL.search(text) is not None) or _has_float(text):
         return reference_canonical_bytes(value)
     return text.encode("utf-8")
 
 
 def _has_float(text: str) -> bool:
     # Python renders every float with '.' or an exponent right after a digit;
-    # integers, true, false and null never do. Only when such a pair appears
-    # at all (say "v1.5" inside a string) are strings cut out to be sure.
-    if _FLOAT_TOKEN.search(text) is None:
-        return False
+    # integers, true, false and null never do. In compact output a number
+    # starts the text or follows '":' (a member value), ',' or '[' (an array
+    # element). Candidates after a colon that is not a member separator, like
+    # the seconds of "18:46:06.1", are skipped; any other candidate (say
+    # "a,1.5" inside a string) sends us to the exact check, strings cut out.
+    if text[:1] in _NUMBER_START:
+        return _exact_has_float(text)
+    for match in _FLOAT_CANDIDATE.finditer(text):
+        at = match.start()
+        if text[at] != ":" or text[at - 1] == '"':
+            return _exact_has_float(text)
+    return False
+
+
+def _exact_has_float(text: str) -> bool:
     return _FLOAT_TOKEN.search(_STRING.sub('""', text)) is not None

@@ -61,17 +61,46 @@ def format_path(path: tuple[str | int, ...]) -> str:
 
 
 def loads_strict(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse UTF-8 JSON and enforce the value rules; raise with the field path."""
+    """Parse UTF-8 JSON and enforce the value rules; raise with the field path.
+
+    The rules are checked by walking the parsed value, which costs more than
+    the parse itself. So the parser's hooks note anything suspicious (a float,
+    a repeated member, a long integer) and the walk runs only then, or when
+    the text may hold non-ASCII strings (NFC), or nesting may be too deep: it
+    then finds the culprit and its path. Clean ASCII bodies skip it.
+    """
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise MalformedJSON(f"body is not valid UTF-8 (byte {e.start})") from e
+    suspicious = False
+
+    def on_float(token: str) -> _Float:
+        nonlocal suspicious
+        suspicious = True
+        return _Float(token)
+
+    def on_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Duplicate:
+        nonlocal suspicious
+        result = dict(pairs)
+        if len(result) != len(pairs):
+            suspicious = True
+            return _pairs(pairs)
+        return result
+
+    def on_int(token: str) -> int:
+        nonlocal suspicious
+        if len(token) > 15:  # |n| < 2^53 has at most 16 digits: look closer
+            suspicious = True
+        return int(token)
+
     try:
         value = json.loads(
             text,
-            parse_float=_Float,
-            parse_constant=_Float,
-            object_pairs_hook=_pairs,
+            parse_float=on_float,
+            parse_constant=on_float,
+            parse_int=on_int,
+            object_pairs_hook=on_pairs,
         )
     except RecursionError as e:
         raise InvalidEvent(f"nesting deeper than {max_depth} levels") from e
@@ -81,8 +110,27 @@ def loads_strict(raw: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
         raise InvalidEvent(
             "integer out of range: |n| must be below 2^53; send large values as strings"
         ) from e
-    check_value(value, max_depth=max_depth)
+    # Without non-ASCII bytes or \u escapes every string is ASCII, hence NFC.
+    plain = raw.isascii() and b"\\u" not in raw
+    if suspicious or not plain or _deeper_than(value, max_depth):
+        check_value(value, max_depth=max_depth)
     return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether a container sits deeper than ``limit`` (the root is at depth 1)."""
+    level = [value] if type(value) in (dict, list) else []
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for node in level:
+            children = node.values() if type(node) is dict else node
+            below.extend(child for child in children if type(child) in (dict, list))
+        level = below
+        depth += 1
+    return False
 
 
 def _check_string(text: str, path: tuple[str | int, ...], what: str) -> None:

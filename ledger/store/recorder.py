@@ -42,7 +42,7 @@ from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
 from ledger.store.groupcommit import GroupCommitter
 from ledger.store.rawread import RawReader, raw_read
-from ledger.store.tables import checkpoints, idempotency_keys, ledgers, records
+from ledger.store.tables import checkpoints, idempotency_keys, ledgers
 from ledger.store.tree import insert_nodes, load_nodes
 
 __all__ = ["AppendResult", "LedgerInfo", "Receipt", "Recorder"]
@@ -150,6 +150,8 @@ class _GroupState:
 
 
 def _with_tree_size(result: AppendResult, size: int) -> AppendResult:
+    if all(r.tree_size == size for r in result.receipts):
+        return result  # alone in its group: already right
     receipts = tuple(replace(r, tree_size=size) for r in result.receipts)
     return replace(result, receipts=receipts)
 
@@ -490,16 +492,21 @@ class Recorder:
 
     @staticmethod
     def _used_ids(conn: Connection, ledger_id: int, ids: list[str]) -> set[str]:
-        """Which of ``ids`` the ledger already holds."""
+        """Which of ``ids`` the ledger already holds (one indexed probe each)."""
+        marker = "?" if conn.dialect.name == "sqlite" else "%s"
         used: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = conn.execute(
-                sa.select(records.c.event_id).where(
-                    records.c.ledger_id == ledger_id, records.c.event_id.in_(chunk)
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                cursor.execute(
+                    f"SELECT event_id FROM records WHERE ledger_id = {marker}"
+                    f" AND event_id IN ({', '.join(marker for _ in chunk)})",
+                    (ledger_id, *chunk),
                 )
-            )
-            used.update(row.event_id for row in rows)
+                used.update(str(row[0]) for row in cursor.fetchall())
+        finally:
+            cursor.close()
         return used
 
     def _seal(

@@ -59,3 +59,26 @@ float_values = st.recursive(
 @given(float_values)
 def test_values_with_floats_fall_back_to_the_reference(value: object) -> None:
     assert canonical_bytes(value) == reference_canonical_bytes(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1.5,
+        -2.0,
+        [1.5],
+        {"a": [1, 2.0]},
+        {"a": -1e20},
+        {"t": "2026-11-26T18:46:06.123456Z", "n": 0.5},
+        {"s": "a,1.5", "q": 'x":1.5', "f": 3.25},
+    ],
+)
+def test_a_float_anywhere_is_encoded_by_the_reference(value: object) -> None:
+    assert canonical_bytes(value) == reference_canonical_bytes(value)
+
+
+def test_times_and_number_like_strings_take_the_fast_path() -> None:
+    from ledger.core.canonical import _has_float
+
+    for text in ('{"t":"2026-11-26T18:46:06.123456Z"}', '{"s":"a,1.5"}', '{"q":"x\\":1.5"}'):
+        assert not _has_float(text)

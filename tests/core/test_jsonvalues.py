@@ -281,3 +281,68 @@ def test_any_allowed_value_round_trips_unchanged(value: Any, ensure_ascii: bool)
 def test_an_integer_of_thousands_of_digits_is_refused_as_out_of_range() -> None:
     with pytest.raises(InvalidEvent, match="out of range"):
         loads_strict(b'{"n": ' + b"9" * 5000 + b"}")
+
+
+_TOKENS = st.sampled_from(
+    [
+        "1",
+        "-0",
+        "9007199254740991",
+        "9007199254740992",
+        "-9007199254740993",
+        "1.5",
+        "1e3",
+        "NaN",
+        '"a"',
+        '"\\u00e9"',
+        '"e\\u0301"',
+        '"\\ud800"',
+        '"é"',
+        "true",
+        "null",
+    ]
+)
+
+
+@st.composite
+def _bodies(draw: st.DrawFn) -> bytes:
+    """JSON texts built from tricky tokens, repeated members and deep nesting."""
+
+    def build(depth: int) -> str:
+        kind = draw(st.sampled_from(["token", "array", "object", "deep"]))
+        if kind == "token" or depth > 3:
+            return draw(_TOKENS)
+        if kind == "deep":
+            n = draw(st.sampled_from([62, 63, 64, 65]))
+            return "[" * n + draw(_TOKENS) + "]" * n
+        if kind == "array":
+            return "[" + ",".join(build(depth + 1) for _ in range(draw(st.integers(0, 3)))) + "]"
+        names = draw(st.lists(st.sampled_from(["a", "b", "é"]), max_size=3))
+        return "{" + ",".join(f'"{n}":{build(depth + 1)}' for n in names) + "}"
+
+    return build(0).encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(raw=_bodies())
+def test_the_fast_path_refuses_exactly_what_the_full_walk_refuses(raw: bytes) -> None:
+    import json as std_json
+
+    from ledger.core.jsonvalues import _Float, _pairs
+
+    def full(body: bytes) -> object:
+        value = std_json.loads(
+            body.decode(), parse_float=_Float, parse_constant=_Float, object_pairs_hook=_pairs
+        )
+        check_value(value)
+        return value
+
+    try:
+        expected: object = full(raw)
+    except InvalidEvent as e:
+        expected = ("refused", e.field, str(e))
+    try:
+        got: object = loads_strict(raw)
+    except InvalidEvent as e:
+        got = ("refused", e.field, str(e))
+    assert got == expected
