@@ -2,43 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
 
 from ledger.audit import audit_ledger
 from ledger.core.hashing import record_hash
-from ledger.core.records import EventDraft
 from ledger.runtime import Runtime
+from tests.storage import sample_events
 
 LEDGER = "audited"
 SIZE = 30
 
 
-def drafts(count: int, start: int) -> list[EventDraft]:
-    return [
-        EventDraft(
-            id=str(uuid.uuid4()),
-            type="position.stated",
-            occurred_at="2025-02-24T00:00:00Z",
-            party="UA",
-            topic="signing",
-            data={"stance": "offer", "summary": f"statement {n}"},
-            source={"name": "Reuters", "kind": "media"},
-        )
-        for n in range(start, start + count)
-    ]
-
-
 @pytest.fixture
 def filled(runtime: Runtime) -> Runtime:
-    runtime.service.create_ledger(LEDGER)
-    done = 0
-    for size in (1, 4, 7, 18):  # uneven appends: checkpoints at 1, 5, 12 and 30
-        runtime.service.recorder.append(LEDGER, drafts(size, done), actor="t")
-        done += size
-    assert done == SIZE
+    # Uneven appends: checkpoints at 1, 5, 12 and 30.
+    lines = sample_events.fill(runtime.service, LEDGER, [1, 4, 7, 18], summary="statement {n}")
+    assert len(lines) == SIZE
     return runtime
 
 

@@ -6,7 +6,6 @@ import hashlib
 import io
 import json
 import tarfile
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,36 +16,18 @@ from ledger.core.bundle import MEMBERS, SIGNATURE_SIZE, Manifest
 from ledger.core.errors import InvalidParameter, NotFound, VerificationError
 from ledger.core.hashing import GENESIS_PREV, leaf_hash, record_hash
 from ledger.core.merkle import root_from_leaves, verify_inclusion
-from ledger.core.records import EventDraft
 from ledger.core.signing import VerifierKey
 from ledger.core.times import RECORDED_AT_PATTERN
 from ledger.exporter import bundle_chunks, write_bundle
 from ledger.service import LedgerService
+from tests.storage import sample_events
 
 LEDGER = "talks"
 
 
-def drafts(count: int) -> list[EventDraft]:
-    return [
-        EventDraft(
-            id=str(uuid.uuid4()),
-            type="position.stated",
-            occurred_at="2025-02-24T00:00:00Z",
-            party="UA",
-            topic="signing",
-            # Non-ASCII text: records.jsonl is bytes, never re-encoded.
-            data={"stance": "offer", "summary": f"Заява #{n}"},
-            source={"name": "Reuters", "kind": "media"},
-        )
-        for n in range(count)
-    ]
-
-
 def fill(service: LedgerService, sizes: list[int]) -> list[bytes]:
-    service.create_ledger(LEDGER)
-    for size in sizes:
-        service.recorder.append(LEDGER, drafts(size), actor="t")
-    return list(service.iter_records(LEDGER))
+    # Non-ASCII text: records.jsonl is bytes, never re-encoded.
+    return sample_events.fill(service, LEDGER, sizes, summary="Заява #{n}")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import random
-import uuid
 
 import pytest
 
@@ -13,33 +12,16 @@ from ledger.core.errors import InvalidParameter, NotFound, VerificationError
 from ledger.core.hashing import GENESIS_PREV, empty_root, leaf_hash, record_hash
 from ledger.core.jsonvalues import loads_strict
 from ledger.core.merkle import root_from_leaves, verify_consistency, verify_inclusion
-from ledger.core.records import EventDraft, Record
+from ledger.core.records import Record
 from ledger.core.signing import Signer, VerifierKey, follow_rotation
 from ledger.service import LedgerService
+from tests.storage import sample_events
 
 LEDGER = "talks"
 
 
-def drafts(count: int) -> list[EventDraft]:
-    return [
-        EventDraft(
-            id=str(uuid.uuid4()),
-            type="position.stated",
-            occurred_at="2025-02-24T00:00:00Z",
-            party="UA",
-            topic="signing",
-            data={"stance": "offer", "summary": f"#{n}"},
-            source={"name": "Reuters", "kind": "media"},
-        )
-        for n in range(count)
-    ]
-
-
 def fill(service: LedgerService, sizes: list[int]) -> list[bytes]:
-    service.create_ledger(LEDGER)
-    for size in sizes:
-        service.recorder.append(LEDGER, drafts(size), actor="t")
-    return list(service.iter_records(LEDGER))
+    return sample_events.fill(service, LEDGER, sizes)
 
 
 def trusted(service: LedgerService) -> list[VerifierKey]:
@@ -145,7 +127,7 @@ def test_a_verifier_holding_only_the_old_key_follows_a_rotation(service: LedgerS
     notes.verify(overlap, [new_key])
 
     service.retire_key(old_key.key_id_hex)
-    service.recorder.append(LEDGER, drafts(1), actor="t")
+    service.recorder.append(LEDGER, sample_events.drafts(1), actor="t")
     after = service.checkpoint(LEDGER)
     assert len(notes.SignedCheckpoint.from_text(after).signatures) == 1
     notes.verify(after, [new_key])
