@@ -55,6 +55,8 @@ values = ["US", "UA"]
 "path.ledger" = "fuzz"
 "path.seq" = { dictionary = "seqs", probability = 0.8 }
 "path.party" = { dictionary = "parties", probability = 0.8 }
+# An event stream stays open until its timeout: keep each one short.
+"query.timeout" = 0.01
 
 [[operations]]
 include-name = [

@@ -53,8 +53,8 @@ def server_is_exiting() -> bool:
     return bool(getattr(server, "should_exit", False))
 
 
-def _start_after(after_seq: int, last_event_id: str | None) -> int:
-    if last_event_id is None or last_event_id.strip() == "":
+def _start_after(after_seq: int, last_event_id: str) -> int:
+    if last_event_id.strip() == "":
         return after_seq
     text = last_event_id.strip()
     if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
@@ -94,7 +94,7 @@ async def _events(
             if now - last_sent >= HEARTBEAT_SECONDS:
                 yield b": keep-alive\n\n"
                 last_sent = now
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(min(POLL_SECONDS, deadline - now))
             head = await run_in_threadpool(_head, service, ledger)
     except StorageUnavailable:
         # End the stream; the client reconnects with Last-Event-ID once the database is back.
@@ -148,10 +148,16 @@ async def stream_events(
         float,
         Query(gt=0, le=3600, description="Seconds after which the server ends the stream"),
     ] = 300.0,
+    # A str, not str | None: headers have no null, and a documented null invites "null".
     last_event_id: Annotated[
-        str | None,
-        Header(alias="Last-Event-ID", description="Resume after this seq (sent by EventSource)"),
-    ] = None,
+        str,
+        Header(
+            alias="Last-Event-ID",
+            description="Resume after this seq (sent by EventSource)",
+            # Documented only: the handler checks it, so the 422 names Last-Event-ID.
+            json_schema_extra={"pattern": "^[0-9]{1,15}$"},
+        ),
+    ] = "",
 ) -> StreamingResponse:
     after = _start_after(after_seq, last_event_id)
     # 404 before the stream starts, not inside it. An after_seq beyond the head
