@@ -9,8 +9,9 @@ field, prefixed with the event's index in a batch (``[3].data.stance``).
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -135,6 +136,17 @@ def _schema_error_detail(error: ValidationError) -> str:
     return error.message
 
 
+def new_event_ids(count: int) -> Iterator[str]:
+    """``count`` random (version 4) UUIDs from one read of the OS's random source.
+
+    ``uuid.uuid4()`` reads it once per id; on this project's VMs that system
+    call took ~30 us, a fifth of a 500-event append.
+    """
+    pool = os.urandom(16 * count)
+    for start in range(0, len(pool), 16):
+        yield str(uuid.UUID(bytes=pool[start : start + 16], version=4))
+
+
 class Intake:
     """Validates posted events; pure CPU, no storage."""
 
@@ -153,7 +165,8 @@ class Intake:
         """A body holding one event object or a non-empty array of them."""
         value = loads_strict(raw)
         if isinstance(value, dict):
-            return ParsedBody([self.draft(value)], is_batch=False, value=value)
+            ids = new_event_ids(0 if "id" in value else 1)
+            return ParsedBody([self.draft(value, ids=ids)], is_batch=False, value=value)
         if isinstance(value, list):
             if not value:
                 raise InvalidEvent("a batch must hold at least one event", field="(root)")
@@ -162,7 +175,9 @@ class Intake:
                     f"a batch holds at most {self.max_batch} events, this one {len(value)}",
                     field="(root)",
                 )
-            drafts = [self.draft(item, index=i) for i, item in enumerate(value)]
+            missing = sum(1 for item in value if not isinstance(item, dict) or "id" not in item)
+            ids = new_event_ids(missing)
+            drafts = [self.draft(item, index=i, ids=ids) for i, item in enumerate(value)]
             return ParsedBody(drafts, is_batch=True, value=value)
         raise InvalidEvent("the body must be an event object or an array of events", field="(root)")
 
@@ -173,8 +188,13 @@ class Intake:
             raise InvalidEvent(f"{record.type!r} is written by the server only", field="type")
         self.draft(event)
 
-    def draft(self, event: Any, *, index: int | None = None) -> EventDraft:
-        """Validate one event (already through the JSON value rules)."""
+    def draft(
+        self, event: Any, *, index: int | None = None, ids: Iterator[str] | None = None
+    ) -> EventDraft:
+        """Validate one event (already through the JSON value rules).
+
+        ``ids`` supplies server-assigned ids for events that bring none.
+        """
         prefix: tuple[str | int, ...] = () if index is None else (index,)
 
         def field(*names: str | int) -> str:
@@ -210,8 +230,10 @@ class Intake:
             raise InvalidEvent(str(e), field=field("occurred_at")) from None
         if occurred > self.clock() + FUTURE_TOLERANCE:
             raise InvalidEvent("lies more than 5 minutes in the future", field=field("occurred_at"))
+        client_id = event.get("id")
         return EventDraft(
-            id=event.get("id") or str(uuid.uuid4()),
+            id=client_id or next(ids or new_event_ids(1)),
+            id_assigned=not client_id,
             type=event_type,
             occurred_at=format_occurred_at(occurred),
             data=event["data"],

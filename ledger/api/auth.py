@@ -99,7 +99,14 @@ async def caller(request: Request) -> Principal:
         reason = "malformed token"
     else:
         tokens: TokenStore = state.tokens
-        principal = await run_in_threadpool(tokens.principal, token)
+        if tokens.db.is_sqlite:
+            # A local indexed read (~15 us) costs less than the hop to a worker
+            # thread, which under load waits behind the appends (measured:
+            # 688 -> 978 appends/s at 32 clients). Over a network it would
+            # block the event loop, so PostgreSQL lookups keep the thread.
+            principal = tokens.principal(token)
+        else:
+            principal = await run_in_threadpool(tokens.principal, token)
     if principal is None:
         request.state.principal = "invalid-token"
         # This attempt is answered 401; once the bucket is empty, the next ones get 429.

@@ -148,6 +148,9 @@ class EventDraft:
     party: str | None = None
     topic: str | None = None
     source: dict[str, Any] | None = None
+    # True when the server drew ``id`` (122 random bits): no earlier record can
+    # hold it, so the recorder need not look it up (the unique index still would).
+    id_assigned: bool = False
 
     def seal(self, *, ledger: str, seq: int, prev: str, recorded_at: str, actor: str) -> Record:
         """The record this draft becomes at ``seq`` behind ``prev``."""

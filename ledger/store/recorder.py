@@ -323,7 +323,8 @@ class Recorder:
             with self.db.write() as conn:
                 head = self._lock_head(conn, ledger)
                 state = _GroupState(head=head)
-                used = self._used_ids(conn, head.ledger_id, [d.id for r in group for d in r.drafts])
+                chosen = [d.id for r in group for d in r.drafts if not d.id_assigned]
+                used = self._used_ids(conn, head.ledger_id, chosen)
                 outcomes: list[AppendResult | Exception] = []
                 for request in group:
                     try:
