@@ -131,7 +131,7 @@ class ActiveSigners:
         self._cache: dict[str, Signer] = {}
 
     def __call__(self, conn: Connection) -> list[Signer]:
-        active = [k.verifier_key for k in self.registry.active(conn)]
+        active = self.registry.active_keys(conn)
         if any(key not in self._cache for key in active):
             self._cache = self.keyring.signers()
         signers = [self._cache[key] for key in active if key in self._cache]

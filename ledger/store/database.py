@@ -11,7 +11,7 @@ PostgreSQL serializes appends with a row lock on the ledger's head row instead
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.core.errors import StorageUnavailable
 
-__all__ = ["Database", "alembic_config"]
+__all__ = ["Database", "alembic_config", "raw_execute", "raw_execute_many"]
 
 _WRITE = "ledger_write"
 _READ = "ledger_read"
@@ -178,3 +178,32 @@ def translate_errors() -> Iterator[None]:
         raise StorageUnavailable("database connection lost") from e
     except exc.TimeoutError as e:
         raise StorageUnavailable("database connection pool exhausted") from e
+
+
+def raw_execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """One ``?``-placeholder statement on the transaction's DBAPI cursor.
+
+    For the statements every append group runs: SQLAlchemy's per-statement
+    machinery (~0.1-0.2 ms here) was half the cost of a one-event append.
+    """
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+    finally:
+        cursor.close()
+
+
+def raw_execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """A bulk statement on the DBAPI cursor (see ``raw_execute``)."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    cursor = conn.connection.cursor()
+    try:
+        cursor.executemany(sql, [tuple(row) for row in rows])
+    finally:
+        cursor.close()

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.core.errors import NotFound
 from ledger.core.signing import VerifierKey
-from ledger.store.database import Database
+from ledger.store.database import Database, raw_execute
 from ledger.store.tables import signing_keys
 
 __all__ = ["KeyRecord", "KeyRegistry"]
@@ -45,6 +45,11 @@ def _record(row: sa.Row[Any]) -> KeyRecord:
         not_before=row.not_before,
         not_after=row.not_after,
     )
+
+
+_SELECT_ACTIVE = (
+    "SELECT verifier_key FROM signing_keys WHERE status = 'active' ORDER BY not_before, key_id"
+)
 
 
 class KeyRegistry:
@@ -84,6 +89,12 @@ class KeyRegistry:
 
     def active(self, conn: Connection) -> list[KeyRecord]:
         return [k for k in self.all_keys(conn) if k.status == "active"]
+
+    @staticmethod
+    def active_keys(conn: Connection) -> list[str]:
+        """The active verifier key strings, oldest first (read by every append group)."""
+        rows = raw_execute(conn, _SELECT_ACTIVE)
+        return [str(row[0]) for row in rows]
 
     def retire(self, key_id: str, *, now: str) -> KeyRecord:
         with self.db.write() as conn:

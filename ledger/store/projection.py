@@ -34,7 +34,7 @@ from ledger.core.positions import (
     corrected,
 )
 from ledger.core.records import Record
-from ledger.store.database import Database
+from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.rawread import RawReader
 from ledger.store.tables import (
     ledgers,
@@ -94,6 +94,8 @@ _POSTGRES_SNAPSHOT = (
     + _CELL_SOURCE
     + " WHERE c.ledger_id = ?"
 )
+_SELECT_CELLS = "SELECT party, topic, claimant FROM position_cells WHERE ledger_id = ?"
+_INSERT_CELL = "INSERT INTO position_cells (ledger_id, party, topic, claimant) VALUES (?, ?, ?, ?)"
 # Valid-time marks (migration 0004): a version known at K occurred no later
 # than the mark of K's block, so a snapshot's scan starts there.
 MARK_BLOCK = 1024
@@ -156,18 +158,6 @@ _POSTGRES_VERSIONS = (
 )
 
 
-def _raw_execute(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """One ``?``-placeholder statement on the DBAPI cursor (no per-statement ORM cost)."""
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
-    cursor = conn.connection.cursor()
-    try:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall()) if cursor.description else []
-    finally:
-        cursor.close()
-
-
 def _insert_first_versions(conn: Connection, ledger_id: int, first: int, last: int) -> None:
     """Project the position records with seq in [first, last] (one statement)."""
     sqlite = conn.dialect.name == "sqlite"
@@ -180,11 +170,11 @@ def _insert_first_versions(conn: Connection, ledger_id: int, first: int, last: i
 
 def _raise_marks(conn: Connection, ledger_id: int, blocks: dict[int, str]) -> None:
     """Carry the running valid-time maximum through the blocks this append touched."""
-    last = _raw_execute(conn, _SELECT_LAST_MARK, (ledger_id,))
+    last = raw_execute(conn, _SELECT_LAST_MARK, (ledger_id,))
     running = last[0][0] if last else ""
     for block in sorted(blocks):
         running = max(running, blocks[block])
-        _raw_execute(conn, _UPSERT_MARK, (ledger_id, block, running))
+        raw_execute(conn, _UPSERT_MARK, (ledger_id, block, running))
 
 
 def read_cell(stored: str | bytes | None, canonical: bytes | memoryview | None) -> dict[str, Any]:
@@ -213,12 +203,8 @@ class _VersionWriter:
 
     def _known_cells(self) -> set[tuple[str, str, str]]:
         if self._cells is None:
-            rows = self.conn.execute(
-                sa.select(
-                    position_cells.c.party, position_cells.c.topic, position_cells.c.claimant
-                ).where(position_cells.c.ledger_id == self.ledger_id)
-            ).all()
-            self._cells = {(r.party, r.topic, r.claimant) for r in rows}
+            rows = raw_execute(self.conn, _SELECT_CELLS, [self.ledger_id])
+            self._cells = {(str(p), str(t), str(c)) for p, t, c in rows}
         return self._cells
 
     def add(self, record: Record, *, known_from: int) -> None:
@@ -266,7 +252,11 @@ class _VersionWriter:
             self.conn.execute(position_versions.insert(), self.versions)
             self.versions = []
         if self.new_cells:
-            self.conn.execute(position_cells.insert(), self.new_cells)
+            raw_execute_many(
+                self.conn,
+                _INSERT_CELL,
+                [(c["ledger_id"], c["party"], c["topic"], c["claimant"]) for c in self.new_cells],
+            )
             self.new_cells = []
 
 

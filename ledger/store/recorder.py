@@ -39,10 +39,10 @@ from ledger.core.merkle import append_leaves, perfect_cover, root_from_nodes
 from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
-from ledger.store.database import Database
+from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.groupcommit import GroupCommitter
 from ledger.store.rawread import RawReader, raw_read
-from ledger.store.tables import checkpoints, idempotency_keys, ledgers
+from ledger.store.tables import ledgers
 from ledger.store.tree import insert_nodes, load_nodes
 
 __all__ = ["AppendResult", "LedgerInfo", "Receipt", "Recorder"]
@@ -172,24 +172,19 @@ _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})"
 )
+_SELECT_HEAD_ROW = "SELECT id, head_seq, head_hash, last_recorded_at FROM ledgers WHERE name = ?"
+_UPDATE_HEAD = "UPDATE ledgers SET head_seq = ?, head_hash = ?, last_recorded_at = ? WHERE id = ?"
+_INSERT_CHECKPOINT = (
+    "INSERT INTO checkpoints (ledger_id, tree_size, root, head_hash, note, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_IDEMPOTENCY = (
+    "SELECT request_sha256, response FROM idempotency_keys WHERE ledger_id = ? AND key = ?"
+)
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency_keys (ledger_id, key, request_sha256, response, created_at)"
     " VALUES (?, ?, ?, ?, ?)"
 )
-
-
-def _execute_many(conn: Connection, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-    """A bulk insert on the DBAPI cursor: SQLAlchemy's per-row parameter
-    processing cost more than the insert itself for batches of hundreds."""
-    if not rows:
-        return
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
-    cursor = conn.connection.cursor()
-    try:
-        cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
 
 
 class Recorder:
@@ -402,21 +397,21 @@ class Recorder:
             state.rows, state.sealed = [], []
 
     def _insert_records(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        _execute_many(
+        raw_execute_many(
             conn, _INSERT_RECORD, [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows]
         )
 
     def _finish(self, conn: Connection, ledger: str, before: _Head, state: _GroupState) -> None:
         """Move the head, grow the tree and sign its new size, store the idempotency keys."""
         head = state.head
-        conn.execute(
-            ledgers.update()
-            .where(ledgers.c.id == head.ledger_id)
-            .values(head_seq=head.seq, head_hash=head.hash, last_recorded_at=head.last_recorded_at)
+        raw_execute(
+            conn,
+            _UPDATE_HEAD,
+            [head.seq, head.hash, head.last_recorded_at, head.ledger_id],
         )
         self._grow_tree(conn, ledger, before, state.leaves, head)
         if state.keyed:
-            _execute_many(
+            raw_execute_many(
                 conn,
                 _INSERT_IDEMPOTENCY,
                 [
@@ -450,45 +445,34 @@ class Recorder:
             ),
             self.signers(conn),
         )
-        conn.execute(
-            checkpoints.insert().values(
-                ledger_id=before.ledger_id,
-                tree_size=after.seq,
-                root=root,
-                head_hash=after.hash,
-                note=note.to_text(),
-                created_at=after.last_recorded_at,
-            )
+        raw_execute(
+            conn,
+            _INSERT_CHECKPOINT,
+            [before.ledger_id, after.seq, root, after.hash, note.to_text(), after.last_recorded_at],
         )
 
     def _lock_head(self, conn: Connection, ledger: str) -> _Head:
-        row = conn.execute(
-            sa.select(
-                ledgers.c.id, ledgers.c.head_seq, ledgers.c.head_hash, ledgers.c.last_recorded_at
-            )
-            .where(ledgers.c.name == ledger)
-            .with_for_update()
-        ).first()
-        if row is None:
+        # SQLite's BEGIN IMMEDIATE already holds the only write lock.
+        lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"
+        rows = raw_execute(conn, _SELECT_HEAD_ROW + lock, [ledger])
+        if not rows:
             raise NotFound(f"no ledger named {ledger!r}")
-        return _Head(row.id, row.head_seq, row.head_hash, row.last_recorded_at)
+        ledger_id, seq, head_hash, last_recorded_at = rows[0]
+        return _Head(int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
 
     def _replay(
         self, conn: Connection, ledger_id: int, key: str, request_sha256: str | None
     ) -> AppendResult | None:
-        row = conn.execute(
-            sa.select(idempotency_keys.c.request_sha256, idempotency_keys.c.response).where(
-                idempotency_keys.c.ledger_id == ledger_id, idempotency_keys.c.key == key
-            )
-        ).first()
-        if row is None:
+        rows = raw_execute(conn, _SELECT_IDEMPOTENCY, [ledger_id, key])
+        if not rows:
             return None
-        if row.request_sha256 != (request_sha256 or ""):
+        stored_sha256, response = rows[0]
+        if stored_sha256 != (request_sha256 or ""):
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used for a different request body; "
                 "use a new key for a new request"
             )
-        receipts = tuple(Receipt(**item) for item in json.loads(row.response))
+        receipts = tuple(Receipt(**item) for item in json.loads(response))
         return AppendResult(receipts=receipts, replayed=True)
 
     @staticmethod

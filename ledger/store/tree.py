@@ -13,20 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.core.merkle import NodeId
+from ledger.store.database import raw_execute, raw_execute_many
 
 __all__ = ["insert_nodes", "load_nodes", "node_id", "node_key"]
 
 _LEVEL_SHIFT = 56
 _INDEX_MASK = (1 << _LEVEL_SHIFT) - 1
-
-# A constant statement: compiled once, cached by SQLAlchemy for every call.
-_SELECT_NODES = sa.text(
-    "SELECT node_key, hash FROM tree_nodes WHERE ledger_id = :ledger_id AND node_key IN :keys"
-).bindparams(sa.bindparam("keys", expanding=True))
 
 
 _INSERT_NODE = "INSERT INTO tree_nodes (ledger_id, node_key, hash) VALUES (?, ?, ?)"
@@ -46,20 +41,16 @@ def load_nodes(conn: Connection, ledger_id: int, node_ids: Iterable[NodeId]) -> 
     keys = sorted({node_key(node) for node in node_ids})
     if not keys:
         return {}
-    rows = conn.execute(_SELECT_NODES, {"ledger_id": ledger_id, "keys": keys}).all()
-    return {node_id(row[0]): bytes(row[1]) for row in rows}
+    rows = raw_execute(
+        conn,
+        "SELECT node_key, hash FROM tree_nodes WHERE ledger_id = ?"
+        f" AND node_key IN ({', '.join('?' for _ in keys)})",
+        [ledger_id, *keys],
+    )
+    return {node_id(int(key)): bytes(digest) for key, digest in rows}
 
 
 def insert_nodes(conn: Connection, ledger_id: int, nodes: Mapping[NodeId, bytes]) -> None:
-    # On the DBAPI cursor: SQLAlchemy's per-row parameter processing cost more
-    # than the insert itself for the hundreds of nodes a batch completes.
-    if not nodes:
-        return
-    sql = _INSERT_NODE if conn.dialect.name == "sqlite" else _INSERT_NODE.replace("?", "%s")
-    cursor = conn.connection.cursor()
-    try:
-        cursor.executemany(
-            sql, [(ledger_id, node_key(node), digest) for node, digest in nodes.items()]
-        )
-    finally:
-        cursor.close()
+    raw_execute_many(
+        conn, _INSERT_NODE, [(ledger_id, node_key(node), digest) for node, digest in nodes.items()]
+    )
