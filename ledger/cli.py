@@ -251,6 +251,7 @@ def demo(
         return
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     console.print("\n[bold]Open:[/]")
+    console.print(f"  timeline      {base}/ledgers/{DEMO_LEDGER}  (verified in your browser)")
     console.print(f"  API docs      {base}/docs")
     console.print(f"  the ledger    {base}/v1/ledgers/{DEMO_LEDGER}")
     console.print(f"  its records   {base}/v1/ledgers/{DEMO_LEDGER}/events")
