@@ -55,7 +55,7 @@ import httpx
 import sqlalchemy as sa
 
 from bench.harness import RESULTS_DIR, Figure, Report, console
-from tests.servers import ServerProcess, free_port
+from tests.servers import ChildServer, ServerProcess, free_port
 
 CLIENTS = (1, 8, 32)
 BATCH = 500
@@ -132,59 +132,21 @@ class Server(Protocol):
     def stop(self) -> None: ...
 
 
-class _Ledger:
-    """``ledger serve`` (tests/servers.py), as a :class:`Server`."""
-
-    def __init__(self, process: ServerProcess) -> None:
-        self.process = process
-        self.url = process.url
-
-    @property
-    def pid(self) -> int:
-        return self.process.process.pid
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-class AppProcess:
+class AppProcess(ChildServer):
     """``python -m bench.naive_app`` in a child process: naive, or no-op without a URL."""
 
     def __init__(self, database_url: str | None, log_dir: Path) -> None:
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log_path = log_dir / f"app-{port}.log"
         command = [sys.executable, "-m", "bench.naive_app", "--port", str(port)]
         if database_url is not None:
             command += ["--database-url", database_url]
-        self._log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            command, cwd=_ROOT, stdout=self._log, stderr=subprocess.STDOUT
+        super().__init__(
+            command,
+            port=port,
+            log_path=log_dir / f"app-{port}.log",
+            ready_path="/healthz",
+            cwd=_ROOT,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"app exited early:\n{self.log_path.read_text()}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"app not ready in 30s:\n{self.log_path.read_text()}")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
 
 
 # --- measuring a server process (Linux /proc) ------------------------------
@@ -398,14 +360,14 @@ def create_token(database_url: str, data_dir: Path) -> str:
     return done.stdout.split()[-1]
 
 
-def start_ledger(database_url: str, data_dir: Path, *, token: str | None) -> _Ledger:
+def start_ledger(database_url: str, data_dir: Path, *, token: str | None) -> ServerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
         "LEDGER_AUTH": "tokens" if token else "off",
         "LEDGER_AUDIT_LOG": str(data_dir / "audit.log"),
         "LEDGER_ORIGIN": "bench",
     }
-    server = _Ledger(ServerProcess(database_url=database_url, data_dir=data_dir, env=env))
+    server = ServerProcess(database_url=database_url, data_dir=data_dir, env=env)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = httpx.post(f"{server.url}/v1/ledgers", json={"name": LEDGER}, headers=headers)
     if response.status_code != 201:

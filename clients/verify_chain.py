@@ -26,6 +26,7 @@ import argparse
 import base64
 import binascii
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -151,24 +152,8 @@ class _SnapshotRecords:
         try:
             check_snapshot(claim, self.records, ledger=report.ledger, root=root, key=key)
         except VerificationError as e:
-            return _failed(report, e, prefix="snapshot: ")
+            return report.failed(e, prefix="snapshot: ")
         return report
-
-
-def _failed(
-    report: VerificationReport, error: VerificationError, *, prefix: str = ""
-) -> VerificationReport:
-    return VerificationReport(
-        valid=False,
-        ledger=report.ledger,
-        from_seq=report.from_seq,
-        to_seq=report.to_seq,
-        count=report.count,
-        key_id=report.key_id,
-        key_name=report.key_name,
-        failure_seq=error.seq,
-        reason=prefix + error.reason,
-    )
 
 
 # -- bundle mode ------------------------------------------------------------------
@@ -319,7 +304,7 @@ def verify_server(
     try:
         note = check_checkpoint(note_text, key, ledger=ledger)
     except VerificationError as e:
-        return _failed(empty, e, prefix="latest checkpoint: ")
+        return empty.failed(e, prefix="latest checkpoint: ")
     checkpoint = note.checkpoint
     signer = _signing_key(note, key)
     started = VerificationReport(
@@ -339,7 +324,7 @@ def verify_server(
         try:
             check_consistency(remembered, note, proof)
         except VerificationError as e:
-            return _failed(started, e)
+            return started.failed(e)
     sizes = {checkpoint.tree_size}
     if remembered is not None:
         sizes.add(remembered.checkpoint.tree_size)
@@ -365,7 +350,7 @@ def verify_server(
                     f"{old.tree_size}"
                 )
     except VerificationError as e:
-        return _failed(_counted(started, log), e)
+        return dataclasses.replace(started, count=log.count).failed(e)
     report = VerificationReport(
         valid=True,
         ledger=ledger,
@@ -384,18 +369,6 @@ def verify_server(
         except OSError as e:
             raise UsageError(f"cannot write the state file {state}: {e.strerror}") from None
     return report
-
-
-def _counted(report: VerificationReport, log: LogVerifier) -> VerificationReport:
-    return VerificationReport(
-        valid=False,
-        ledger=report.ledger,
-        from_seq=report.from_seq,
-        to_seq=report.to_seq,
-        count=log.count,
-        key_id=report.key_id,
-        key_name=report.key_name,
-    )
 
 
 def _signing_key(note: SignedCheckpoint, key: TrustedKey) -> VerifierKey:

@@ -79,15 +79,10 @@ def audit_ledger(
                 f"the store holds {held} tree nodes; {log.last_seq} records make {expected_nodes}"
             )
     except VerificationError as e:
-        return VerificationReport(
-            valid=False,
-            ledger=ledger,
-            from_seq=1,
-            to_seq=stored.head_seq,
-            count=log.count,
-            failure_seq=e.seq,
-            reason=e.reason,
+        walked = VerificationReport(
+            valid=False, ledger=ledger, from_seq=1, to_seq=stored.head_seq, count=log.count
         )
+        return walked.failed(e)
     return VerificationReport(
         valid=True,
         ledger=ledger,

@@ -1,7 +1,8 @@
-"""Real server processes for end-to-end tests: ``ledger serve`` on a free port."""
+"""Real server processes for end-to-end tests and benchmarks, on free ports."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port"]
+__all__ = ["ChildServer", "ServerProcess", "free_port"]
 
 
 def free_port() -> int:
@@ -21,51 +22,45 @@ def free_port() -> int:
         return port
 
 
-class ServerProcess:
-    """``ledger serve`` in a child process; ``stop()`` or ``kill()`` ends it."""
+class ChildServer:
+    """An HTTP server in a child process, ready once ``ready_path`` answers 200.
+
+    ``stop()`` terminates it (then kills it after 15 s); ``kill()`` is SIGKILL.
+    """
 
     def __init__(
         self,
+        command: list[str],
         *,
-        database_url: str,
-        data_dir: Path,
-        port: int | None = None,
+        port: int,
+        log_path: Path,
+        ready_path: str = "/readyz",
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        timeout: float = 30.0,
     ) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir / f"server-{self.port}.log"
-        env = {
-            **os.environ,
-            "LEDGER_DATABASE_URL": database_url,
-            "LEDGER_DATA_DIR": str(data_dir),
-            "LEDGER_LOG_LEVEL": "warning",
-            # Durability and concurrency tests drive the server unauthenticated and
-            # unthrottled; tests of access control pass LEDGER_AUTH=tokens in ``env``.
-            "LEDGER_AUTH": "off",
-            "LEDGER_RATE_LIMIT": "0",
-            **(env or {}),
-        }
-        self._log = self.log_path.open("wb")
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            command, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT
         )
-        self._wait_ready()
+        self._wait_ready(ready_path, timeout)
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _wait_ready(self, ready_path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self._log.close()
                 raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}{ready_path}", timeout=1).status_code == 200:
                     return
-            except httpx.TransportError:
-                pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server not ready in {timeout}s:\n{self.log_path.read_text()}")
@@ -84,3 +79,34 @@ class ServerProcess:
         self.process.kill()
         self.process.wait()
         self._log.close()
+
+
+class ServerProcess(ChildServer):
+    """``ledger serve`` in a child process; ``stop()`` or ``kill()`` ends it."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        data_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        port = port or free_port()
+        environment = {
+            **os.environ,
+            "LEDGER_DATABASE_URL": database_url,
+            "LEDGER_DATA_DIR": str(data_dir),
+            "LEDGER_LOG_LEVEL": "warning",
+            # Durability and concurrency tests drive the server unauthenticated and
+            # unthrottled; tests of access control pass LEDGER_AUTH=tokens in ``env``.
+            "LEDGER_AUTH": "off",
+            "LEDGER_RATE_LIMIT": "0",
+            **(env or {}),
+        }
+        super().__init__(
+            [sys.executable, "-m", "ledger", "serve", "--port", str(port)],
+            port=port,
+            log_path=data_dir / f"server-{port}.log",
+            env=environment,
+        )

@@ -38,7 +38,7 @@ import tarfile
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, NoReturn
 
 from ledger.core.bundle import MAX_MANIFEST_BYTES, MEMBERS, SIGNATURE_SIZE, Manifest
@@ -135,6 +135,17 @@ class VerificationReport:
     key_name: str | None = None
     failure_seq: int | None = None
     reason: str | None = None
+
+    def failed(self, error: VerificationError, *, prefix: str = "") -> VerificationReport:
+        """This report, turned into the first failure ``error`` names (nothing is proved)."""
+        return replace(
+            self,
+            valid=False,
+            head_hash=None,
+            merkle_root=None,
+            failure_seq=error.seq,
+            reason=prefix + error.reason,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"valid": self.valid, "ledger": self.ledger, "count": self.count}
