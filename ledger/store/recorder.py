@@ -143,7 +143,7 @@ class _GroupState:
     """What one group transaction has staged so far."""
 
     head: _Head
-    rows: list[dict[str, Any]] = field(default_factory=list)  # not yet inserted
+    rows: list[_RecordRow] = field(default_factory=list)  # not yet inserted
     sealed: list[Record] = field(default_factory=list)  # not yet projected
     leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
     keyed: list[tuple[_AppendRequest, AppendResult]] = field(default_factory=list)
@@ -156,6 +156,8 @@ def _with_tree_size(result: AppendResult, size: int) -> AppendResult:
     return replace(result, receipts=receipts)
 
 
+# A records row, in _RECORD_COLUMNS order; the canonical bytes come last.
+_RecordRow = tuple[int, int, str, str, str | None, str | None, str, str, str, bytes]
 _RECORD_COLUMNS = (
     "ledger_id",
     "seq",
@@ -379,7 +381,7 @@ class Recorder:
         else:
             state.rows.extend(rows)
             state.sealed.extend(sealed)
-        state.leaves.extend(leaf_hash(row["canonical"]) for row in rows)
+        state.leaves.extend(leaf_hash(row[-1]) for row in rows)
         used.update(d.id for d in request.drafts)
         last = receipts[-1]
         state.head = _Head(head.ledger_id, last.seq, last.hash, last.recorded_at)
@@ -396,10 +398,8 @@ class Recorder:
                 projection.apply(conn, state.head.ledger_id, state.sealed)
             state.rows, state.sealed = [], []
 
-    def _insert_records(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        raw_execute_many(
-            conn, _INSERT_RECORD, [tuple(row[c] for c in _RECORD_COLUMNS) for row in rows]
-        )
+    def _insert_records(self, conn: Connection, rows: Sequence[_RecordRow]) -> None:
+        raw_execute_many(conn, _INSERT_RECORD, rows)
 
     def _finish(self, conn: Connection, ledger: str, before: _Head, state: _GroupState) -> None:
         """Move the head, grow the tree and sign its new size, store the idempotency keys."""
@@ -478,25 +478,21 @@ class Recorder:
     @staticmethod
     def _used_ids(conn: Connection, ledger_id: int, ids: list[str]) -> set[str]:
         """Which of ``ids`` the ledger already holds (one indexed probe each)."""
-        marker = "?" if conn.dialect.name == "sqlite" else "%s"
         used: set[str] = set()
-        cursor = conn.connection.cursor()
-        try:
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                cursor.execute(
-                    f"SELECT event_id FROM records WHERE ledger_id = {marker}"
-                    f" AND event_id IN ({', '.join(marker for _ in chunk)})",
-                    (ledger_id, *chunk),
-                )
-                used.update(str(row[0]) for row in cursor.fetchall())
-        finally:
-            cursor.close()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = raw_execute(
+                conn,
+                "SELECT event_id FROM records WHERE ledger_id = ?"
+                f" AND event_id IN ({', '.join('?' for _ in chunk)})",
+                [ledger_id, *chunk],
+            )
+            used.update(str(row[0]) for row in rows)
         return used
 
     def _seal(
         self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str
-    ) -> tuple[list[Receipt], list[dict[str, Any]], list[Record]]:
+    ) -> tuple[list[Receipt], list[_RecordRow], list[Record]]:
         """Records behind ``head``; receipts name the request's own last seq as tree
         size until the group's commit knows its final one."""
         # recorded_at never decreases in seq, even if the wall clock steps back.
@@ -504,7 +500,7 @@ class Recorder:
         prev = head.hash
         tree_size = head.seq + len(drafts)
         receipts: list[Receipt] = []
-        rows: list[dict[str, Any]] = []
+        rows: list[_RecordRow] = []
         sealed: list[Record] = []
         for offset, draft in enumerate(drafts, start=1):
             seq = head.seq + offset
@@ -515,18 +511,18 @@ class Recorder:
             canonical = record.canonical()
             digest = record_hash(canonical)
             rows.append(
-                {
-                    "ledger_id": head.ledger_id,
-                    "seq": seq,
-                    "event_id": draft.id,
-                    "type": draft.type,
-                    "party": draft.party,
-                    "topic": draft.topic,
-                    "occurred_at": draft.occurred_at,
-                    "recorded_at": recorded_at,
-                    "record_hash": digest,
-                    "canonical": canonical,
-                }
+                (
+                    head.ledger_id,
+                    seq,
+                    draft.id,
+                    draft.type,
+                    draft.party,
+                    draft.topic,
+                    draft.occurred_at,
+                    recorded_at,
+                    digest,
+                    canonical,
+                )
             )
             receipts.append(
                 Receipt(

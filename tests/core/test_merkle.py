@@ -36,13 +36,16 @@ from ledger.core.merkle import (
     verify_inclusion,
 )
 
+# A copy of ../shared/vectors (SPEC §2) kept in the repository, so that a
+# clone on its own runs them; a test below holds it equal to the shared set.
+VENDORED_VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+SHARED_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+
 
 def vectors_dir() -> Path:
-    """The shared vectors (SPEC §2); ``LEDGER_VECTORS_DIR`` overrides the checkout layout."""
+    """The vectors to run; ``LEDGER_VECTORS_DIR`` overrides the repository's copy."""
     configured = os.environ.get("LEDGER_VECTORS_DIR")
-    if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[3] / "shared" / "vectors"
+    return Path(configured) if configured else VENDORED_VECTORS
 
 
 VECTORS_DIR = vectors_dir()
@@ -532,3 +535,16 @@ def test_random_garbage_never_escapes_proof_invalid(
     # verify_consistency and the sizes-are-equal-one-and-proof-is-empty vector).
     trivially_consistent = 0 < index == size <= MAX_TREE_SIZE and not proof and leaf == root
     assert consistency_rejected(index, size, proof, leaf, root) != trivially_consistent
+
+
+def test_the_repository_copy_of_the_vectors_is_the_shared_set() -> None:
+    if not (SHARED_VECTORS / "merkle").is_dir():
+        pytest.skip(f"no shared vectors beside this checkout ({SHARED_VECTORS})")
+
+    def contents(root: Path) -> dict[str, bytes]:
+        return {
+            str(path.relative_to(root)): path.read_bytes()
+            for path in sorted((root / "merkle").rglob("*.json"))
+        }
+
+    assert contents(VENDORED_VECTORS) == contents(SHARED_VECTORS)
