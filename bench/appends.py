@@ -349,7 +349,13 @@ def postgres_available() -> bool:
 
 def create_token(database_url: str, data_dir: Path) -> str:
     """``ledger tokens create``, as an operator would; the token is its last word."""
-    env = {**os.environ, "LEDGER_DATABASE_URL": database_url, "LEDGER_DATA_DIR": str(data_dir)}
+    env = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": database_url,
+        "LEDGER_DATA_DIR": str(data_dir),
+        # The server's origin, hence its key name: one active key, not two.
+        "LEDGER_ORIGIN": "bench",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "ledger", "tokens", "create", "--name", "bench", "--scope", "admin"],
         env=env,

@@ -129,11 +129,16 @@ class ActiveSigners:
         self.keyring = keyring
         self.registry = registry
         self._cache: dict[str, Signer] = {}
+        self._active: tuple[str, ...] | None = None
 
     def __call__(self, conn: Connection) -> list[Signer]:
-        active = self.registry.active_keys(conn)
-        if any(key not in self._cache for key in active):
+        active = tuple(self.registry.active_keys(conn))
+        if active != self._active:
+            # Read the key files again only when the active set changed: an
+            # active key this server does not hold must not cost a directory
+            # scan and a PEM parse on every append.
             self._cache = self.keyring.signers()
+            self._active = active
         signers = [self._cache[key] for key in active if key in self._cache]
         if not signers:
             raise StorageUnavailable(

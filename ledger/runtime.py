@@ -81,4 +81,5 @@ class Runtime:
         )
 
     def close(self) -> None:
+        self.service.recorder.close()
         self.database.dispose()

@@ -40,7 +40,7 @@ from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
 from ledger.store.rawread import raw_read
 from ledger.store.recorder import AppendResult, LedgerInfo, Receipt, Recorder
 
-__all__ = ["AppendOutcome", "LedgerService", "Rotation"]
+__all__ = ["AppendOutcome", "LedgerService", "PreparedAppend", "Rotation"]
 
 _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_KNOWN_BY = "SELECT MAX(seq) FROM records WHERE ledger_id = ? AND recorded_at <= ?"
@@ -69,6 +69,19 @@ _IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e][\x20-\x7e]{0,253}[\x21-\x7e]?\Z")
 class AppendOutcome:
     result: AppendResult
     is_batch: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedAppend:
+    """A validated append, not yet committed."""
+
+    ledger: str
+    drafts: list[EventDraft]
+    is_batch: bool
+    actor: str
+    idempotency_key: str | None
+    request_sha256: str | None
+    expected_seq: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +127,7 @@ class LedgerService:
     def get_ledger(self, name: str) -> LedgerInfo:
         return self.recorder.get_ledger(name)
 
-    def append(
+    def prepare_append(
         self,
         ledger: str,
         body: bytes,
@@ -123,8 +136,8 @@ class LedgerService:
         idempotency_key: str | None = None,
         expected_seq: int | None = None,
         authorize: Callable[[Sequence[EventDraft]], None] | None = None,
-    ) -> AppendOutcome:
-        """Validate a posted body and append it; all events or none.
+    ) -> PreparedAppend:
+        """Validate a posted body (pure CPU): what ``append`` then commits.
 
         ``authorize`` sees the parsed events before anything is written, and
         refuses by raising (a token limited to one party, say).
@@ -142,16 +155,58 @@ class LedgerService:
         if idempotency_key is not None:
             # Hash the canonical form: the same events re-serialized are the same request.
             request_sha256 = hashlib.sha256(canonical_bytes(parsed.value)).hexdigest()
+        return PreparedAppend(
+            ledger=ledger,
+            drafts=parsed.drafts,
+            is_batch=parsed.is_batch,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            request_sha256=request_sha256,
+            expected_seq=expected_seq,
+        )
+
+    def append(
+        self,
+        ledger: str,
+        body: bytes,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        expected_seq: int | None = None,
+        authorize: Callable[[Sequence[EventDraft]], None] | None = None,
+    ) -> AppendOutcome:
+        """Validate a posted body and append it; all events or none."""
+        prepared = self.prepare_append(
+            ledger,
+            body,
+            actor=actor,
+            idempotency_key=idempotency_key,
+            expected_seq=expected_seq,
+            authorize=authorize,
+        )
         with self._claim(ledger, idempotency_key):
             result = self.recorder.append(
                 ledger,
-                parsed.drafts,
+                prepared.drafts,
                 actor=actor,
                 idempotency_key=idempotency_key,
-                request_sha256=request_sha256,
+                request_sha256=prepared.request_sha256,
                 expected_seq=expected_seq,
             )
-        return AppendOutcome(result=result, is_batch=parsed.is_batch)
+        return AppendOutcome(result=result, is_batch=prepared.is_batch)
+
+    async def commit_append(self, prepared: PreparedAppend) -> AppendOutcome:
+        """Commit a prepared append from the event loop (see ``Recorder.append_async``)."""
+        with self._claim(prepared.ledger, prepared.idempotency_key):
+            result = await self.recorder.append_async(
+                prepared.ledger,
+                prepared.drafts,
+                actor=prepared.actor,
+                idempotency_key=prepared.idempotency_key,
+                request_sha256=prepared.request_sha256,
+                expected_seq=prepared.expected_seq,
+            )
+        return AppendOutcome(result=result, is_batch=prepared.is_batch)
 
     def _claim(self, ledger: str, key: str | None) -> _Claim:
         return _Claim(self, (ledger, key) if key is not None else None)

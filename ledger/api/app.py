@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from ledger import __version__
+from ledger.api.appendlane import AppendLane
 from ledger.api.auditlog import AuditLogMiddleware, configure_audit_log
 from ledger.api.auth import RateLimiter, caller, ledger_reader
 from ledger.api.openapi import PROBLEMS, install_openapi
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # Added first, so it runs inside the audit log: appends are logged as before.
+    app.add_middleware(AppendLane)
     app.add_middleware(AuditLogMiddleware)
     app.include_router(health.router)
     guarded = PROBLEMS(401, 429)
@@ -73,6 +76,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.include_router(
             router, dependencies=[Depends(ledger_reader)], responses=PROBLEMS(401, 403, 429)
         )
+    # Authenticates in its endpoint (which the append lane calls directly).
+    app.include_router(events.append_router, responses=PROBLEMS(401, 403, 429))
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     install_openapi(app, schemas)

@@ -19,7 +19,13 @@ from starlette.routing import Match
 from ledger.core import errors
 from ledger.core.jsonvalues import format_path
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "install_problem_handlers", "problem_response", "status_for"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "install_problem_handlers",
+    "ledger_error_response",
+    "problem_response",
+    "status_for",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("ledger.api")
@@ -81,7 +87,7 @@ def problem_response(
     return ProblemResponse(body, status_code=status, headers=headers)
 
 
-def _from_ledger_error(request: Request, error: errors.LedgerError) -> ProblemResponse:
+def ledger_error_response(request: Request, error: errors.LedgerError) -> ProblemResponse:
     status, slug = status_for(error)
     headers = {"Retry-After": "1"} if status == 503 else None
     if isinstance(error, errors.RateLimited):
@@ -142,7 +148,7 @@ def _allowed_methods(request: Request) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_ledger_error(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, errors.LedgerError)
-        return _from_ledger_error(request, exc)
+        return ledger_error_response(request, exc)
 
     async def on_validation(request: Request, exc: Exception) -> ProblemResponse:
         assert isinstance(exc, RequestValidationError)

@@ -1,40 +1,96 @@
 """Group commit: concurrent appends to one ledger share one transaction.
 
-Every append request joins a queue. Whichever waiting thread finds no
-leader becomes the leader: it takes the queued requests for one ledger and
-commits them together (one chain and tree update, one checkpoint, one fsync),
-then wakes everyone. Followers wait for their own request's outcome, so a
-request is acknowledged only after the commit that holds it, and a request
-that fails on its own merits fails alone (the committer decides that).
+Requests join a queue; a drain takes the oldest request and every later one
+for the same ledger (up to a weight cap), commits them together (one chain
+and tree update, one checkpoint, one fsync), and only then hands each request
+its own outcome. So a request is acknowledged only after the commit that
+holds it, and a request that fails on its own merits fails alone (the
+committer decides that). While one group commits, the next requests pile up
+and become the next group, which is what makes groups grow exactly when load
+does.
 
-Leaders are ordinary request threads (no background thread to start, stop
-or lose): while one commits, the next requests pile up and become the next
-group, which is what makes groups grow exactly when load does.
+Who drains:
+
+* ``submit`` (threads: the CLI, worker threads): a writer thread, started on
+  the first request and again if it ever ended; ``close`` stops it.
+* ``submit_async`` (coroutines) with ``inline=True``: the event loop itself,
+  in a callback scheduled when the first request of a wave is queued. It
+  runs after every request that arrived with it has been parsed and queued,
+  so the group is the whole wave, and commits it without leaving the loop's
+  thread. This is for a local database (SQLite): a commit there is CPU and an
+  fsync of ~0.3 ms, and a commit in a second thread measured 14 ms for 16
+  events against ~4 ms inline, because each of its dozen SQLite calls gives
+  up the GIL and then waits for the busy event loop to hand it back.
+* ``submit_async`` otherwise (a database across a network, PostgreSQL): the
+  writer thread, so a slow or unreachable server stalls appends, never the
+  event loop; each group wakes each waiting loop once.
+
+Both drains may commit groups of one ledger at once: each group is its own
+transaction behind the ledger's head lock, so they only serialize.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["GroupCommitter", "Pending"]
+__all__ = ["GroupCommitter"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 @dataclass(eq=False, slots=True)
-class Pending(Generic[T, R]):
-    """One request: what to commit, and (once done) its result or error."""
+class _Pending(Generic[T, R]):
+    """One request, and where its outcome goes: an event loop's future or a thread's."""
 
     key: str  # requests with the same key may share a group (the ledger name)
     request: T
     weight: int  # events in the request: bounds a group's size
-    result: R | None = None
-    error: BaseException | None = None
-    done: bool = field(default=False)
+    future: asyncio.Future[R] | Future[R]
+
+
+def _settle(items: list[tuple[asyncio.Future[R], object]]) -> None:
+    """On the event loop: hand each waiting coroutine its outcome."""
+    for future, outcome in items:
+        if future.done():  # the request was cancelled (client gone); its commit stands
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)  # type: ignore[arg-type]
+
+
+def _take_group(queue: deque[_Pending[T, R]], max_weight: int) -> list[_Pending[T, R]]:
+    """Remove and return the oldest request and every later one for the same key,
+    up to ``max_weight`` in all."""
+    first = queue[0]
+    group: list[_Pending[T, R]] = []
+    rest: list[_Pending[T, R]] = []
+    weight = 0
+    while queue:
+        pending = queue.popleft()
+        fits = not group or weight + pending.weight <= max_weight
+        if pending.key == first.key and fits:
+            group.append(pending)
+            weight += pending.weight
+        else:
+            rest.append(pending)
+    queue.extend(rest)
+    return group
+
+
+def _reraise_fatal(outcomes: Sequence[object]) -> None:
+    """After its requests heard of it: a KeyboardInterrupt or SystemExit goes on up."""
+    first = outcomes[0] if outcomes else None
+    if isinstance(first, BaseException) and not isinstance(first, Exception):
+        raise first
 
 
 class GroupCommitter(Generic[T, R]):
@@ -43,72 +99,113 @@ class GroupCommitter(Generic[T, R]):
         commit: Callable[[Sequence[T]], Sequence[object]],
         *,
         max_weight: int = 5000,
+        inline: bool = False,
+        name: str = "ledger-writer",
     ) -> None:
         """``commit`` runs one transaction for a group and returns, per request in
         order, its result or the exception that refused it alone; it raises when
-        the transaction as a whole failed (then no request is acknowledged)."""
+        the transaction as a whole failed (then no request is acknowledged).
+        ``inline``: coroutines' groups commit on their event loop (see above)."""
         self._commit = commit
         self._max_weight = max_weight
+        self._inline = inline
+        self._name = name
         self._cond = threading.Condition()
-        self._queue: list[Pending[T, R]] = []
-        self._leading = False
+        self._queue: deque[_Pending[T, R]] = deque()
+        self._thread: threading.Thread | None = None
+        self._closing = False
+        # Inline mode: per event loop, its queued requests (touched on that loop only).
+        self._loop_queues: dict[asyncio.AbstractEventLoop, deque[_Pending[T, R]]] = {}
 
     def submit(self, key: str, request: T, *, weight: int = 1) -> R:
-        mine: Pending[T, R] = Pending(key, request, weight)
+        """Commit ``request`` (with whatever shares its group); block until done."""
+        future: Future[R] = Future()
+        self._enqueue(_Pending(key, request, weight, future))
+        return future.result()
+
+    async def submit_async(self, key: str, request: T, *, weight: int = 1) -> R:
+        """``submit`` for a coroutine: it waits without holding a thread."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        pending = _Pending(key, request, weight, future)
+        if not self._inline:
+            self._enqueue(pending)
+            return await future
+        queue = self._loop_queues.get(loop)
+        if queue is None:
+            queue = self._loop_queues[loop] = deque()
+        if not queue:
+            # Runs after the callbacks already due: the rest of this wave queues first.
+            loop.call_soon(self._drain_inline, loop)
+        queue.append(pending)
+        return await future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued for the writer thread, then stop it."""
         with self._cond:
-            self._queue.append(mine)
+            thread = self._thread
+            self._closing = True
+            self._cond.notify_all()
+        if thread is not None:
+            thread.join(timeout)
+
+    # -- the event loop's drain ---------------------------------------------
+
+    def _drain_inline(self, loop: asyncio.AbstractEventLoop) -> None:
+        queue = self._loop_queues.pop(loop, None)
+        while queue:
+            group = _take_group(queue, self._max_weight)
+            outcomes = self._outcomes(group)
+            _settle([(p.future, o) for p, o in zip(group, outcomes, strict=True)])  # type: ignore[misc]
+            _reraise_fatal(outcomes)
+
+    # -- the writer thread --------------------------------------------------
+
+    def _enqueue(self, pending: _Pending[T, R]) -> None:
+        with self._cond:
+            self._queue.append(pending)
+            if self._thread is None or not self._thread.is_alive():
+                self._closing = False
+                self._thread = threading.Thread(target=self._write, name=self._name, daemon=True)
+                self._thread.start()
+            else:
+                self._cond.notify()
+
+    def _write(self) -> None:
         while True:
             with self._cond:
-                while not mine.done and self._leading:
+                while not self._queue and not self._closing:
                     self._cond.wait()
-                if mine.done:
-                    break
-                self._leading = True
-                group = self._take_group()
-            try:
-                self._run(group)
-            finally:
-                with self._cond:
-                    self._leading = False
-                    self._cond.notify_all()
-        if mine.error is not None:
-            raise mine.error
-        assert mine.result is not None
-        return mine.result
+                if not self._queue:
+                    self._thread = None
+                    return
+                group = _take_group(self._queue, self._max_weight)
+            outcomes = self._outcomes(group)
+            self._deliver(group, outcomes)
+            _reraise_fatal(outcomes)
 
-    def _take_group(self) -> list[Pending[T, R]]:
-        """The oldest request and every later one for the same key, up to the weight cap."""
-        first = self._queue[0]
-        group: list[Pending[T, R]] = []
-        rest: list[Pending[T, R]] = []
-        weight = 0
-        for pending in self._queue:
-            fits = not group or weight + pending.weight <= self._max_weight
-            if pending.key == first.key and fits:
-                group.append(pending)
-                weight += pending.weight
+    def _deliver(self, group: list[_Pending[T, R]], outcomes: Sequence[object]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[R], object]]] = {}
+        for pending, outcome in zip(group, outcomes, strict=True):
+            future = pending.future
+            if isinstance(future, asyncio.Future):
+                by_loop.setdefault(future.get_loop(), []).append((future, outcome))
+            elif isinstance(outcome, BaseException):
+                future.set_exception(outcome)
             else:
-                rest.append(pending)
-        self._queue = rest
-        return group
+                future.set_result(outcome)  # type: ignore[arg-type]
+        for loop, items in by_loop.items():
+            # One wake-up of each loop per group, not one per request.
+            with contextlib.suppress(RuntimeError):  # that loop closed: nobody waits there
+                loop.call_soon_threadsafe(_settle, items)
 
-    def _run(self, group: list[Pending[T, R]]) -> None:
-        # Outcomes are published only after the commit returned: a follower
-        # never sees a result its transaction might still lose.
+    # -- both ---------------------------------------------------------------
+
+    def _outcomes(self, group: list[_Pending[T, R]]) -> Sequence[object]:
+        """Commit ``group``: each request's result or error, known only once committed."""
         try:
             outcomes = self._commit([p.request for p in group])
         except BaseException as error:  # the whole transaction failed: nobody is acknowledged
-            with self._cond:
-                for pending in group:
-                    pending.error, pending.done = error, True
-            if not isinstance(error, Exception):
-                raise
-            return
+            return [error] * len(group)
         assert len(outcomes) == len(group), "one outcome per request"
-        with self._cond:
-            for pending, outcome in zip(group, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
-                    pending.error = outcome
-                else:
-                    pending.result = outcome  # type: ignore[assignment]
-                pending.done = True
+        return outcomes

@@ -48,6 +48,18 @@ class RawReader:
 @contextmanager
 def raw_read(database: Database) -> Iterator[RawReader]:
     dbapi = database.engine.dialect.loaded_dbapi
+    if database.is_sqlite:
+        try:
+            cursor = database.sqlite_reader().cursor()
+        except Exception as e:
+            raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
+        try:
+            yield RawReader(cursor, qmark=True)
+        except dbapi.OperationalError as e:
+            raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
+        finally:
+            cursor.close()
+        return
     try:
         pooled = database.engine.raw_connection()
     except Exception as e:

@@ -189,6 +189,33 @@ _INSERT_IDEMPOTENCY = (
 )
 
 
+def _request(
+    ledger: str,
+    drafts: Sequence[EventDraft],
+    actor: str,
+    idempotency_key: str | None,
+    request_sha256: str | None,
+    expected_seq: int | None,
+) -> _AppendRequest:
+    ids = [d.id for d in drafts]
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        for index, event_id in enumerate(ids):
+            if event_id in seen:
+                raise DuplicateEventId(
+                    f"id {event_id} appears twice in this batch", field=f"[{index}].id"
+                )
+            seen.add(event_id)
+    return _AppendRequest(
+        ledger=ledger,
+        drafts=tuple(drafts),
+        actor=actor,
+        idempotency_key=idempotency_key,
+        request_sha256=request_sha256,
+        expected_seq=expected_seq,
+    )
+
+
 class Recorder:
     """Appends and reads; keyword-only so call sites say what they pass."""
 
@@ -206,8 +233,10 @@ class Recorder:
         self.signers = signers
         self.projections = tuple(projections)
         self.clock = clock
+        # SQLite is local: groups posted from the event loop commit on it (see
+        # ledger.store.groupcommit); PostgreSQL's go through the writer thread.
         self._committer: GroupCommitter[_AppendRequest, AppendResult] = GroupCommitter(
-            self._commit_group
+            self._commit_group, inline=database.is_sqlite
         )
 
     def checkpoint_origin(self, ledger: str) -> str:
@@ -287,24 +316,26 @@ class Recorder:
 
         Returns only after the commit that holds them; see the module docstring.
         """
-        ids = [d.id for d in drafts]
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            for index, event_id in enumerate(ids):
-                if event_id in seen:
-                    raise DuplicateEventId(
-                        f"id {event_id} appears twice in this batch", field=f"[{index}].id"
-                    )
-                seen.add(event_id)
-        request = _AppendRequest(
-            ledger=ledger,
-            drafts=tuple(drafts),
-            actor=actor,
-            idempotency_key=idempotency_key,
-            request_sha256=request_sha256,
-            expected_seq=expected_seq,
-        )
+        request = _request(ledger, drafts, actor, idempotency_key, request_sha256, expected_seq)
         return self._committer.submit(ledger, request, weight=max(1, len(drafts)))
+
+    async def append_async(
+        self,
+        ledger: str,
+        drafts: Sequence[EventDraft],
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        request_sha256: str | None = None,
+        expected_seq: int | None = None,
+    ) -> AppendResult:
+        """``append`` for the event loop: waits for the commit without holding a thread."""
+        request = _request(ledger, drafts, actor, idempotency_key, request_sha256, expected_seq)
+        return await self._committer.submit_async(ledger, request, weight=max(1, len(drafts)))
+
+    def close(self) -> None:
+        """Commit the queued appends and stop the writer thread."""
+        self._committer.close()
 
     def _commit_group(self, group: Sequence[_AppendRequest]) -> list[AppendResult | Exception]:
         """One transaction for ``group`` (all for one ledger), in order.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import threading
@@ -104,6 +105,93 @@ def test_groups_hold_one_key_and_respect_the_weight_cap() -> None:
     for thread in [first, *waiting.pop("_threads")]:  # type: ignore[attr-defined]
         thread.join(10)
     assert commit.groups == [["first"], ["a1", "a2"], ["b1"], ["a3"]]
+
+
+def run_wave(committer: GroupCommitter[str, str], items: list[str]) -> list[object]:
+    """Submit ``items`` from coroutines that all start in one event-loop turn."""
+
+    async def one(item: str) -> object:
+        try:
+            return await committer.submit_async("a", item)
+        except Exception as e:
+            return e
+
+    async def wave() -> list[object]:
+        return list(await asyncio.gather(*(one(item) for item in items)))
+
+    return asyncio.run(wave())
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
+def test_a_wave_of_coroutines_commits_as_one_group_each_with_its_own_outcome(
+    inline: bool,
+) -> None:
+    threads: list[str] = []
+
+    def commit(group: Sequence[str]) -> list[object]:
+        threads.append(threading.current_thread().name)
+        return [ValueError(i) if i.startswith("bad") else f"ok:{i}" for i in group]
+
+    committer: GroupCommitter[str, str] = GroupCommitter(commit, inline=inline)
+    outcomes = run_wave(committer, ["r0", "bad1", "r2"])
+    assert outcomes[0] == "ok:r0" and outcomes[2] == "ok:r2"
+    assert isinstance(outcomes[1], ValueError)
+    # Inline, the wave is one group committed on the loop's own thread.
+    if inline:
+        assert threads == ["MainThread"]
+    else:
+        assert set(threads) == {"ledger-writer"}
+    committer.close()
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
+def test_a_failed_transaction_fails_every_coroutine_in_it(inline: bool) -> None:
+    def broken(group: Sequence[str]) -> list[object]:
+        raise OSError("disk full")
+
+    committer: GroupCommitter[str, str] = GroupCommitter(broken, inline=inline)
+    outcomes = run_wave(committer, ["r0", "r1"])
+    assert all(isinstance(o, OSError) for o in outcomes)
+    committer.close()
+
+
+def test_the_writer_thread_stops_on_close_and_starts_again_when_needed() -> None:
+    writers: list[threading.Thread] = []
+
+    def commit(group: Sequence[str]) -> list[object]:
+        writers.append(threading.current_thread())
+        return [f"ok:{i}" for i in group]
+
+    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    assert committer.submit("a", "one") == "ok:one"
+    committer.close()
+    writers[0].join(10)
+    assert not writers[0].is_alive()
+    assert committer.submit("a", "two") == "ok:two"
+    assert writers[1] is not writers[0] and writers[1].is_alive()
+    committer.close()
+
+
+def test_a_cancelled_waiter_does_not_stop_the_others_hearing_of_their_commit() -> None:
+    release = threading.Event()
+
+    def commit(group: Sequence[str]) -> list[object]:
+        assert release.wait(10)
+        return [f"ok:{i}" for i in group]
+
+    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+
+    async def scenario() -> tuple[bool, object]:
+        gone = asyncio.create_task(committer.submit_async("a", "gone"))
+        kept = asyncio.create_task(committer.submit_async("a", "kept"))
+        await asyncio.sleep(0.05)
+        gone.cancel()
+        release.set()
+        return (await asyncio.gather(gone, return_exceptions=True))[0] is not None, await kept
+
+    _, kept = asyncio.run(scenario())
+    assert kept == "ok:kept"
+    committer.close()
 
 
 # -- the recorder's group transaction ------------------------------------------------
