@@ -10,6 +10,7 @@ PostgreSQL serializes appends with a row lock on the ledger's head row instead
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +26,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.core.errors import StorageUnavailable
 
-__all__ = ["Database", "alembic_config", "raw_execute", "raw_execute_many"]
+__all__ = ["Database", "WriteTransaction", "alembic_config", "raw_execute", "raw_execute_many"]
+
+log = logging.getLogger("ledger.store")
 
 _WRITE = "ledger_write"
 _READ = "ledger_read"
@@ -66,6 +69,60 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         if options.get(_READ):
             return  # autocommit reads: each statement sees the latest commit
         connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+
+
+class WriteTransaction:
+    """An open write transaction: statements on ``connection``, then ``commit`` or
+    ``rollback`` exactly once (from any thread), which also releases the lock."""
+
+    def __init__(self, connection: Connection, *, lock: threading.Lock | None) -> None:
+        self.connection = connection
+        self._lock = lock
+        try:
+            self._transaction = connection.begin()
+        except BaseException:
+            self._close()
+            raise
+
+    def commit(self) -> None:
+        try:
+            with translate_errors():
+                self._commit()
+        finally:
+            self._close()
+
+    def rollback(self) -> None:
+        """Best effort: the caller is already failing, and a database whose
+        connection is gone rolls the transaction back by itself."""
+        try:
+            self._transaction.rollback()
+        except Exception:
+            log.warning("rollback failed; the connection is discarded", exc_info=True)
+        finally:
+            self._close()
+
+    def _commit(self) -> None:
+        try:
+            self._transaction.commit()
+        except (exc.OperationalError, exc.InterfaceError) as e:
+            if self.connection.dialect.name == "sqlite":
+                raise
+            # PostgreSQL's connection died with COMMIT in flight: it may have
+            # committed. Still 503 (never retried here, never acknowledged),
+            # but say so, so the client retries with its Idempotency-Key
+            # rather than assuming nothing was written.
+            raise StorageUnavailable(
+                "the database connection failed during COMMIT: the write may "
+                "or may not have been recorded; retry with the same "
+                "Idempotency-Key to find out"
+            ) from e
+
+    def _close(self) -> None:
+        try:
+            self.connection.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
 
 
 class Database:
@@ -142,31 +199,28 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A transaction that holds the database's write lock from its first statement."""
+        transaction = self.begin_write()
+        try:
+            with translate_errors():
+                yield transaction.connection
+        except BaseException:
+            transaction.rollback()
+            raise
+        transaction.commit()
+
+    def begin_write(self) -> WriteTransaction:
+        """``write`` in two steps, for a caller that commits elsewhere (another thread)."""
         with translate_errors():
-            if self.is_sqlite:
-                with self._sqlite_write_lock, self.engine.connect() as connection:
-                    connection.execution_options(**{_WRITE: True})
-                    with connection.begin():
-                        yield connection
-            else:
-                with self.engine.connect() as connection:
-                    committing = False
-                    try:
-                        with connection.begin():
-                            yield connection
-                            committing = True
-                    except (exc.OperationalError, exc.InterfaceError) as e:
-                        if not committing:
-                            raise  # failed before COMMIT was sent: PostgreSQL rolled it back
-                        # The connection died with COMMIT in flight: PostgreSQL may have
-                        # committed. Still 503 (never retried here, never acknowledged),
-                        # but say so, so the client retries with its Idempotency-Key
-                        # rather than assuming nothing was written.
-                        raise StorageUnavailable(
-                            "the database connection failed during COMMIT: the write may "
-                            "or may not have been recorded; retry with the same "
-                            "Idempotency-Key to find out"
-                        ) from e
+            if not self.is_sqlite:
+                return WriteTransaction(self.engine.connect(), lock=None)
+            self._sqlite_write_lock.acquire()
+            try:
+                connection = self.engine.connect()
+                connection.execution_options(**{_WRITE: True})
+                return WriteTransaction(connection, lock=self._sqlite_write_lock)
+            except BaseException:
+                self._sqlite_write_lock.release()
+                raise
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``; safe when several processes start at once."""

@@ -39,7 +39,7 @@ from ledger.core.merkle import append_leaves, perfect_cover, root_from_nodes
 from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
-from ledger.store.database import Database, raw_execute, raw_execute_many
+from ledger.store.database import Database, raw_execute, raw_execute_many, translate_errors
 from ledger.store.groupcommit import GroupCommitter
 from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import ledgers
@@ -236,7 +236,7 @@ class Recorder:
         # SQLite is local: groups posted from the event loop commit on it (see
         # ledger.store.groupcommit); PostgreSQL's go through the writer thread.
         self._committer: GroupCommitter[_AppendRequest, AppendResult] = GroupCommitter(
-            self._commit_group, inline=database.is_sqlite
+            self._prepare_group, inline=database.is_sqlite
         )
 
     def checkpoint_origin(self, ledger: str) -> str:
@@ -338,7 +338,16 @@ class Recorder:
         self._committer.close()
 
     def _commit_group(self, group: Sequence[_AppendRequest]) -> list[AppendResult | Exception]:
-        """One transaction for ``group`` (all for one ledger), in order.
+        """``_prepare_group``, committed at once."""
+        outcomes, commit = self._prepare_group(group)
+        commit()
+        return outcomes
+
+    def _prepare_group(
+        self, group: Sequence[_AppendRequest]
+    ) -> tuple[list[AppendResult | Exception], Callable[[], None]]:
+        """One transaction for ``group`` (all for one ledger), in order, up to its
+        COMMIT: the outcomes hold only once the returned callable committed.
 
         A request refused on its own merits (replayed key, ``expected_seq``,
         a used id, an invalid fix) gets its error and writes nothing; the
@@ -347,8 +356,10 @@ class Recorder:
         savepoint, so its refusal rolls back only itself.
         """
         ledger = group[0].ledger
+        transaction = self.db.begin_write()
         try:
-            with self.db.write() as conn:
+            with translate_errors():
+                conn = transaction.connection
                 head = self._lock_head(conn, ledger)
                 state = _GroupState(head=head)
                 chosen = [d.id for r in group for d in r.drafts if not d.id_assigned]
@@ -363,17 +374,22 @@ class Recorder:
                 if state.head.seq > head.seq:
                     self._finish(conn, ledger, head, state)
         except exc.IntegrityError as e:
+            transaction.rollback()
             # The checks run under the head lock, so reaching here means a
             # constraint caught what they missed; report it, write nothing.
             if "event_id" in str(e.orig):
                 raise DuplicateEventId("an event id in this request is already used") from e
             raise
+        except BaseException:
+            transaction.rollback()
+            raise
         # Every receipt names the tree its commit signed, which holds it.
         size = state.head.seq
-        return [
+        outcomes = [
             _with_tree_size(o, size) if isinstance(o, AppendResult) and not o.replayed else o
             for o in outcomes
         ]
+        return outcomes, transaction.commit
 
     def _stage(
         self,

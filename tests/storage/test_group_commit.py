@@ -8,7 +8,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -20,13 +20,22 @@ from ledger.core.errors import DuplicateEventId, HeadMismatch, InvalidEvent
 from ledger.core.records import EventDraft
 from ledger.core.signing import VerifierKey
 from ledger.service import LedgerService
-from ledger.store.groupcommit import GroupCommitter
+from ledger.store.groupcommit import GroupCommitter, Prepare
 from ledger.store.recorder import AppendResult, _AppendRequest
 
 LEDGER = "talks"
 
 
 # -- the committer ---------------------------------------------------------------
+
+
+def at_once(commit: Callable[[Sequence[str]], list[object]]) -> Prepare[str]:
+    """A prepare step whose outcomes need no further COMMIT."""
+
+    def prepare(group: Sequence[str]) -> tuple[list[object], Callable[[], None]]:
+        return commit(group), lambda: None
+
+    return prepare
 
 
 class Recording:
@@ -66,7 +75,7 @@ def submit_all(
 
 def test_requests_arriving_during_a_commit_form_the_next_group_in_order() -> None:
     commit = Recording()
-    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(commit))
     first = threading.Thread(target=committer.submit, args=("a", "first"))
     first.start()
     assert commit.entered.wait(10)
@@ -81,7 +90,7 @@ def test_requests_arriving_during_a_commit_form_the_next_group_in_order() -> Non
 def test_a_refused_request_fails_alone_and_a_failed_commit_fails_all() -> None:
     commit = Recording()
     commit.release.set()
-    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(commit))
     assert committer.submit("a", "good") == "ok:good"
     with pytest.raises(ValueError, match="bad-one"):
         committer.submit("a", "bad-one")
@@ -89,14 +98,14 @@ def test_a_refused_request_fails_alone_and_a_failed_commit_fails_all() -> None:
     def broken(group: Sequence[str]) -> list[object]:
         raise OSError("disk full")
 
-    failing: GroupCommitter[str, str] = GroupCommitter(broken)
+    failing: GroupCommitter[str, str] = GroupCommitter(at_once(broken))
     with pytest.raises(OSError, match="disk full"):
         failing.submit("a", "anything")
 
 
 def test_groups_hold_one_key_and_respect_the_weight_cap() -> None:
     commit = Recording()
-    committer: GroupCommitter[str, str] = GroupCommitter(commit, max_weight=2)
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(commit), max_weight=2)
     first = threading.Thread(target=committer.submit, args=("a", "first"))
     first.start()
     assert commit.entered.wait(10)
@@ -132,7 +141,7 @@ def test_a_wave_of_coroutines_commits_as_one_group_each_with_its_own_outcome(
         threads.append(threading.current_thread().name)
         return [ValueError(i) if i.startswith("bad") else f"ok:{i}" for i in group]
 
-    committer: GroupCommitter[str, str] = GroupCommitter(commit, inline=inline)
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(commit), inline=inline)
     outcomes = run_wave(committer, ["r0", "bad1", "r2"])
     assert outcomes[0] == "ok:r0" and outcomes[2] == "ok:r2"
     assert isinstance(outcomes[1], ValueError)
@@ -149,7 +158,7 @@ def test_a_failed_transaction_fails_every_coroutine_in_it(inline: bool) -> None:
     def broken(group: Sequence[str]) -> list[object]:
         raise OSError("disk full")
 
-    committer: GroupCommitter[str, str] = GroupCommitter(broken, inline=inline)
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(broken), inline=inline)
     outcomes = run_wave(committer, ["r0", "r1"])
     assert all(isinstance(o, OSError) for o in outcomes)
     committer.close()
@@ -162,7 +171,7 @@ def test_the_writer_thread_stops_on_close_and_starts_again_when_needed() -> None
         writers.append(threading.current_thread())
         return [f"ok:{i}" for i in group]
 
-    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(commit))
     assert committer.submit("a", "one") == "ok:one"
     committer.close()
     writers[0].join(10)
@@ -179,7 +188,7 @@ def test_a_cancelled_waiter_does_not_stop_the_others_hearing_of_their_commit() -
         assert release.wait(10)
         return [f"ok:{i}" for i in group]
 
-    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(commit))
 
     async def scenario() -> tuple[bool, object]:
         gone = asyncio.create_task(committer.submit_async("a", "gone"))
@@ -191,6 +200,43 @@ def test_a_cancelled_waiter_does_not_stop_the_others_hearing_of_their_commit() -
 
     _, kept = asyncio.run(scenario())
     assert kept == "ok:kept"
+    committer.close()
+
+
+def test_inline_groups_are_prepared_on_the_loop_and_committed_off_it() -> None:
+    threads: list[tuple[str, str]] = []
+
+    def prepare(group: Sequence[str]) -> tuple[list[object], Callable[[], None]]:
+        def commit() -> None:
+            threads.append(("commit", threading.current_thread().name))
+
+        threads.append(("prepare", threading.current_thread().name))
+        return [f"ok:{i}" for i in group], commit
+
+    committer: GroupCommitter[str, str] = GroupCommitter(prepare, inline=True)
+    assert run_wave(committer, ["r0", "r1"]) == ["ok:r0", "ok:r1"]
+    assert threads[0] == ("prepare", "MainThread")
+    assert threads[1][0] == "commit" and threads[1][1].startswith("ledger-writer-commit")
+    committer.close()
+
+
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "writer-thread"])
+def test_a_failed_commit_acknowledges_nobody_and_the_next_group_goes_on(inline: bool) -> None:
+    commits = 0
+
+    def prepare(group: Sequence[str]) -> tuple[list[object], Callable[[], None]]:
+        def commit() -> None:
+            nonlocal commits
+            commits += 1
+            if commits == 1:
+                raise OSError("fsync failed")
+
+        return [f"ok:{i}" for i in group], commit
+
+    committer: GroupCommitter[str, str] = GroupCommitter(prepare, inline=inline)
+    first = run_wave(committer, ["r0", "r1"])
+    assert all(isinstance(o, OSError) for o in first)
+    assert run_wave(committer, ["r2"]) == ["ok:r2"]
     committer.close()
 
 
