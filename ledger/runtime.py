@@ -81,5 +81,6 @@ class Runtime:
         )
 
     def close(self) -> None:
+        self.tokens.close()
         self.service.recorder.close()
         self.database.dispose()

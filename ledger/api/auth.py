@@ -106,7 +106,11 @@ async def caller(request: Request) -> Principal:
             # block the event loop, so PostgreSQL lookups keep the thread.
             principal = tokens.principal(token)
         else:
-            principal = await run_in_threadpool(tokens.principal, token)
+            # A cached principal is as fresh as the revocation watch: see
+            # ledger.store.revocations.
+            principal = tokens.cached_principal(token) or await run_in_threadpool(
+                tokens.principal, token
+            )
     if principal is None:
         request.state.principal = "invalid-token"
         # This attempt is answered 401; once the bucket is empty, the next ones get 429.

@@ -11,6 +11,7 @@ PostgreSQL serializes appends with a row lock on the ledger's head row instead
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -146,8 +148,12 @@ class Database:
             # A database that drops packets rather than refusing them must cost a
             # request seconds (then 503), not a TCP timeout; a URL may override.
             kwargs.update(
-                pool_size=10,
-                max_overflow=20,
+                # As many as the threads that may read at once (the 40 of
+                # AnyIO's pool, plus the writer): an overflow connection is
+                # closed on return, and under load every request paid a new
+                # connection (measured: 259 -> 456 appends/s at 32 clients).
+                pool_size=44,
+                max_overflow=16,
                 pool_timeout=10,
                 connect_args={"connect_timeout": 5},
             )
@@ -248,6 +254,14 @@ class Database:
         self.engine.dispose()
 
 
+_DRIVER_OUTAGES = (
+    sqlite3.OperationalError,
+    sqlite3.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+
+
 @contextmanager
 def translate_errors() -> Iterator[None]:
     """Driver-level failures become ``StorageUnavailable`` (HTTP 503)."""
@@ -259,6 +273,9 @@ def translate_errors() -> Iterator[None]:
         raise StorageUnavailable("database connection lost") from e
     except exc.TimeoutError as e:
         raise StorageUnavailable("database connection pool exhausted") from e
+    except _DRIVER_OUTAGES as e:
+        # Raised by raw_execute, which bypasses SQLAlchemy's wrapping.
+        raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
 
 
 def raw_execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

@@ -21,6 +21,7 @@ from ledger.core.errors import Conflict, InvalidParameter, NotFound
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
 from ledger.store.rawread import raw_read
+from ledger.store.revocations import CHANNEL, RevocationWatch
 from ledger.store.tables import api_tokens
 
 __all__ = ["TokenInfo", "TokenStore"]
@@ -48,12 +49,56 @@ def _scopes(text: str) -> tuple[Scope, ...]:
     return tuple(Scope.parse(word) for word in text.split())
 
 
+# Distinct live tokens a server remembers; beyond it, the cache starts over.
+MAX_CACHED = 10_000
+
+
 class TokenStore:
     def __init__(
         self, *, database: Database, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
         self.db = database
         self.clock = clock
+        # Principals by token hash, kept only while a RevocationWatch listens.
+        self._cache: dict[str, Principal] = {}
+        self._caching = False
+        # Bumped on every revocation or change of watch: a lookup that began
+        # before it must not store what it read.
+        self._generation = 0
+        self._watch: RevocationWatch | None = None
+
+    def watch_revocations(self) -> None:
+        """On PostgreSQL, cache principals and listen for revocations (see
+        ``ledger.store.revocations``); on SQLite, nothing to do."""
+        if self.db.is_sqlite or self._watch is not None:
+            return
+        url = self.db.url.set(drivername="postgresql")
+        self._watch = RevocationWatch(
+            url.render_as_string(hide_password=False),
+            on_listening=self._listening,
+            on_revoked=self._forget,
+        )
+        self._watch.start()
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+
+    def _listening(self, listening: bool) -> None:
+        self._caching = False
+        self._forget()
+        self._caching = listening
+
+    def _forget(self) -> None:
+        self._generation += 1
+        self._cache = {}
+
+    def cached_principal(self, token: str) -> Principal | None:
+        """The principal if this server has it cached (a dict lookup, no I/O)."""
+        if not self._caching:
+            return None
+        return self._cache.get(hash_token(token))
 
     def create(self, name: str, scopes: tuple[Scope, ...]) -> tuple[str, TokenInfo]:
         """A new token; the plain token is returned once and never stored."""
@@ -109,14 +154,24 @@ class TokenStore:
                 conn.execute(
                     api_tokens.update().where(api_tokens.c.name == name).values(revoked_at=now)
                 )
+            if not self.db.is_sqlite:
+                # Delivered at COMMIT to every server's RevocationWatch.
+                conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
         return TokenInfo(
             name=name, scopes=_scopes(row.scopes), created_at=row.created_at, revoked_at=revoked_at
         )
 
     def principal(self, token: str) -> Principal | None:
         """The live token's principal, or None (unknown or revoked)."""
+        digest = hash_token(token)
+        generation = self._generation
         with raw_read(self.db) as reader:
-            row = reader.one(_LOOKUP, [hash_token(token)])
+            row = reader.one(_LOOKUP, [digest])
         if row is None or row[2] is not None:
             return None
-        return Principal(str(row[0]), _scopes(str(row[1])))
+        principal = Principal(str(row[0]), _scopes(str(row[1])))
+        if self._caching and self._generation == generation:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache = {}
+            self._cache[digest] = principal
+        return principal
