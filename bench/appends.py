@@ -66,6 +66,9 @@ POSTGRES_URL = os.environ.get(
     os.environ.get("LEDGER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"),
 )
 BATCH_TARGETS = {"sqlite": 50_000, "postgresql": 25_000}
+# What the issue measured eventsourcing at beside those targets ("about 54,000/s
+# and 23,000/s here"); on a slower machine the targets scale with it.
+ISSUE_EVENTSOURCING = {"sqlite": 54_000, "postgresql": 23_000}
 BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 _ROOT = Path(__file__).resolve().parent.parent
 _LUA = Path(__file__).resolve().parent / "wrk" / "append.lua"
@@ -611,7 +614,10 @@ def add_figures(report: Report, backend: str, runs: list[Run], es_rate: float) -
             "eventsourcing in-process, 1000/batch",
             es_rate,
             True,
-            "",
+            # The batch target, read on this machine: the issue set it beside
+            # eventsourcing's rate on the machine it was written on.
+            f">= {BATCH_TARGETS[backend] / ISSUE_EVENTSOURCING[backend]:.2f}x "
+            f"({BATCH_TARGETS[backend]:,} vs {ISSUE_EVENTSOURCING[backend]:,})",
         )
     )
     single_rss = max(

@@ -28,7 +28,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from ledger.core.errors import StorageUnavailable
 
-__all__ = ["Database", "WriteTransaction", "alembic_config", "raw_execute", "raw_execute_many"]
+__all__ = [
+    "INTEGRITY_ERRORS",
+    "Database",
+    "WriteTransaction",
+    "alembic_config",
+    "raw_execute",
+    "raw_execute_many",
+]
 
 log = logging.getLogger("ledger.store")
 
@@ -254,6 +261,9 @@ class Database:
         self.engine.dispose()
 
 
+# A constraint refusing a write, from SQLAlchemy or (raw_execute) from the driver.
+INTEGRITY_ERRORS = (exc.IntegrityError, sqlite3.IntegrityError, psycopg.IntegrityError)
+
 _DRIVER_OUTAGES = (
     sqlite3.OperationalError,
     sqlite3.InterfaceError,
@@ -295,13 +305,25 @@ def raw_execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[
 
 
 def raw_execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """A bulk statement on the DBAPI cursor (see ``raw_execute``)."""
+    """An ``INSERT INTO t (a, b) VALUES (?, ?)`` of many rows on the DBAPI cursor
+    (see ``raw_execute``).
+
+    SQLite steps one prepared statement per row in C. psycopg's
+    ``executemany`` sends one statement per row through its pipeline, ~0.1 ms
+    of Python each: 150 ms for the three tables of a 500-event batch; a
+    multi-row ``VALUES`` list spent as long parsing its placeholders. So on
+    PostgreSQL the rows go by ``COPY ... FROM STDIN``.
+    """
     if not rows:
         return
-    if conn.dialect.name != "sqlite":
-        sql = sql.replace("?", "%s")
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(sql, [tuple(row) for row in rows])
+        if conn.dialect.name == "sqlite":
+            cursor.executemany(sql, [tuple(row) for row in rows])
+            return
+        head = sql.partition(" VALUES ")[0]
+        with cursor.copy(f"COPY {head.removeprefix('INSERT INTO ')} FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
     finally:
         cursor.close()

@@ -39,7 +39,13 @@ from ledger.core.merkle import append_leaves, perfect_cover, root_from_nodes
 from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
-from ledger.store.database import Database, raw_execute, raw_execute_many, translate_errors
+from ledger.store.database import (
+    INTEGRITY_ERRORS,
+    Database,
+    raw_execute,
+    raw_execute_many,
+    translate_errors,
+)
 from ledger.store.groupcommit import GroupCommitter
 from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import ledgers
@@ -373,11 +379,11 @@ class Recorder:
                 self._flush(conn, state)
                 if state.head.seq > head.seq:
                     self._finish(conn, ledger, head, state)
-        except exc.IntegrityError as e:
+        except INTEGRITY_ERRORS as e:
             transaction.rollback()
             # The checks run under the head lock, so reaching here means a
             # constraint caught what they missed; report it, write nothing.
-            if "event_id" in str(e.orig):
+            if "event_id" in str(getattr(e, "orig", e)):
                 raise DuplicateEventId("an event id in this request is already used") from e
             raise
         except BaseException:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import psycopg
@@ -30,6 +31,7 @@ log = logging.getLogger("ledger.store")
 # without an error: it is probed this often, and caching stops on a failure.
 HEALTH_CHECK_SECONDS = 2.0
 RETRY_SECONDS = 1.0
+STOP_SECONDS = 0.1
 
 
 class RevocationWatch:
@@ -53,7 +55,7 @@ class RevocationWatch:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(HEALTH_CHECK_SECONDS + 5)
+        self._thread.join(STOP_SECONDS + 10)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -73,7 +75,11 @@ class RevocationWatch:
             # Only now: a revocation committed before LISTEN took effect is in
             # the table, and the cache starts empty.
             self._on_listening(True)
+            checked = time.monotonic()
             while not self._stop.is_set():
-                for _ in conn.notifies(timeout=HEALTH_CHECK_SECONDS, stop_after=1):
+                # Short waits, so that stop() (a server shutting down) is prompt.
+                for _ in conn.notifies(timeout=STOP_SECONDS, stop_after=1):
                     self._on_revoked()
-                conn.execute("SELECT 1")
+                if time.monotonic() - checked >= HEALTH_CHECK_SECONDS:
+                    conn.execute("SELECT 1")
+                    checked = time.monotonic()
