@@ -37,7 +37,7 @@ def main() -> None:
         elif args.quick and name == "verify":
             verify.run(report, sizes=(10_000,))
         elif args.quick and name == "appends":
-            appends.run(report, seconds=2, batch_seconds=2, es_events=5_000)
+            appends.run(report, seconds=2, batch_seconds=2, es_events=5_000, rounds=1)
         else:
             SUITES[name](report)
     report.print_table()
