@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.database = runtime.database
         app.state.service = runtime.service
         app.state.tokens = runtime.tokens
-        runtime.tokens.watch_revocations()
+        if settings.auth == "tokens":
+            runtime.tokens.watch_revocations()
         app.state.rate_limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)
         failures = settings.auth_failures_per_minute
         app.state.auth_failures = RateLimiter(rate=failures / 60, burst=failures)
