@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -158,8 +158,21 @@ class _GroupState:
 def _with_tree_size(result: AppendResult, size: int) -> AppendResult:
     if all(r.tree_size == size for r in result.receipts):
         return result  # alone in its group: already right
-    receipts = tuple(replace(r, tree_size=size) for r in result.receipts)
-    return replace(result, receipts=receipts)
+    # Not dataclasses.replace, which looks up the fields for every receipt:
+    # it was 3% of a 500-event append.
+    receipts = tuple(
+        Receipt(
+            seq=r.seq,
+            id=r.id,
+            hash=r.hash,
+            prev=r.prev,
+            recorded_at=r.recorded_at,
+            leaf_index=r.leaf_index,
+            tree_size=size,
+        )
+        for r in result.receipts
+    )
+    return AppendResult(receipts=receipts, replayed=result.replayed)
 
 
 # A records row, in _RECORD_COLUMNS order; the canonical bytes come last.
