@@ -38,7 +38,7 @@ from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
 from ledger.store.rawread import raw_read
-from ledger.store.recorder import AppendResult, LedgerInfo, Receipt, Recorder
+from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Receipt, Recorder
 
 __all__ = ["AppendOutcome", "LedgerService", "PreparedAppend", "Rotation"]
 
@@ -71,17 +71,12 @@ class AppendOutcome:
     is_batch: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class PreparedAppend:
     """A validated append, not yet committed."""
 
-    ledger: str
-    drafts: list[EventDraft]
+    request: AppendRequest
     is_batch: bool
-    actor: str
-    idempotency_key: str | None
-    request_sha256: str | None
-    expected_seq: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,15 +150,15 @@ class LedgerService:
         if idempotency_key is not None:
             # Hash the canonical form: the same events re-serialized are the same request.
             request_sha256 = hashlib.sha256(canonical_bytes(parsed.value)).hexdigest()
-        return PreparedAppend(
-            ledger=ledger,
-            drafts=parsed.drafts,
-            is_batch=parsed.is_batch,
+        request = AppendRequest.build(
+            ledger,
+            parsed.drafts,
             actor=actor,
             idempotency_key=idempotency_key,
             request_sha256=request_sha256,
             expected_seq=expected_seq,
         )
+        return PreparedAppend(request, is_batch=parsed.is_batch)
 
     def append(
         self,
@@ -184,32 +179,19 @@ class LedgerService:
             expected_seq=expected_seq,
             authorize=authorize,
         )
-        with self._claim(ledger, idempotency_key):
-            result = self.recorder.append(
-                ledger,
-                prepared.drafts,
-                actor=actor,
-                idempotency_key=idempotency_key,
-                request_sha256=prepared.request_sha256,
-                expected_seq=expected_seq,
-            )
+        with self._claim(prepared.request):
+            result = self.recorder.commit(prepared.request)
         return AppendOutcome(result=result, is_batch=prepared.is_batch)
 
     async def commit_append(self, prepared: PreparedAppend) -> AppendOutcome:
-        """Commit a prepared append from the event loop (see ``Recorder.append_async``)."""
-        with self._claim(prepared.ledger, prepared.idempotency_key):
-            result = await self.recorder.append_async(
-                prepared.ledger,
-                prepared.drafts,
-                actor=prepared.actor,
-                idempotency_key=prepared.idempotency_key,
-                request_sha256=prepared.request_sha256,
-                expected_seq=prepared.expected_seq,
-            )
+        """Commit a prepared append from the event loop (see ``Recorder.commit_async``)."""
+        with self._claim(prepared.request):
+            result = await self.recorder.commit_async(prepared.request)
         return AppendOutcome(result=result, is_batch=prepared.is_batch)
 
-    def _claim(self, ledger: str, key: str | None) -> _Claim:
-        return _Claim(self, (ledger, key) if key is not None else None)
+    def _claim(self, request: AppendRequest) -> _Claim:
+        key = request.idempotency_key
+        return _Claim(self, (request.ledger, key) if key is not None else None)
 
     def read_page(self, ledger: str, *, after_seq: int, limit: int) -> tuple[list[bytes], int]:
         return self.recorder.read_page(ledger, after_seq=after_seq, limit=limit)

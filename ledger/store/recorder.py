@@ -51,7 +51,7 @@ from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import ledgers
 from ledger.store.tree import insert_nodes, load_nodes
 
-__all__ = ["AppendResult", "LedgerInfo", "Receipt", "Recorder"]
+__all__ = ["AppendRequest", "AppendResult", "LedgerInfo", "Receipt", "Recorder"]
 
 Clock = Callable[[], datetime]
 
@@ -135,13 +135,49 @@ class _Head:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _AppendRequest:
+class AppendRequest:
+    """What one append asks for; ``build`` it, so a batch naming an id twice is refused."""
+
     ledger: str
     drafts: tuple[EventDraft, ...]
     actor: str
-    idempotency_key: str | None
-    request_sha256: str | None
-    expected_seq: int | None
+    idempotency_key: str | None = None
+    request_sha256: str | None = None
+    expected_seq: int | None = None
+
+    @classmethod
+    def build(
+        cls,
+        ledger: str,
+        drafts: Sequence[EventDraft],
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        request_sha256: str | None = None,
+        expected_seq: int | None = None,
+    ) -> AppendRequest:
+        ids = [d.id for d in drafts]
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            for index, event_id in enumerate(ids):
+                if event_id in seen:
+                    raise DuplicateEventId(
+                        f"id {event_id} appears twice in this batch", field=f"[{index}].id"
+                    )
+                seen.add(event_id)
+        return cls(
+            ledger=ledger,
+            drafts=tuple(drafts),
+            actor=actor,
+            idempotency_key=idempotency_key,
+            request_sha256=request_sha256,
+            expected_seq=expected_seq,
+        )
+
+    @property
+    def weight(self) -> int:
+        """Its share of a group's size cap."""
+        return max(1, len(self.drafts))
 
 
 @dataclass(slots=True)
@@ -152,7 +188,7 @@ class _GroupState:
     rows: list[_RecordRow] = field(default_factory=list)  # not yet inserted
     sealed: list[Record] = field(default_factory=list)  # not yet projected
     leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
-    keyed: list[tuple[_AppendRequest, AppendResult]] = field(default_factory=list)
+    keyed: list[tuple[AppendRequest, AppendResult]] = field(default_factory=list)
 
 
 def _with_tree_size(result: AppendResult, size: int) -> AppendResult:
@@ -208,33 +244,6 @@ _INSERT_IDEMPOTENCY = (
 )
 
 
-def _request(
-    ledger: str,
-    drafts: Sequence[EventDraft],
-    actor: str,
-    idempotency_key: str | None,
-    request_sha256: str | None,
-    expected_seq: int | None,
-) -> _AppendRequest:
-    ids = [d.id for d in drafts]
-    if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        for index, event_id in enumerate(ids):
-            if event_id in seen:
-                raise DuplicateEventId(
-                    f"id {event_id} appears twice in this batch", field=f"[{index}].id"
-                )
-            seen.add(event_id)
-    return _AppendRequest(
-        ledger=ledger,
-        drafts=tuple(drafts),
-        actor=actor,
-        idempotency_key=idempotency_key,
-        request_sha256=request_sha256,
-        expected_seq=expected_seq,
-    )
-
-
 class Recorder:
     """Appends and reads; keyword-only so call sites say what they pass."""
 
@@ -254,7 +263,7 @@ class Recorder:
         self.clock = clock
         # SQLite is local: groups posted from the event loop commit on it (see
         # ledger.store.groupcommit); PostgreSQL's go through the writer thread.
-        self._committer: GroupCommitter[_AppendRequest, AppendResult] = GroupCommitter(
+        self._committer: GroupCommitter[AppendRequest, AppendResult] = GroupCommitter(
             self._prepare_group, inline=database.is_sqlite
         )
 
@@ -331,39 +340,41 @@ class Recorder:
         request_sha256: str | None = None,
         expected_seq: int | None = None,
     ) -> AppendResult:
-        """Append drafts atomically, possibly in one transaction with concurrent appends.
+        """Append drafts atomically (``commit`` of the ``AppendRequest`` they make)."""
+        return self.commit(
+            AppendRequest.build(
+                ledger,
+                drafts,
+                actor=actor,
+                idempotency_key=idempotency_key,
+                request_sha256=request_sha256,
+                expected_seq=expected_seq,
+            )
+        )
 
-        Returns only after the commit that holds them; see the module docstring.
+    def commit(self, request: AppendRequest) -> AppendResult:
+        """Commit ``request``, possibly in one transaction with concurrent appends.
+
+        Returns only after the commit that holds it; see the module docstring.
         """
-        request = _request(ledger, drafts, actor, idempotency_key, request_sha256, expected_seq)
-        return self._committer.submit(ledger, request, weight=max(1, len(drafts)))
+        return self._committer.submit(request.ledger, request, weight=request.weight)
 
-    async def append_async(
-        self,
-        ledger: str,
-        drafts: Sequence[EventDraft],
-        *,
-        actor: str,
-        idempotency_key: str | None = None,
-        request_sha256: str | None = None,
-        expected_seq: int | None = None,
-    ) -> AppendResult:
-        """``append`` for the event loop: waits for the commit without holding a thread."""
-        request = _request(ledger, drafts, actor, idempotency_key, request_sha256, expected_seq)
-        return await self._committer.submit_async(ledger, request, weight=max(1, len(drafts)))
+    async def commit_async(self, request: AppendRequest) -> AppendResult:
+        """``commit`` for the event loop: waits for the commit without holding a thread."""
+        return await self._committer.submit_async(request.ledger, request, weight=request.weight)
 
     def close(self) -> None:
         """Commit the queued appends and stop the writer thread."""
         self._committer.close()
 
-    def _commit_group(self, group: Sequence[_AppendRequest]) -> list[AppendResult | Exception]:
+    def _commit_group(self, group: Sequence[AppendRequest]) -> list[AppendResult | Exception]:
         """``_prepare_group``, committed at once."""
         outcomes, commit = self._prepare_group(group)
         commit()
         return outcomes
 
     def _prepare_group(
-        self, group: Sequence[_AppendRequest]
+        self, group: Sequence[AppendRequest]
     ) -> tuple[list[AppendResult | Exception], Callable[[], None]]:
         """One transaction for ``group`` (all for one ledger), in order, up to its
         COMMIT: the outcomes hold only once the returned callable committed.
@@ -414,7 +425,7 @@ class Recorder:
         self,
         conn: Connection,
         state: _GroupState,
-        request: _AppendRequest,
+        request: AppendRequest,
         used: set[str],
     ) -> AppendResult:
         head = state.head

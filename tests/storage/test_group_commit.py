@@ -21,7 +21,7 @@ from ledger.core.records import EventDraft
 from ledger.core.signing import VerifierKey
 from ledger.service import LedgerService
 from ledger.store.groupcommit import GroupCommitter, Prepare
-from ledger.store.recorder import AppendResult, _AppendRequest
+from ledger.store.recorder import AppendRequest, AppendResult
 
 LEDGER = "talks"
 
@@ -266,7 +266,7 @@ def draft(summary: str = "x", *, kind: str = "position.stated", **data: object) 
 
 
 def request(*drafts: EventDraft, expected_seq: int | None = None, key: str | None = None) -> object:
-    return _AppendRequest(
+    return AppendRequest(
         ledger=LEDGER,
         drafts=drafts,
         actor="t",
