@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from ledger import __version__
-from ledger.api.appendlane import AppendLane
+from ledger.api.appendlane import AppendLane, append_ledger
 from ledger.api.auditlog import AuditLogMiddleware, configure_audit_log
 from ledger.api.auth import RateLimiter, caller, ledger_reader
 from ledger.api.openapi import PROBLEMS, install_openapi
@@ -19,12 +20,26 @@ from ledger.config import Settings
 from ledger.intake import EventSchemas
 from ledger.runtime import Runtime
 
-__all__ = ["create_app"]
+__all__ = ["LedgerApp", "create_app"]
 
 logger = logging.getLogger("ledger.api")
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+class LedgerApp(FastAPI):
+    """FastAPI, with appends served by ``lane`` ahead of its per-request machinery
+    (see ``ledger.api.appendlane``); ``lane = None`` leaves them to the router."""
+
+    lane: AppendLane | None = AppendLane()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.lane is not None and (ledger := append_ledger(scope)) is not None:
+            scope["app"] = self
+            await self.lane(scope, receive, send, ledger)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, *, migrate: bool = True) -> LedgerApp:
     """Build the app; the database and service live for the app's lifespan."""
     settings = settings or Settings()
     schemas = EventSchemas.bundled()
@@ -55,7 +70,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         finally:
             runtime.close()
 
-    app = FastAPI(
+    app = LedgerApp(
         title="Negotiation ledger",
         version=__version__,
         description=(
@@ -65,8 +80,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=lifespan,
     )
     install_problem_handlers(app)
-    # Added first, so it runs inside the audit log: appends are logged as before.
-    app.add_middleware(AppendLane)
     app.add_middleware(AuditLogMiddleware)
     app.include_router(health.router)
     guarded = PROBLEMS(401, 429)
@@ -78,7 +91,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.include_router(
             router, dependencies=[Depends(ledger_reader)], responses=PROBLEMS(401, 403, 429)
         )
-    # Authenticates in its endpoint (which the append lane calls directly).
+    # Authenticates in its endpoint, which the append lane calls directly.
     app.include_router(events.append_router, responses=PROBLEMS(401, 403, 429))
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")

@@ -22,6 +22,7 @@ from ledger.core.jsonvalues import format_path
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "install_problem_handlers",
+    "internal_error_response",
     "ledger_error_response",
     "problem_response",
     "status_for",
@@ -115,6 +116,17 @@ def ledger_error_response(request: Request, error: errors.LedgerError) -> Proble
     )
 
 
+def internal_error_response(request: Request) -> ProblemResponse:
+    """The answer to an unexpected failure: no detail of it leaves the server."""
+    return problem_response(
+        500,
+        slug="internal-error",
+        title="Internal error",
+        detail="the server failed; nothing was written unless a receipt was returned",
+        instance=request.url.path,
+    )
+
+
 def _validation_field(loc: tuple[Any, ...]) -> str:
     # FastAPI locations start with where the value came from: ("query", "limit").
     parts = [p for p in loc[1:] if isinstance(p, str | int)]
@@ -184,13 +196,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> ProblemResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            500,
-            slug="internal-error",
-            title="Internal error",
-            detail="the server failed; nothing was written unless a receipt was returned",
-            instance=request.url.path,
-        )
+        return internal_error_response(request)
 
     app.add_exception_handler(errors.LedgerError, on_ledger_error)
     app.add_exception_handler(RequestValidationError, on_validation)

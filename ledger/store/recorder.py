@@ -180,35 +180,38 @@ class AppendRequest:
         return max(1, len(self.drafts))
 
 
+# What sealing one record gave its receipt: (seq, id, hash, prev, recorded_at).
+_Sealed = tuple[int, str, str, str, str]
+
+
 @dataclass(slots=True)
 class _GroupState:
     """What one group transaction has staged so far."""
 
     head: _Head
+    recorded_at: str  # the group's clock reading (records never go below the head's)
     rows: list[_RecordRow] = field(default_factory=list)  # not yet inserted
     sealed: list[Record] = field(default_factory=list)  # not yet projected
     leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
-    keyed: list[tuple[AppendRequest, AppendResult]] = field(default_factory=list)
+    keyed: list[tuple[AppendRequest, int]] = field(default_factory=list)  # and its outcome's index
 
 
-def _with_tree_size(result: AppendResult, size: int) -> AppendResult:
-    if all(r.tree_size == size for r in result.receipts):
-        return result  # alone in its group: already right
-    # Not dataclasses.replace, which looks up the fields for every receipt:
-    # it was 3% of a 500-event append.
-    receipts = tuple(
-        Receipt(
-            seq=r.seq,
-            id=r.id,
-            hash=r.hash,
-            prev=r.prev,
-            recorded_at=r.recorded_at,
-            leaf_index=r.leaf_index,
-            tree_size=size,
+def _result(sealed: list[_Sealed], tree_size: int) -> AppendResult:
+    """A request's receipts, naming the tree its group's commit signs."""
+    return AppendResult(
+        receipts=tuple(
+            Receipt(
+                seq=seq,
+                id=event_id,
+                hash=digest,
+                prev=prev,
+                recorded_at=recorded_at,
+                leaf_index=seq - 1,
+                tree_size=tree_size,
+            )
+            for seq, event_id, digest, prev, recorded_at in sealed
         )
-        for r in result.receipts
     )
-    return AppendResult(receipts=receipts, replayed=result.replayed)
 
 
 # A records row, in _RECORD_COLUMNS order; the canonical bytes come last.
@@ -386,23 +389,31 @@ class Recorder:
         savepoint, so its refusal rolls back only itself.
         """
         ledger = group[0].ledger
+        # One clock reading per group: its records are sealed at one moment.
+        now = format_recorded_at(self.clock())
         transaction = self.db.begin_write()
         try:
             with translate_errors():
                 conn = transaction.connection
                 head = self._lock_head(conn, ledger)
-                state = _GroupState(head=head)
+                state = _GroupState(head=head, recorded_at=max(now, head.last_recorded_at))
                 chosen = [d.id for r in group for d in r.drafts if not d.id_assigned]
                 used = self._used_ids(conn, head.ledger_id, chosen)
-                outcomes: list[AppendResult | Exception] = []
+                staged: list[list[_Sealed] | AppendResult | Exception] = []
                 for request in group:
                     try:
-                        outcomes.append(self._stage(conn, state, request, used))
+                        staged.append(self._stage(conn, state, request, used))
                     except LedgerError as e:
-                        outcomes.append(e)
+                        staged.append(e)
+                    else:
+                        if request.idempotency_key is not None and isinstance(staged[-1], list):
+                            state.keyed.append((request, len(staged) - 1))
                 self._flush(conn, state)
-                if state.head.seq > head.seq:
-                    self._finish(conn, ledger, head, state)
+                # Every receipt names the tree its commit signs, which holds it.
+                size = state.head.seq
+                outcomes = [_result(o, size) if isinstance(o, list) else o for o in staged]
+                if size > head.seq:
+                    self._finish(conn, ledger, head, state, outcomes)
         except INTEGRITY_ERRORS as e:
             transaction.rollback()
             # The checks run under the head lock, so reaching here means a
@@ -413,12 +424,6 @@ class Recorder:
         except BaseException:
             transaction.rollback()
             raise
-        # Every receipt names the tree its commit signed, which holds it.
-        size = state.head.seq
-        outcomes = [
-            _with_tree_size(o, size) if isinstance(o, AppendResult) and not o.replayed else o
-            for o in outcomes
-        ]
         return outcomes, transaction.commit
 
     def _stage(
@@ -427,7 +432,9 @@ class Recorder:
         state: _GroupState,
         request: AppendRequest,
         used: set[str],
-    ) -> AppendResult:
+    ) -> list[_Sealed] | AppendResult:
+        """Seal ``request`` behind the running head: what its receipts hold, or
+        the earlier result its Idempotency-Key replays."""
         head = state.head
         if request.idempotency_key is not None:
             replay = self._replay(
@@ -447,7 +454,9 @@ class Recorder:
                     f"id {draft.id} is already used in this ledger",
                     field=f"[{index}].id" if len(request.drafts) > 1 else "id",
                 )
-        receipts, rows, sealed = self._seal(request.ledger, head, request.drafts, request.actor)
+        entries, rows, sealed = self._seal(
+            request.ledger, head, request.drafts, request.actor, state.recorded_at
+        )
         if any(p.validates(sealed) for p in self.projections):
             # Everything staged before it first: the fix may target those records.
             self._flush(conn, state)
@@ -460,12 +469,9 @@ class Recorder:
             state.sealed.extend(sealed)
         state.leaves.extend(leaf_hash(row[-1]) for row in rows)
         used.update(d.id for d in request.drafts)
-        last = receipts[-1]
-        state.head = _Head(head.ledger_id, last.seq, last.hash, last.recorded_at)
-        result = AppendResult(receipts=tuple(receipts))
-        if request.idempotency_key is not None:
-            state.keyed.append((request, result))
-        return result
+        last = entries[-1]
+        state.head = _Head(head.ledger_id, last[0], last[2], last[4])
+        return entries
 
     def _flush(self, conn: Connection, state: _GroupState) -> None:
         """Write the staged records and project them."""
@@ -478,7 +484,14 @@ class Recorder:
     def _insert_records(self, conn: Connection, rows: Sequence[_RecordRow]) -> None:
         raw_execute_many(conn, _INSERT_RECORD, rows)
 
-    def _finish(self, conn: Connection, ledger: str, before: _Head, state: _GroupState) -> None:
+    def _finish(
+        self,
+        conn: Connection,
+        ledger: str,
+        before: _Head,
+        state: _GroupState,
+        outcomes: Sequence[AppendResult | Exception],
+    ) -> None:
         """Move the head, grow the tree and sign its new size, store the idempotency keys."""
         head = state.head
         raw_execute(
@@ -488,22 +501,21 @@ class Recorder:
         )
         self._grow_tree(conn, ledger, before, state.leaves, head)
         if state.keyed:
-            raw_execute_many(
-                conn,
-                _INSERT_IDEMPOTENCY,
-                [
+            rows = []
+            for request, index in state.keyed:
+                result = outcomes[index]
+                assert isinstance(result, AppendResult)
+                receipts = json.dumps([r.to_dict() for r in result.receipts])
+                rows.append(
                     (
                         head.ledger_id,
                         request.idempotency_key,
                         request.request_sha256 or "",
-                        json.dumps(
-                            [r.to_dict() for r in _with_tree_size(result, head.seq).receipts]
-                        ),
+                        receipts,
                         head.last_recorded_at,
                     )
-                    for request, result in state.keyed
-                ],
-            )
+                )
+            raw_execute_many(conn, _INSERT_IDEMPOTENCY, rows)
 
     def _grow_tree(
         self, conn: Connection, ledger: str, before: _Head, leaves: Sequence[bytes], after: _Head
@@ -568,15 +580,11 @@ class Recorder:
         return used
 
     def _seal(
-        self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str
-    ) -> tuple[list[Receipt], list[_RecordRow], list[Record]]:
-        """Records behind ``head``; receipts name the request's own last seq as tree
-        size until the group's commit knows its final one."""
-        # recorded_at never decreases in seq, even if the wall clock steps back.
-        recorded_at = max(format_recorded_at(self.clock()), head.last_recorded_at)
+        self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str, recorded_at: str
+    ) -> tuple[list[_Sealed], list[_RecordRow], list[Record]]:
+        """Records behind ``head``, their rows and what their receipts hold."""
         prev = head.hash
-        tree_size = head.seq + len(drafts)
-        receipts: list[Receipt] = []
+        entries: list[_Sealed] = []
         rows: list[_RecordRow] = []
         sealed: list[Record] = []
         for offset, draft in enumerate(drafts, start=1):
@@ -601,19 +609,9 @@ class Recorder:
                     canonical,
                 )
             )
-            receipts.append(
-                Receipt(
-                    seq=seq,
-                    id=draft.id,
-                    hash=digest,
-                    prev=prev,
-                    recorded_at=recorded_at,
-                    leaf_index=seq - 1,
-                    tree_size=tree_size,
-                )
-            )
+            entries.append((seq, draft.id, digest, prev, recorded_at))
             prev = digest
-        return receipts, rows, sealed
+        return entries, rows, sealed
 
     # -- reads (raw DBAPI: see ledger.store.rawread) ------------------------
 

@@ -21,7 +21,7 @@ from ledger.core.errors import Conflict, InvalidParameter, NotFound
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
 from ledger.store.rawread import raw_read
-from ledger.store.revocations import CHANNEL, RevocationWatch
+from ledger.store.revocations import CHANNEL, RevocationFile, RevocationWatch, Stamp
 from ledger.store.tables import api_tokens
 
 __all__ = ["TokenInfo", "TokenStore"]
@@ -59,18 +59,26 @@ class TokenStore:
     ) -> None:
         self.db = database
         self.clock = clock
-        # Principals by token hash, kept only while a RevocationWatch listens.
+        # Principals by token hash, kept only while revocations are watched:
+        # by a RevocationWatch on PostgreSQL, a RevocationFile on SQLite.
         self._cache: dict[str, Principal] = {}
         self._caching = False
         # Bumped on every revocation or change of watch: a lookup that began
         # before it must not store what it read.
         self._generation = 0
         self._watch: RevocationWatch | None = None
+        self._file = RevocationFile(database.url.database or "") if database.is_sqlite else None
+        self._stamp: Stamp | None = None
 
     def watch_revocations(self) -> None:
-        """On PostgreSQL, cache principals and listen for revocations (see
-        ``ledger.store.revocations``); on SQLite, nothing to do."""
-        if self.db.is_sqlite or self._watch is not None:
+        """Cache principals from now on, watching for revocations (see
+        ``ledger.store.revocations``)."""
+        if self._file is not None:
+            self._file.create()
+            self._stamp = self._file.stamp()
+            self._caching = True
+            return
+        if self._watch is not None:
             return
         url = self.db.url.set(drivername="postgresql")
         self._watch = RevocationWatch(
@@ -95,9 +103,19 @@ class TokenStore:
         self._cache = {}
 
     def cached_principal(self, token: str) -> Principal | None:
-        """The principal if this server has it cached (a dict lookup, no I/O)."""
+        """The principal if this server has it cached (no database read)."""
         if not self._caching:
             return None
+        if self._file is not None:
+            stamp = self._file.stamp()
+            if stamp is None:
+                return None
+            if stamp != self._stamp:
+                # Read before any lookup that may fill the cache again, so a
+                # later revocation always changes it once more.
+                self._forget()
+                self._stamp = stamp
+                return None
         return self._cache.get(hash_token(token))
 
     def create(self, name: str, scopes: tuple[Scope, ...]) -> tuple[str, TokenInfo]:
@@ -157,6 +175,9 @@ class TokenStore:
             if not self.db.is_sqlite:
                 # Delivered at COMMIT to every server's RevocationWatch.
                 conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
+        self._forget()
+        if self._file is not None:
+            self._file.announce(name, revoked_at)
         return TokenInfo(
             name=name, scopes=_scopes(row.scopes), created_at=row.created_at, revoked_at=revoked_at
         )

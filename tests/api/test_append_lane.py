@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 
 from ledger.access import Scope
 from ledger.api.app import create_app
-from ledger.api.appendlane import AppendLane
 from tests.api.conftest import assert_problem
 from tests.conftest import ADMIN_NAME, position, settings_for
 
@@ -37,7 +36,7 @@ def laned(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
 def routed(tmp_path: Path) -> Iterator[TestClient]:
     """The app with the lane taken out (the router serves appends), on its own database."""
     app = create_app(settings_for(f"sqlite:///{tmp_path}/routed.db", tmp_path / "b"))
-    app.user_middleware = [m for m in app.user_middleware if m.cls is not AppendLane]
+    app.lane = None
     yield from start(app)
 
 

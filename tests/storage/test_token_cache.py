@@ -1,10 +1,11 @@
-"""Cached principals on PostgreSQL: only while revocations are heard, and gone
-the moment one is."""
+"""Cached principals: only while revocations are watched (PostgreSQL's
+LISTEN, SQLite's revocation file), and gone the moment one commits."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -18,9 +19,6 @@ from ledger.store.tokens import TokenStore
 @pytest.fixture
 def stores(database_url: str) -> Iterator[tuple[TokenStore, TokenStore]]:
     """A server's token store, and another process's (the CLI's), on one database."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite looks every token up: nothing is cached")
-
     server_db, cli_db = Database(url=database_url), Database(url=database_url)
     server_db.migrate()
     server, cli = TokenStore(database=server_db), TokenStore(database=cli_db)
@@ -58,9 +56,61 @@ def test_a_revocation_empties_the_cache_as_soon_as_it_commits(
     assert server.principal(token) is None
 
 
+def test_a_revocation_in_sql_is_not_seen_while_cached(
+    stores: tuple[TokenStore, TokenStore], database_url: str
+) -> None:
+    # The documented limit: only ``revoke`` announces. Also shows the cache is used.
+    server, cli = stores
+    token, _ = cli.create("desk", (Scope("admin"),))
+    server.watch_revocations()
+    assert eventually(lambda: server.principal(token) and server.cached_principal(token))
+    with cli.db.write() as conn:
+        conn.execute(sa.text("UPDATE api_tokens SET revoked_at = 'x' WHERE name = 'desk'"))
+    assert server.cached_principal(token) is not None
+    assert server.principal(token) is None
+
+
+def sqlite_only(database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's revocation file")
+
+
+def test_sqlite_announces_each_revocation_in_a_file_that_only_grows(
+    stores: tuple[TokenStore, TokenStore], database_url: str
+) -> None:
+    sqlite_only(database_url)
+    server, cli = stores
+    server.watch_revocations()
+    sizes = []
+    for name in ("a", "b"):
+        cli.create(name, (Scope("admin"),))
+        stamp = server._file.stamp() if server._file else None
+        cli.revoke(name)
+        assert server._file is not None and server._file.stamp() != stamp
+        sizes.append(server._file.path.stat().st_size)
+    assert 0 < sizes[0] < sizes[1]
+
+
+def test_sqlite_caches_nothing_while_the_revocation_file_cannot_be_read(
+    stores: tuple[TokenStore, TokenStore], database_url: str, tmp_path: Path
+) -> None:
+    sqlite_only(database_url)
+    server, cli = stores
+    token, _ = cli.create("desk", (Scope("admin"),))
+    server.watch_revocations()
+    assert server.principal(token) and server.cached_principal(token)
+    assert server._file is not None
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    server._file.path = blocker / "revocations"  # stat fails: not a directory
+    assert server.cached_principal(token) is None
+
+
 def test_a_watch_that_lost_its_connection_stops_caching_until_it_listens_again(
     stores: tuple[TokenStore, TokenStore], database_url: str
 ) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's LISTEN connection")
     server, cli = stores
     token, _ = cli.create("desk", (Scope("admin"),))
     server.watch_revocations()
