@@ -133,7 +133,7 @@ def _read_drafts(path: Path, intake: Intake) -> list[EventDraft]:
             if not raw.strip():
                 continue
             try:
-                drafts.append(intake.draft(loads_strict(raw.rstrip(b"\r\n"))))
+                drafts.append(intake.draft(loads_strict(raw.rstrip(b"\r\n")), strict=True))
             except InputError as e:
                 raise _fail(f"{path}:{number}: {e}") from None
     return drafts
@@ -184,7 +184,11 @@ def load_demo(service: LedgerService, *, quiet: bool = False) -> bool:
     except NotFound:
         pass
     raw = files("ledger.demo").joinpath(f"{DEMO_LEDGER}.jsonl").read_bytes()
-    drafts = [service.intake.draft(loads_strict(line)) for line in raw.splitlines() if line.strip()]
+    drafts = [
+        service.intake.draft(loads_strict(line), strict=True)
+        for line in raw.splitlines()
+        if line.strip()
+    ]
     import_events(service, DEMO_LEDGER, drafts, actor="demo", quiet=quiet)
     return True
 

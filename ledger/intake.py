@@ -241,7 +241,9 @@ class Intake:
         value = loads_strict(raw)
         if isinstance(value, dict):
             ids = new_event_ids(0 if "id" in value else 1)
-            return ParsedBody([self.draft(value, ids=ids)], is_batch=False, value=value)
+            return ParsedBody(
+                [self.draft(value, ids=ids, strict=True)], is_batch=False, value=value
+            )
         if isinstance(value, list):
             if not value:
                 raise InvalidEvent("a batch must hold at least one event", field="(root)")
@@ -252,7 +254,9 @@ class Intake:
                 )
             missing = sum(1 for item in value if not isinstance(item, dict) or "id" not in item)
             ids = new_event_ids(missing)
-            drafts = [self.draft(item, index=i, ids=ids) for i, item in enumerate(value)]
+            drafts = [
+                self.draft(item, index=i, ids=ids, strict=True) for i, item in enumerate(value)
+            ]
             return ParsedBody(drafts, is_batch=True, value=value)
         raise InvalidEvent("the body must be an event object or an array of events", field="(root)")
 
@@ -264,11 +268,17 @@ class Intake:
         self.draft(event)
 
     def draft(
-        self, event: Any, *, index: int | None = None, ids: Iterator[str] | None = None
+        self,
+        event: Any,
+        *,
+        index: int | None = None,
+        ids: Iterator[str] | None = None,
+        strict: bool = False,
     ) -> EventDraft:
         """Validate one event (already through the JSON value rules).
 
-        ``ids`` supplies server-assigned ids for events that bring none.
+        ``ids`` supplies server-assigned ids for events that bring none;
+        ``strict`` says ``event`` is what ``loads_strict`` returned (or part of it).
         """
         if not isinstance(event, dict):
             raise InvalidEvent("an event must be a JSON object", field=_field(index))
@@ -318,4 +328,5 @@ class Intake:
             party=event.get("party"),
             topic=event.get("topic"),
             source=event.get("source"),
+            strict=strict,
         )

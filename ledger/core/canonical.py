@@ -35,6 +35,11 @@ The proof, for a value orjson serialized with ``_OPTIONS``:
 - nesting: orjson stops at 255 levels (and so on cycles) by refusing.
 
 The walk runs after orjson succeeded, so it only ever sees finite trees.
+
+``canonical_bytes_of_strict`` skips the walk for values the caller knows
+hold only strict JSON values (SPEC §1: what ``loads_strict`` returns, which
+refuses floats and has no other types, plus ``str`` and ``int`` members
+added by the server). On a 500-byte record the walk was half the cost.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from typing import Any
 import orjson
 import rfc8785
 
-__all__ = ["canonical_bytes", "reference_canonical_bytes"]
+__all__ = ["canonical_bytes", "canonical_bytes_of_strict", "reference_canonical_bytes"]
 
 _OPTIONS = (
     orjson.OPT_SORT_KEYS
@@ -67,18 +72,32 @@ def reference_canonical_bytes(value: Any) -> bytes:
 
 def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 serialization of a JSON value (orjson where provably equal)."""
+    out = _orjson_bytes(value)
+    # The walk only after orjson succeeded: it never sees a cycle.
+    if out is None or not _plain(value):
+        return reference_canonical_bytes(value)
+    return out
+
+
+def canonical_bytes_of_strict(value: Any) -> bytes:
+    """``canonical_bytes`` of a value built only of exact dicts, lists, strs,
+    ints, bools and ``None`` (no floats): the caller vouches, no walk checks."""
+    out = _orjson_bytes(value)
+    return reference_canonical_bytes(value) if out is None else out
+
+
+def _orjson_bytes(value: Any) -> bytes | None:
+    """orjson's serialization, unless it fails or its member order may not be JCS's."""
     try:
         out = orjson.dumps(value, option=_OPTIONS)
     except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
-        return reference_canonical_bytes(value)
-    if not _plain(value):
-        return reference_canonical_bytes(value)
+        return None
     if (
         not out.isascii()
         and _ASTRAL_LEAD.search(out) is not None
         and _HIGH_BMP_LEAD.search(out) is not None
     ):
-        return reference_canonical_bytes(value)
+        return None
     return out
 
 

@@ -8,10 +8,10 @@ bytes it does not trust, so it checks every member's type and format.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.core.canonical import canonical_bytes
+from ledger.core.canonical import canonical_bytes, canonical_bytes_of_strict
 from ledger.core.errors import MalformedRecord
 from ledger.core.hashing import record_hash
 from ledger.core.times import OCCURRED_AT_PATTERN, RECORDED_AT_PATTERN
@@ -53,6 +53,10 @@ class Record:
     party: str | None = None
     topic: str | None = None
     source: dict[str, Any] | None = None
+    # True when ``data`` and ``source`` came from ``loads_strict`` (via an
+    # ``EventDraft``), so hold strict JSON values only: the canonical form
+    # needs no check of their types. Not part of the record.
+    strict: bool = field(default=False, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,6 +80,8 @@ class Record:
 
     def canonical(self) -> bytes:
         """``canon(r)`` of SPEC §2."""
+        if self.strict:
+            return canonical_bytes_of_strict(self.to_dict())
         return canonical_bytes(self.to_dict())
 
     def hash(self) -> str:
@@ -151,6 +157,8 @@ class EventDraft:
     # True when the server drew ``id`` (122 random bits): no earlier record can
     # hold it, so the recorder need not look it up (the unique index still would).
     id_assigned: bool = False
+    # True when the event was read by ``loads_strict`` (see ``Record.strict``).
+    strict: bool = False
 
     def seal(self, *, ledger: str, seq: int, prev: str, recorded_at: str, actor: str) -> Record:
         """The record this draft becomes at ``seq`` behind ``prev``."""
@@ -167,4 +175,5 @@ class EventDraft:
             party=self.party,
             topic=self.topic,
             source=self.source,
+            strict=self.strict,
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -82,33 +82,48 @@ def _install_sqlite_hooks(engine: Engine) -> None:
 
 class WriteTransaction:
     """An open write transaction: statements on ``connection``, then ``commit`` or
-    ``rollback`` exactly once (from any thread), which also releases the lock."""
+    ``rollback`` exactly once (from any thread), which also releases the lock.
 
-    def __init__(self, connection: Connection, *, lock: threading.Lock | None) -> None:
+    ``keep`` takes the connection back once its transaction ended cleanly (the
+    SQLite writer's connection lives on); otherwise it is closed.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        *,
+        lock: threading.Lock | None,
+        keep: Callable[[Connection], None] | None = None,
+    ) -> None:
         self.connection = connection
         self._lock = lock
+        self._keep = keep
         try:
             self._transaction = connection.begin()
         except BaseException:
-            self._close()
+            self._close(clean=False)
             raise
 
     def commit(self) -> None:
+        clean = False
         try:
             with translate_errors():
                 self._commit()
+            clean = True
         finally:
-            self._close()
+            self._close(clean=clean)
 
     def rollback(self) -> None:
         """Best effort: the caller is already failing, and a database whose
         connection is gone rolls the transaction back by itself."""
+        clean = False
         try:
             self._transaction.rollback()
+            clean = True
         except Exception:
             log.warning("rollback failed; the connection is discarded", exc_info=True)
         finally:
-            self._close()
+            self._close(clean=clean)
 
     def _commit(self) -> None:
         try:
@@ -126,9 +141,12 @@ class WriteTransaction:
                 "Idempotency-Key to find out"
             ) from e
 
-    def _close(self) -> None:
+    def _close(self, *, clean: bool) -> None:
         try:
-            self.connection.close()
+            if clean and self._keep is not None:
+                self._keep(self.connection)
+            else:
+                self.connection.close()
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -170,6 +188,9 @@ class Database:
         # SQLite allows one writer per file; queueing writers here rather than
         # in SQLite's busy handler (which sleeps and polls) keeps latency flat.
         self._sqlite_write_lock = threading.Lock()
+        # The one writer's connection, between transactions (held under that
+        # lock): a pool checkout and its options cost more than BEGIN itself.
+        self._sqlite_writer: Connection | None = None
         self._readers = threading.local()
         self._reader_connections: list[Any] = []
         self._reader_generation = 0
@@ -228,12 +249,19 @@ class Database:
                 return WriteTransaction(self.engine.connect(), lock=None)
             self._sqlite_write_lock.acquire()
             try:
-                connection = self.engine.connect()
-                connection.execution_options(**{_WRITE: True})
-                return WriteTransaction(connection, lock=self._sqlite_write_lock)
+                connection, self._sqlite_writer = self._sqlite_writer, None
+                if connection is None:
+                    connection = self.engine.connect()
+                    connection.execution_options(**{_WRITE: True})
             except BaseException:
                 self._sqlite_write_lock.release()
                 raise
+            return WriteTransaction(
+                connection, lock=self._sqlite_write_lock, keep=self._keep_writer
+            )
+
+    def _keep_writer(self, connection: Connection) -> None:
+        self._sqlite_writer = connection  # the write lock is still held
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``; safe when several processes start at once."""
@@ -253,6 +281,10 @@ class Database:
             connection.execute(sa.text("SELECT 1"))
 
     def dispose(self) -> None:
+        with self._sqlite_write_lock:
+            writer, self._sqlite_writer = self._sqlite_writer, None
+        if writer is not None:
+            writer.close()
         with self._readers_lock:
             self._reader_generation += 1  # threads open new ones if used again
             connections, self._reader_connections = self._reader_connections, []

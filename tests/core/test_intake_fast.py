@@ -7,11 +7,13 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import intake
+from ledger.core.canonical import reference_canonical_bytes
 from ledger.core.records import UUID_PATTERN
 from ledger.core.times import format_occurred_at, parse_instant
 from ledger.intake import new_event_ids
@@ -145,3 +147,22 @@ def test_the_memory_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         assert moment == datetime.fromisoformat(f"2025-01-{day:02d}T00:00:00+00:00")
         assert stored == f"2025-01-{day:02d}T00:00:00Z"
         assert len(intake._OCCURRED) <= 3
+
+
+def test_posted_events_seal_to_the_canonical_bytes_of_the_checked_path() -> None:
+    # Drafts from a parsed body are strict (their records skip the type walk);
+    # drafts handed in as Python values are not, and both give the same bytes.
+    reader = intake.Intake(schemas=intake.EventSchemas.bundled())
+    body = (
+        b'[{"id":"00000000-0000-4000-8000-000000000001","type":"position.stated",'
+        b'"occurred_at":"2025-02-24","party":"US",'
+        b'"topic":"revenue-share","data":{"stance":"demand","summary":"Half \\u00e9",'
+        b'"terms":{"share_percent":50}},"source":{"name":"NYT","kind":"media"}}]'
+    )
+    (posted,) = reader.parse(body).drafts
+    (handed,) = [reader.draft(event) for event in orjson.loads(body)]
+    assert posted.strict and not handed.strict
+    seal = {"ledger": "talks", "seq": 1, "prev": "0" * 64, "recorded_at": "x", "actor": "a"}
+    fast, checked = posted.seal(**seal), handed.seal(**seal)
+    assert fast == checked
+    assert fast.canonical() == checked.canonical() == reference_canonical_bytes(fast.to_dict())

@@ -148,6 +148,8 @@ async def append_events(request: Request) -> Response:
 
 def _expected_seq(request: Request) -> int | None:
     """The ``expected_seq`` query parameter (the last, if repeated, as FastAPI reads it)."""
+    if not request.scope["query_string"]:
+        return None
     values = request.query_params.getlist("expected_seq")
     if not values:
         return None
