@@ -77,7 +77,10 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         options = connection.get_execution_options()
         if options.get(_READ):
             return  # autocommit reads: each statement sees the latest commit
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN")
+        # On the driver's connection: SQLAlchemy's statement machinery cost
+        # more than BEGIN itself, once per append group.
+        begin = "BEGIN IMMEDIATE" if options.get(_WRITE) else "BEGIN"
+        connection.connection.driver_connection.execute(begin)  # type: ignore[union-attr]
 
 
 class WriteTransaction:
