@@ -11,8 +11,10 @@ PostgreSQL serializes appends with a row lock on the ledger's head row instead
 from __future__ import annotations
 
 import logging
+import select
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
@@ -44,6 +46,7 @@ _READ = "ledger_read"
 _SQLITE_BUSY_MS = 30_000
 _SQLITE_MMAP_BYTES = 1 << 30
 _SQLITE_CACHE_KIB = 16 * 1024
+_HOT_IDLE_SECONDS = 1.0
 _MIGRATION_LOCK_ID = 0x1ED6E7  # pg_advisory_xact_lock key for schema upgrades
 
 
@@ -194,6 +197,10 @@ class Database:
         # The one writer's connection, between transactions (held under that
         # lock): a pool checkout and its options cost more than BEGIN itself.
         self._sqlite_writer: Connection | None = None
+        # PostgreSQL's connection for hot transactions, between them (see begin_write).
+        self._hot_lock = threading.Lock()
+        self._hot: Connection | None = None
+        self._hot_since = 0.0
         self._readers = threading.local()
         self._reader_connections: list[Any] = []
         self._reader_generation = 0
@@ -245,11 +252,18 @@ class Database:
             raise
         transaction.commit()
 
-    def begin_write(self) -> WriteTransaction:
-        """``write`` in two steps, for a caller that commits elsewhere (another thread)."""
+    def begin_write(self, *, hot: bool = False) -> WriteTransaction:
+        """``write`` in two steps, for a caller that commits elsewhere (another thread).
+
+        ``hot``: one of a stream of short transactions (the append groups). On
+        PostgreSQL they share one connection, kept between them while it is
+        in use at least every ``_HOT_IDLE_SECONDS``: a pool checkout pings the
+        server first, a round trip as long as a statement, once per group.
+        A connection idle for longer goes back through the pool (and its ping).
+        """
         with translate_errors():
             if not self.is_sqlite:
-                return WriteTransaction(self.engine.connect(), lock=None)
+                return self._begin_postgresql(hot=hot)
             self._sqlite_write_lock.acquire()
             try:
                 connection, self._sqlite_writer = self._sqlite_writer, None
@@ -265,6 +279,26 @@ class Database:
 
     def _keep_writer(self, connection: Connection) -> None:
         self._sqlite_writer = connection  # the write lock is still held
+
+    def _begin_postgresql(self, *, hot: bool) -> WriteTransaction:
+        if not hot or not self._hot_lock.acquire(blocking=False):
+            return WriteTransaction(self.engine.connect(), lock=None)
+        try:
+            connection, self._hot = self._hot, None
+            if connection is not None and (
+                time.monotonic() - self._hot_since > _HOT_IDLE_SECONDS or not _quiet(connection)
+            ):
+                connection.close()
+                connection = None
+            if connection is None:
+                connection = self.engine.connect()
+        except BaseException:
+            self._hot_lock.release()
+            raise
+        return WriteTransaction(connection, lock=self._hot_lock, keep=self._keep_hot)
+
+    def _keep_hot(self, connection: Connection) -> None:
+        self._hot, self._hot_since = connection, time.monotonic()  # the hot lock is still held
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``; safe when several processes start at once."""
@@ -286,14 +320,32 @@ class Database:
     def dispose(self) -> None:
         with self._sqlite_write_lock:
             writer, self._sqlite_writer = self._sqlite_writer, None
-        if writer is not None:
-            writer.close()
+        with self._hot_lock:
+            hot, self._hot = self._hot, None
+        for kept in (writer, hot):
+            if kept is not None:
+                kept.close()
         with self._readers_lock:
             self._reader_generation += 1  # threads open new ones if used again
             connections, self._reader_connections = self._reader_connections, []
         for connection in connections:
             connection.close()
         self.engine.dispose()
+
+
+def _quiet(connection: Connection) -> bool:
+    """Whether an idle connection's socket has nothing to read, as a live one has.
+
+    A server that ends a backend (a restart, ``pg_terminate_backend``) sends
+    an error and closes the socket, which makes it readable: one ``select``,
+    no round trip, tells that the connection would fail its next statement.
+    """
+    try:
+        socket = connection.connection.driver_connection.fileno()  # type: ignore[union-attr]
+        readable, _, _ = select.select([socket], [], [], 0)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return not readable
 
 
 # A constraint refusing a write, from SQLAlchemy or (raw_execute) from the driver.

@@ -110,6 +110,18 @@ _UPSERT_MARK = (
     "INSERT INTO position_marks (ledger_id, known_from, occurred_at) VALUES (?, ?, ?)"
     " ON CONFLICT (ledger_id, known_from) DO UPDATE SET occurred_at = excluded.occurred_at"
 )
+# One block raised in one statement (the usual append): the new mark is the
+# greater of its own latest time and the last stored mark, which the
+# sub-select reads; one round trip instead of two on PostgreSQL.
+_RAISE_ONE_MARK = (
+    "INSERT INTO position_marks (ledger_id, known_from, occurred_at)"
+    " SELECT ?, ?, CASE WHEN prior.occurred_at IS NOT NULL AND prior.occurred_at > ?"
+    " THEN prior.occurred_at ELSE ? END"
+    " FROM (SELECT (" + _SELECT_LAST_MARK + ") AS occurred_at) AS prior"
+    # WHERE: SQLite reads ON CONFLICT after a bare FROM as a join constraint.
+    " WHERE true"
+    " ON CONFLICT (ledger_id, known_from) DO UPDATE SET occurred_at = excluded.occurred_at"
+)
 # The same marks from the versions alone: a running maximum over blocks.
 _REBUILD_MARKS = (
     "INSERT INTO position_marks (ledger_id, known_from, occurred_at)"
@@ -170,6 +182,10 @@ def _insert_first_versions(conn: Connection, ledger_id: int, first: int, last: i
 
 def _raise_marks(conn: Connection, ledger_id: int, blocks: dict[int, str]) -> None:
     """Carry the running valid-time maximum through the blocks this append touched."""
+    if len(blocks) == 1:
+        ((block, latest),) = blocks.items()
+        raw_execute(conn, _RAISE_ONE_MARK, (ledger_id, block, latest, latest, ledger_id))
+        return
     last = raw_execute(conn, _SELECT_LAST_MARK, (ledger_id,))
     running = last[0][0] if last else ""
     for block in sorted(blocks):

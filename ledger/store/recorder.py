@@ -35,7 +35,7 @@ from ledger.core.errors import (
     NotFound,
 )
 from ledger.core.hashing import GENESIS_PREV, leaf_hash, record_hash
-from ledger.core.merkle import append_leaves, perfect_cover, root_from_nodes
+from ledger.core.merkle import NodeId, append_leaves, perfect_cover, root_from_nodes
 from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
@@ -238,6 +238,8 @@ _INSERT_CHECKPOINT = (
     "INSERT INTO checkpoints (ledger_id, tree_size, root, head_hash, note, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
+# PostgreSQL runs a data-modifying WITH exactly once, whether or not it is read.
+_UPDATE_HEAD_AND_INSERT_CHECKPOINT = f"WITH moved AS ({_UPDATE_HEAD}) " + _INSERT_CHECKPOINT
 _SELECT_IDEMPOTENCY = (
     "SELECT request_sha256, response FROM idempotency_keys WHERE ledger_id = ? AND key = ?"
 )
@@ -269,6 +271,11 @@ class Recorder:
         self._committer: GroupCommitter[AppendRequest, AppendResult] = GroupCommitter(
             self._prepare_group, inline=database.is_sqlite
         )
+        # Per ledger id, the perfect-cover nodes of the tree at the head this
+        # server last committed, keyed by that head (seq and hash): a group
+        # whose locked head matches skips reading them. Another process's
+        # append moves the head, and the nodes are read again.
+        self._frontiers: dict[int, tuple[int, str, dict[NodeId, bytes]]] = {}
 
     def checkpoint_origin(self, ledger: str) -> str:
         """SPEC §3: ``<server origin>/<ledger>``."""
@@ -391,7 +398,7 @@ class Recorder:
         ledger = group[0].ledger
         # One clock reading per group: its records are sealed at one moment.
         now = format_recorded_at(self.clock())
-        transaction = self.db.begin_write()
+        transaction = self.db.begin_write(hot=True)
         try:
             with translate_errors():
                 conn = transaction.connection
@@ -412,8 +419,9 @@ class Recorder:
                 # Every receipt names the tree its commit signs, which holds it.
                 size = state.head.seq
                 outcomes = [_result(o, size) if isinstance(o, list) else o for o in staged]
+                frontier = None
                 if size > head.seq:
-                    self._finish(conn, ledger, head, state, outcomes)
+                    frontier = self._finish(conn, ledger, head, state, outcomes)
         except INTEGRITY_ERRORS as e:
             transaction.rollback()
             # The checks run under the head lock, so reaching here means a
@@ -424,7 +432,15 @@ class Recorder:
         except BaseException:
             transaction.rollback()
             raise
-        return outcomes, transaction.commit
+        if frontier is None:
+            return outcomes, transaction.commit
+        after = state.head
+
+        def commit() -> None:
+            transaction.commit()
+            self._frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
+
+        return outcomes, commit
 
     def _stage(
         self,
@@ -491,15 +507,18 @@ class Recorder:
         before: _Head,
         state: _GroupState,
         outcomes: Sequence[AppendResult | Exception],
-    ) -> None:
-        """Move the head, grow the tree and sign its new size, store the idempotency keys."""
+    ) -> dict[NodeId, bytes]:
+        """Move the head, grow the tree and sign its new size, store the idempotency
+        keys; return the new tree's frontier."""
         head = state.head
-        raw_execute(
-            conn,
-            _UPDATE_HEAD,
-            [head.seq, head.hash, head.last_recorded_at, head.ledger_id],
-        )
-        self._grow_tree(conn, ledger, before, state.leaves, head)
+        root, note, frontier = self._grow_tree(conn, ledger, before, state.leaves, head)
+        moved = [head.seq, head.hash, head.last_recorded_at, head.ledger_id]
+        checkpoint = [head.ledger_id, head.seq, root, head.hash, note, head.last_recorded_at]
+        if conn.dialect.name == "sqlite":
+            raw_execute(conn, _UPDATE_HEAD, moved)
+            raw_execute(conn, _INSERT_CHECKPOINT, checkpoint)
+        else:  # one round trip for both
+            raw_execute(conn, _UPDATE_HEAD_AND_INSERT_CHECKPOINT, moved + checkpoint)
         if state.keyed:
             rows = []
             for request, index in state.keyed:
@@ -516,15 +535,23 @@ class Recorder:
                     )
                 )
             raw_execute_many(conn, _INSERT_IDEMPOTENCY, rows)
+        return frontier
 
     def _grow_tree(
         self, conn: Connection, ledger: str, before: _Head, leaves: Sequence[bytes], after: _Head
-    ) -> None:
-        """Store the Merkle nodes the new leaves complete, and sign the new size."""
-        frontier = load_nodes(conn, before.ledger_id, perfect_cover(0, before.seq))
+    ) -> tuple[bytes, str, dict[NodeId, bytes]]:
+        """Store the Merkle nodes the new leaves complete and sign the new size:
+        the new root, its signed note, and the new tree's frontier (its
+        perfect-cover nodes)."""
+        cached = self._frontiers.get(before.ledger_id)
+        if cached is not None and cached[0] == before.seq and cached[1] == before.hash:
+            frontier = cached[2]
+        else:
+            frontier = load_nodes(conn, before.ledger_id, perfect_cover(0, before.seq))
         created = append_leaves(before.seq, frontier, list(leaves))
         insert_nodes(conn, before.ledger_id, created)
-        root = root_from_nodes(after.seq, {**frontier, **created})
+        nodes = {**frontier, **created}
+        root = root_from_nodes(after.seq, nodes)
         note = notes.sign(
             notes.Checkpoint(
                 origin=self.checkpoint_origin(ledger),
@@ -534,11 +561,7 @@ class Recorder:
             ),
             self.signers(conn),
         )
-        raw_execute(
-            conn,
-            _INSERT_CHECKPOINT,
-            [before.ledger_id, after.seq, root, after.hash, note.to_text(), after.last_recorded_at],
-        )
+        return root, note.to_text(), {node: nodes[node] for node in perfect_cover(0, after.seq)}
 
     def _lock_head(self, conn: Connection, ledger: str) -> _Head:
         # SQLite's BEGIN IMMEDIATE already holds the only write lock.

@@ -15,6 +15,8 @@ from ledger.core.merkle import root_from_leaves, verify_consistency, verify_incl
 from ledger.core.records import Record
 from ledger.core.signing import Signer, VerifierKey, follow_rotation
 from ledger.service import LedgerService
+from ledger.store.recorder import Recorder
+from tests.conftest import ORIGIN
 from tests.storage import sample_events
 
 LEDGER = "talks"
@@ -88,6 +90,25 @@ def test_every_append_signs_a_checkpoint_of_its_tree(service: LedgerService) -> 
     assert checkpoint.head_hash == record_hash(lines[-1]) == service.get_ledger(LEDGER).head_hash
     stored = notes.verify(service.checkpoint(LEDGER, size=3), trusted(service)).checkpoint
     assert stored.tree_size == 3 and stored.head_hash == record_hash(lines[2])
+
+
+def test_two_servers_appending_in_turn_sign_the_roots_of_their_leaves(
+    service: LedgerService,
+) -> None:
+    # Each recorder remembers the frontier of the tree it last committed; the
+    # other's appends must make it read the tree again, never reuse it.
+    other = Recorder(database=service.recorder.db, origin=ORIGIN, signers=service.recorder.signers)
+    service.create_ledger(LEDGER)
+    sizes = []
+    for turn, count in enumerate([1, 2, 3, 1, 4, 5, 2, 1]):
+        writer = other if turn % 3 == 1 else service.recorder
+        writer.append(LEDGER, sample_events.drafts(count, start=turn * 10), actor="t")
+        sizes.append(service.get_ledger(LEDGER).size)
+    other.close()
+    leaves = [leaf_hash(line) for line in service.iter_records(LEDGER)]
+    for size in sizes:
+        note = notes.verify(service.checkpoint(LEDGER, size=size), trusted(service))
+        assert note.checkpoint.root == root_from_leaves(leaves[:size])
 
 
 def test_checkpoints_of_sizes_inside_a_batch_are_signed_on_demand(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -256,3 +257,26 @@ def test_migrations_run_down_and_up_again(database: Database) -> None:
     assert database.current_revision() is None
     database.migrate()
     assert database.current_revision() == head
+
+
+def test_a_group_connection_ended_by_the_server_is_replaced_unnoticed(
+    recorder: Recorder, database: Database
+) -> None:
+    # Appends keep their PostgreSQL connection between groups; one the server
+    # ended while it sat idle must not fail the next append.
+    if database.is_sqlite:
+        pytest.skip("PostgreSQL's backends")
+    recorder.append(LEDGER, [draft(1)], actor="t")
+    admin = sa.create_engine(database.url)
+    with admin.connect() as conn:
+        killed = conn.execute(
+            sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).scalar_one()
+    admin.dispose()
+    assert killed >= 1
+    time.sleep(0.2)  # the server's goodbye reaches the socket
+    recorder.append(LEDGER, [draft(2)], actor="t")
+    assert len(all_lines(recorder)) == 2
