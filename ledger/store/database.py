@@ -193,14 +193,10 @@ class Database:
             _install_sqlite_hooks(self.engine)
         # SQLite allows one writer per file; queueing writers here rather than
         # in SQLite's busy handler (which sleeps and polls) keeps latency flat.
-        self._sqlite_write_lock = threading.Lock()
-        # The one writer's connection, between transactions (held under that
-        # lock): a pool checkout and its options cost more than BEGIN itself.
-        self._sqlite_writer: Connection | None = None
-        # PostgreSQL's connection for hot transactions, between them (see begin_write).
-        self._hot_lock = threading.Lock()
-        self._hot: Connection | None = None
-        self._hot_since = 0.0
+        # Its writer keeps one connection between transactions: a pool
+        # checkout and its options cost more than BEGIN itself. On
+        # PostgreSQL, only the hot transactions share one (see begin_write).
+        self._writer = _KeptConnection()
         self._readers = threading.local()
         self._reader_connections: list[Any] = []
         self._reader_generation = 0
@@ -259,46 +255,31 @@ class Database:
         PostgreSQL they share one connection, kept between them while it is
         in use at least every ``_HOT_IDLE_SECONDS``: a pool checkout pings the
         server first, a round trip as long as a statement, once per group.
-        A connection idle for longer goes back through the pool (and its ping).
+        A connection idle for longer, or whose server ended it, is closed and
+        a new one comes from the pool (with its ping). On SQLite every write
+        shares the one writer's connection, under the write lock.
         """
+        writer = self._writer
         with translate_errors():
-            if not self.is_sqlite:
-                return self._begin_postgresql(hot=hot)
-            self._sqlite_write_lock.acquire()
+            if self.is_sqlite:
+                writer.lock.acquire()
+            elif not hot or not writer.lock.acquire(blocking=False):
+                return WriteTransaction(self.engine.connect(), lock=None)
             try:
-                connection, self._sqlite_writer = self._sqlite_writer, None
+                connection = writer.take(usable=self._reusable)
                 if connection is None:
                     connection = self.engine.connect()
-                    connection.execution_options(**{_WRITE: True})
+                    if self.is_sqlite:
+                        connection.execution_options(**{_WRITE: True})
             except BaseException:
-                self._sqlite_write_lock.release()
+                writer.lock.release()
                 raise
-            return WriteTransaction(
-                connection, lock=self._sqlite_write_lock, keep=self._keep_writer
-            )
+            return WriteTransaction(connection, lock=writer.lock, keep=writer.keep)
 
-    def _keep_writer(self, connection: Connection) -> None:
-        self._sqlite_writer = connection  # the write lock is still held
-
-    def _begin_postgresql(self, *, hot: bool) -> WriteTransaction:
-        if not hot or not self._hot_lock.acquire(blocking=False):
-            return WriteTransaction(self.engine.connect(), lock=None)
-        try:
-            connection, self._hot = self._hot, None
-            if connection is not None and (
-                time.monotonic() - self._hot_since > _HOT_IDLE_SECONDS or not _quiet(connection)
-            ):
-                connection.close()
-                connection = None
-            if connection is None:
-                connection = self.engine.connect()
-        except BaseException:
-            self._hot_lock.release()
-            raise
-        return WriteTransaction(connection, lock=self._hot_lock, keep=self._keep_hot)
-
-    def _keep_hot(self, connection: Connection) -> None:
-        self._hot, self._hot_since = connection, time.monotonic()  # the hot lock is still held
+    def _reusable(self, connection: Connection, idle: float) -> bool:
+        if self.is_sqlite:
+            return True  # a local file: nothing can end the connection under us
+        return idle <= _HOT_IDLE_SECONDS and _quiet(connection)
 
     def migrate(self, revision: str = "head") -> None:
         """Bring the schema to ``revision``; safe when several processes start at once."""
@@ -318,19 +299,37 @@ class Database:
             connection.execute(sa.text("SELECT 1"))
 
     def dispose(self) -> None:
-        with self._sqlite_write_lock:
-            writer, self._sqlite_writer = self._sqlite_writer, None
-        with self._hot_lock:
-            hot, self._hot = self._hot, None
-        for kept in (writer, hot):
-            if kept is not None:
-                kept.close()
+        with self._writer.lock:
+            kept = self._writer.take(usable=lambda _connection, _idle: True)
+        if kept is not None:
+            kept.close()
         with self._readers_lock:
             self._reader_generation += 1  # threads open new ones if used again
             connections, self._reader_connections = self._reader_connections, []
         for connection in connections:
             connection.close()
         self.engine.dispose()
+
+
+class _KeptConnection:
+    """A write connection kept between transactions; ``lock`` guards it and is
+    held by whoever uses it, from ``take`` until ``keep`` (or closing it)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._connection: Connection | None = None
+        self._since = 0.0
+
+    def take(self, *, usable: Callable[[Connection, float], bool]) -> Connection | None:
+        """The kept connection if ``usable`` (given it and its idle seconds) says so."""
+        connection, self._connection = self._connection, None
+        if connection is not None and not usable(connection, time.monotonic() - self._since):
+            connection.close()
+            return None
+        return connection
+
+    def keep(self, connection: Connection) -> None:
+        self._connection, self._since = connection, time.monotonic()
 
 
 def _quiet(connection: Connection) -> bool:
