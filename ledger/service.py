@@ -10,7 +10,6 @@ import base64
 import hashlib
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from ledger.core.times import (
     format_recorded_at,
     parse_instant,
 )
-from ledger.intake import Intake
+from ledger.intake import Intake, new_event_ids
 from ledger.keyring import KeyRing
 from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.projection import PositionsProjection
@@ -357,7 +356,7 @@ class LedgerService:
         receipts: dict[str, Receipt] = {}
         for info in self.recorder.list_ledgers():
             draft = EventDraft(
-                id=str(uuid.uuid4()),
+                id=next(new_event_ids(1)),
                 type="key.rotated",
                 occurred_at=format_occurred_at(now),
                 data=data,

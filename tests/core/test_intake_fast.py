@@ -1,9 +1,10 @@
-"""Intake's shortcuts give what the general code gives: ids as ``uuid`` makes
-them, ``occurred_at`` as ``parse_instant`` and ``format_occurred_at`` read and
+"""Intake's shortcuts give what the general code gives: ids as RFC 9562 lays
+them out, ``occurred_at`` as ``parse_instant`` and ``format_occurred_at`` read and
 store it (errors included), whether remembered or not."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
@@ -19,29 +20,48 @@ from ledger.core.times import format_occurred_at, parse_instant
 from ledger.intake import new_event_ids
 
 
+def version_7(pool: bytes, now_ms: int) -> str:
+    """What RFC 9562 makes of ``now_ms`` and 16 random bytes: the time in the
+    first 48 bits, version 7, variant 10, the other 74 bits kept."""
+    value = int.from_bytes(pool, "big")
+    value &= ~(((1 << 48) - 1) << 80) & ~(0xF << 76) & ~(0x3 << 62)
+    value |= now_ms << 80 | 7 << 76 | 0b10 << 62
+    return str(uuid.UUID(int=value))
+
+
 @settings(max_examples=300, deadline=None)
-@given(pool=st.binary(min_size=0, max_size=16 * 20).map(lambda b: b[: len(b) - len(b) % 16]))
-def test_ids_are_what_uuid_makes_of_the_same_bytes(
-    pool: bytes,
+@given(
+    pool=st.binary(min_size=0, max_size=16 * 20).map(lambda b: b[: len(b) - len(b) % 16]),
+    now_ms=st.integers(min_value=0, max_value=(1 << 48) - 1),
+)
+def test_ids_are_what_rfc_9562_makes_of_the_time_and_the_random_bytes(
+    pool: bytes, now_ms: int
 ) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(intake.os, "urandom", lambda n: pool if n == len(pool) else b"")
-        ids = list(new_event_ids(len(pool) // 16))
-    expected = [
-        str(uuid.UUID(bytes=pool[at : at + 16], version=4)) for at in range(0, len(pool), 16)
-    ]
-    assert ids == expected
+        ids = list(new_event_ids(len(pool) // 16, now_ms=now_ms))
+    assert ids == [version_7(pool[at : at + 16], now_ms) for at in range(0, len(pool), 16)]
 
 
-def test_ids_are_lowercase_version_4_uuids() -> None:
+def test_ids_are_lowercase_version_7_uuids_of_the_current_millisecond() -> None:
+    before = time.time_ns() // 1_000_000
     ids = list(new_event_ids(200))
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == 200
     for text in ids:
         assert UUID_PATTERN.match(text)
         parsed = uuid.UUID(text)
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
         assert str(parsed) == text
+        assert before <= parsed.int >> 80 <= after
+
+
+def test_ids_drawn_later_sort_later() -> None:
+    # What keeps a ledger's id index appending at its right edge.
+    earlier = list(new_event_ids(50, now_ms=1_700_000_000_000))
+    later = list(new_event_ids(50, now_ms=1_700_000_000_001))
+    assert max(earlier) < min(later)
 
 
 def test_extreme_bytes_keep_their_other_bits() -> None:
@@ -49,8 +69,9 @@ def test_extreme_bytes_keep_their_other_bits() -> None:
         pool = byte * 16
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(intake.os, "urandom", lambda n, pool=pool: pool)
-            (text,) = new_event_ids(1)
-        assert text == str(uuid.UUID(bytes=pool, version=4))
+            (text,) = new_event_ids(1, now_ms=0xA1B2C3D4E5F6)
+        assert text == version_7(pool, 0xA1B2C3D4E5F6)
+        assert text.startswith("a1b2c3d4-e5f6-7")
 
 
 def reference(text: object) -> object:
