@@ -390,7 +390,13 @@ def raw_execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[
         cursor.close()
 
 
-def raw_execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+def raw_execute_many(
+    conn: Connection,
+    sql: str,
+    rows: Sequence[Sequence[Any]],
+    *,
+    pg_types: Sequence[str] | None = None,
+) -> None:
     """An ``INSERT INTO t (a, b) VALUES (?, ?)`` of many rows on the DBAPI cursor
     (see ``raw_execute``).
 
@@ -398,7 +404,10 @@ def raw_execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) 
     ``executemany`` sends one statement per row through its pipeline, ~0.1 ms
     of Python each: 150 ms for the three tables of a 500-event batch; a
     multi-row ``VALUES`` list spent as long parsing its placeholders. So on
-    PostgreSQL the rows go by ``COPY ... FROM STDIN``.
+    PostgreSQL the rows go by ``COPY ... FROM STDIN``, in binary when
+    ``pg_types`` names the columns' PostgreSQL types: a record's canonical
+    bytes then travel as themselves rather than as hex text that both sides
+    convert (500 records: 2.4 ms of client CPU and 1 ms of server time less).
     """
     if not rows:
         return
@@ -407,8 +416,11 @@ def raw_execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) 
         if conn.dialect.name == "sqlite":
             cursor.executemany(sql, [tuple(row) for row in rows])
             return
-        head = sql.partition(" VALUES ")[0]
-        with cursor.copy(f"COPY {head.removeprefix('INSERT INTO ')} FROM STDIN") as copy:
+        target = sql.partition(" VALUES ")[0].removeprefix("INSERT INTO ")
+        binary = " (FORMAT BINARY)" if pg_types is not None else ""
+        with cursor.copy(f"COPY {target} FROM STDIN{binary}") as copy:
+            if pg_types is not None:
+                copy.set_types(list(pg_types))
             for row in rows:
                 copy.write_row(row)
     finally:

@@ -1,4 +1,9 @@
-"""SQLAlchemy Core tables, mirroring ``migrations/`` (which alone creates them)."""
+"""SQLAlchemy Core tables, mirroring ``migrations/`` (which alone creates them).
+
+One difference: on PostgreSQL, ``records``, ``tree_nodes`` and
+``position_versions`` carry no foreign key to ``ledgers`` (migration 0006
+says why); the ``ForeignKey`` below documents the relation on both.
+"""
 
 from __future__ import annotations
 

@@ -52,5 +52,8 @@ def load_nodes(conn: Connection, ledger_id: int, node_ids: Iterable[NodeId]) -> 
 
 def insert_nodes(conn: Connection, ledger_id: int, nodes: Mapping[NodeId, bytes]) -> None:
     raw_execute_many(
-        conn, _INSERT_NODE, [(ledger_id, node_key(node), digest) for node, digest in nodes.items()]
+        conn,
+        _INSERT_NODE,
+        [(ledger_id, node_key(node), digest) for node, digest in nodes.items()],
+        pg_types=("int4", "int8", "bytea"),
     )
