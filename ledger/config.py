@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     body_timeout: float = Field(
         default=30.0, gt=0, description="Seconds a client may take to send a request body (408)."
     )
+    intake_worker: bool = Field(
+        default=True,
+        description="Parse append bodies over 64 KiB in a worker process (the second core); "
+        "false: in a thread of the server.",
+    )
     audit_log: Path | None = Field(
         default=None, description="File for the JSON-lines audit log; default: standard error."
     )

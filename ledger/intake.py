@@ -13,6 +13,7 @@ random read per body (``new_event_ids``, time-ordered).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,6 +29,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
+from ledger.core.canonical import canonical_bytes
 from ledger.core.errors import InvalidEvent
 from ledger.core.jsonvalues import format_path, loads_strict
 from ledger.core.records import SERVER_MEMBERS, EventDraft, Record
@@ -103,6 +105,18 @@ class ParsedBody:
     drafts: list[EventDraft]
     is_batch: bool
     value: Any
+    # ``request_sha256()``, when it was worked out where ``value`` was (a
+    # worker process of ``ledger.intakepool``, which sends no value back).
+    known_sha256: str | None = None
+
+    def request_sha256(self) -> str:
+        """SHA-256 of the body's canonical form (the Idempotency-Key's request):
+        the same events serialized differently are the same request."""
+        if self.known_sha256 is not None:
+            return self.known_sha256
+        if self.value is None:  # no body is null: this one was parsed elsewhere
+            raise ValueError("the body's value was not kept; ask for its hash when parsing")
+        return hashlib.sha256(canonical_bytes(self.value)).hexdigest()
 
 
 def _allowed_members(error: ValidationError) -> set[str]:

@@ -7,7 +7,6 @@ file passes exactly the checks of an event posted over HTTP.
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ledger.core.canonical import canonical_bytes
 from ledger.core.errors import (
     Conflict,
     IdempotencyInFlight,
@@ -31,7 +29,7 @@ from ledger.core.times import (
     format_recorded_at,
     parse_instant,
 )
-from ledger.intake import Intake, new_event_ids
+from ledger.intake import Intake, ParsedBody, new_event_ids
 from ledger.keyring import KeyRing
 from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.projection import PositionsProjection
@@ -130,11 +128,13 @@ class LedgerService:
         idempotency_key: str | None = None,
         expected_seq: int | None = None,
         authorize: Callable[[Sequence[EventDraft]], None] | None = None,
+        parsed: ParsedBody | None = None,
     ) -> PreparedAppend:
         """Validate a posted body (pure CPU): what ``append`` then commits.
 
         ``authorize`` sees the parsed events before anything is written, and
-        refuses by raising (a token limited to one party, say).
+        refuses by raising (a token limited to one party, say). ``parsed``:
+        what ``Intake.parse`` made of ``body`` elsewhere (``ledger.intakepool``).
         """
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidParameter(
@@ -142,13 +142,11 @@ class LedgerService:
             )
         if expected_seq is not None and expected_seq < 0:
             raise InvalidParameter("must be >= 0", field="expected_seq")
-        parsed = self.intake.parse(body)
+        if parsed is None:
+            parsed = self.intake.parse(body)
         if authorize is not None:
             authorize(parsed.drafts)
-        request_sha256 = None
-        if idempotency_key is not None:
-            # Hash the canonical form: the same events re-serialized are the same request.
-            request_sha256 = hashlib.sha256(canonical_bytes(parsed.value)).hexdigest()
+        request_sha256 = parsed.request_sha256() if idempotency_key is not None else None
         request = AppendRequest.build(
             ledger,
             parsed.drafts,

@@ -18,6 +18,7 @@ from ledger.api.problems import install_problem_handlers
 from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
 from ledger.config import Settings
 from ledger.intake import EventSchemas
+from ledger.intakepool import IntakePool
 from ledger.runtime import Runtime
 
 __all__ = ["LedgerApp", "create_app"]
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         failures = settings.auth_failures_per_minute
         app.state.auth_failures = RateLimiter(rate=failures / 60, burst=failures)
         app.state.ledger_visibility = {}
+        intake_pool = IntakePool(max_batch=settings.max_batch) if settings.intake_worker else None
+        app.state.intake_pool = intake_pool
         configure_audit_log(settings.audit_log)
         if settings.auth == "off":
             logger.warning("authentication is off: anyone can append, as 'anonymous'")
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         try:
             yield
         finally:
+            if intake_pool is not None:
+                intake_pool.close()
             runtime.close()
 
     app = LedgerApp(

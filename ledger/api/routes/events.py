@@ -20,6 +20,7 @@ from ledger.api.openapi import PROBLEMS, append_request_body
 from ledger.api.routes.log import inclusion_json
 from ledger.config import Settings
 from ledger.core.errors import InvalidParameter
+from ledger.intakepool import POOL_BODY_BYTES, IntakePool
 from ledger.service import LedgerService
 
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
@@ -45,10 +46,11 @@ _RECEIPTS = {
 # so it must not also run the router-wide ``ledger_reader`` dependency.
 append_router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
 
-# Bodies up to this size are validated on the event loop (a 500-event batch,
-# ~250 KB, takes a few ms); larger ones in a worker thread, so one huge batch
-# does not hold up every other request while it is parsed.
-_INLINE_BODY_BYTES = 64 * 1024
+# Bodies up to this size are validated on the event loop; larger ones (a
+# 500-event batch is ~250 KB) in the intake worker process when there is one
+# (``ledger.intakepool``), else in a worker thread, so one huge batch does not
+# hold up every other request while it is parsed.
+_INLINE_BODY_BYTES = POOL_BODY_BYTES
 
 _APPEND_PARAMETERS = [
     {
@@ -118,16 +120,23 @@ async def append_events(request: Request) -> Response:
     body = await read_json_body(
         request, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout
     )
+    idempotency_key = request.headers.get("idempotency-key")
+    parsed = None
+    inline = len(body) <= _INLINE_BODY_BYTES
+    pool: IntakePool | None = getattr(state, "intake_pool", None)
+    if not inline and pool is not None:
+        parsed = await pool.parse(body, with_sha256=idempotency_key is not None)
     prepare = functools.partial(
         service.prepare_append,
         ledger,
         body,
         actor=principal.name,
-        idempotency_key=request.headers.get("idempotency-key"),
+        idempotency_key=idempotency_key,
         expected_seq=expected_seq,
         authorize=lambda drafts: principal.require_append(ledger, [d.party for d in drafts]),
+        parsed=parsed,
     )
-    prepared = prepare() if len(body) <= _INLINE_BODY_BYTES else await run_in_threadpool(prepare)
+    prepared = prepare() if inline or parsed is not None else await run_in_threadpool(prepare)
     outcome = await service.commit_append(prepared)
     receipts = [r.to_dict() for r in outcome.result.receipts]
     request.state.audit_seq = (
