@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 from ledger.core.chain import verify_chain
 from ledger.core.records import Record
 from ledger.core.times import RECORDED_AT_PATTERN
+from ledger.store.recorder import Receipt
 from tests.api.conftest import ANY, assert_problem
 from tests.conftest import position
 
@@ -115,6 +116,17 @@ def test_an_appended_event_gets_a_receipt_and_a_location(client: TestClient) -> 
     assert RECORDED_AT_PATTERN.match(receipt["recorded_at"])
     assert response.headers["location"] == f"{EVENTS}/1"
     assert head(client) == {"size": 1, "head_hash": receipt["hash"]}
+
+
+def test_receipts_are_written_member_for_member_as_receipt_to_dict(client: TestClient) -> None:
+    create_ledger(client, LEDGER)
+    single = client.post(EVENTS, json=position())
+    batch = client.post(EVENTS, json=[position(), position(party="UA")])
+    for raw in (single.json(), *batch.json()):
+        receipt = Receipt(**raw)
+        # Same members, same values, same order: the body is the receipt.
+        assert list(raw.items()) == list(receipt.to_dict().items())
+    assert batch.json()[1]["tree_size"] == 3
 
 
 def test_the_receipt_hash_is_the_sha256_of_the_records_canonical_bytes(client: TestClient) -> None:

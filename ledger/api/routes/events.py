@@ -138,13 +138,15 @@ async def append_events(request: Request) -> Response:
     )
     prepared = prepare() if inline or parsed is not None else await run_in_threadpool(prepare)
     outcome = await service.commit_append(prepared)
-    receipts = [r.to_dict() for r in outcome.result.receipts]
+    # orjson writes the Receipt dataclasses themselves, members in field
+    # order: what Receipt.to_dict gives, without a dict per receipt.
+    receipts = outcome.result.receipts
     request.state.audit_seq = (
-        receipts[0]["seq"] if len(receipts) == 1 else f"{receipts[0]['seq']}-{receipts[-1]['seq']}"
+        receipts[0].seq if len(receipts) == 1 else f"{receipts[0].seq}-{receipts[-1].seq}"
     )
     headers = {}
     if not outcome.is_batch:
-        headers["Location"] = f"/v1/ledgers/{ledger}/events/{receipts[0]['seq']}"
+        headers["Location"] = f"/v1/ledgers/{ledger}/events/{receipts[0].seq}"
     if outcome.result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(
