@@ -203,12 +203,29 @@ def read_cell(stored: str | bytes | None, canonical: bytes | memoryview | None) 
     return cell_of(Record.from_dict(orjson.loads(bytes(canonical)))).to_dict()
 
 
+_INSERT_FIRST_VERSION = _VERSION_COLUMNS + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_FIRST_VERSION_PG_TYPES = ("int4", "int8", "int8", "int8", *["varchar"] * 4, "text")
+
+
 class _VersionWriter:
-    """Collects version rows and new cells of one append; writes them in bulk."""
+    """Collects version rows and new cells of one append; writes them in bulk.
+
+    First versions are what ``_insert_first_versions`` derives from the
+    records. SQLite derives them itself, in C. PostgreSQL is sent the rows,
+    which Python has at hand (``add`` works out the claimant for the cell
+    anyway), rather than reading back the records just written: under 32
+    clients of single appends that statement took 1.4 ms of server time per
+    group (p50; 0.2 ms run alone) and was the longest of the group. With
+    the rows sent instead, the server took 45% more appends a second. The
+    rebuild still derives them in SQL, and a test holds the two equal.
+    """
 
     def __init__(self, conn: Connection, ledger_id: int) -> None:
         self.conn = conn
         self.ledger_id = ledger_id
+        self._sqlite = conn.dialect.name == "sqlite"
+        # PostgreSQL: the first-version rows themselves.
+        self.first_versions: list[tuple[int, int, int, None, str, str, str, str, None]] = []
         self.versions: list[dict[str, Any]] = []
         self.new_cells: list[dict[str, Any]] = []
         self._cells: set[tuple[str, str, str]] | None = None
@@ -229,7 +246,21 @@ class _VersionWriter:
         claimant = claimant_of(record) or ""
         block = mark_block(known_from)
         self.blocks[block] = max(self.blocks.get(block, ""), record.occurred_at)
-        if known_from == record.seq:
+        if known_from == record.seq and not self._sqlite:
+            self.first_versions.append(
+                (
+                    self.ledger_id,
+                    record.seq,
+                    record.seq,
+                    None,
+                    record.party,
+                    record.topic,
+                    claimant,
+                    record.occurred_at,
+                    None,
+                )
+            )
+        elif known_from == record.seq:
             if self._first is None:
                 self._first = record.seq
             self._last = record.seq
@@ -264,6 +295,14 @@ class _VersionWriter:
         if self._first is not None:
             _insert_first_versions(self.conn, self.ledger_id, self._first, self._last)
             self._first = None
+        if self.first_versions:
+            raw_execute_many(
+                self.conn,
+                _INSERT_FIRST_VERSION,
+                self.first_versions,
+                pg_types=_FIRST_VERSION_PG_TYPES,
+            )
+            self.first_versions = []
         if self.versions:
             self.conn.execute(position_versions.insert(), self.versions)
             self.versions = []
