@@ -27,7 +27,10 @@ import asyncio
 import hashlib
 import logging
 import multiprocessing
+import os
+import select
 import threading
+import time
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from typing import Any
 
@@ -55,9 +58,36 @@ _Answer = tuple[bool, list[_Event], str | None]
 _worker_intake: Intake | None = None
 
 
-def _start_worker(max_batch: int) -> None:
+def _start_worker(max_batch: int, server_pid: int) -> None:
     global _worker_intake
     _worker_intake = Intake(schemas=EventSchemas.bundled(), max_batch=max_batch)
+    threading.Thread(target=_end_with, args=(server_pid,), daemon=True).start()
+
+
+def _end_with(server_pid: int) -> None:
+    """End the worker when the server ends, however it ends.
+
+    A server killed outright (SIGKILL, OOM) leaves its worker waiting on a
+    task queue whose pipe the worker itself holds open at both ends, so it
+    would wait forever, and keep its forkserver alive with it. A pidfd is
+    readable once its process has ended; where there is none (Linux < 5.3),
+    the pid is polled.
+    """
+    try:
+        pidfd = os.pidfd_open(server_pid)
+    except ProcessLookupError:
+        os._exit(0)
+    except OSError:
+        while True:
+            time.sleep(1.0)
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # alive, under another user
+                continue
+    select.select([pidfd], [], [])
+    os._exit(0)
 
 
 def _parse_in_worker(body: bytes, with_sha256: bool) -> _Answer | None:
@@ -130,7 +160,7 @@ class IntakePool:
                 max_workers=1,
                 mp_context=multiprocessing.get_context("forkserver"),
                 initializer=_start_worker,
-                initargs=(self._max_batch,),
+                initargs=(self._max_batch, os.getpid()),
             )
             self._executor.submit(_ready)
             return None
