@@ -204,7 +204,6 @@ def read_cell(stored: str | bytes | None, canonical: bytes | memoryview | None) 
 
 
 _INSERT_FIRST_VERSION = _VERSION_COLUMNS + "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_FIRST_VERSION_PG_TYPES = ("int4", "int8", "int8", "int8", *["varchar"] * 4, "text")
 
 
 class _VersionWriter:
@@ -246,24 +245,13 @@ class _VersionWriter:
         claimant = claimant_of(record) or ""
         block = mark_block(known_from)
         self.blocks[block] = max(self.blocks.get(block, ""), record.occurred_at)
-        if known_from == record.seq and not self._sqlite:
-            self.first_versions.append(
-                (
-                    self.ledger_id,
-                    record.seq,
-                    record.seq,
-                    None,
-                    record.party,
-                    record.topic,
-                    claimant,
-                    record.occurred_at,
-                    None,
-                )
-            )
-        elif known_from == record.seq:
+        if known_from == record.seq and self._sqlite:
             if self._first is None:
                 self._first = record.seq
             self._last = record.seq
+        elif known_from == record.seq:  # PostgreSQL: the row itself (see the class)
+            row = (self.ledger_id, record.seq, record.seq, None, record.party, record.topic)
+            self.first_versions.append((*row, claimant, record.occurred_at, None))
         else:  # a corrected version: built here, from the corrected record
             self.versions.append(
                 {
@@ -300,7 +288,7 @@ class _VersionWriter:
                 self.conn,
                 _INSERT_FIRST_VERSION,
                 self.first_versions,
-                pg_types=_FIRST_VERSION_PG_TYPES,
+                table=position_versions,
             )
             self.first_versions = []
         if self.versions:

@@ -48,7 +48,7 @@ from ledger.store.database import (
 )
 from ledger.store.groupcommit import GroupCommitter
 from ledger.store.rawread import RawReader, raw_read
-from ledger.store.tables import ledgers
+from ledger.store.tables import idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, load_nodes
 
 __all__ = ["AppendRequest", "AppendResult", "LedgerInfo", "Receipt", "Recorder"]
@@ -228,7 +228,6 @@ _RECORD_COLUMNS = (
     "record_hash",
     "canonical",
 )
-_RECORD_PG_TYPES = ("int4", "int8", *["varchar"] * 7, "bytea")
 _INSERT_RECORD = (
     f"INSERT INTO records ({', '.join(_RECORD_COLUMNS)})"
     f" VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})"
@@ -244,7 +243,6 @@ _UPDATE_HEAD_AND_INSERT_CHECKPOINT = f"WITH moved AS ({_UPDATE_HEAD}) " + _INSER
 _SELECT_IDEMPOTENCY = (
     "SELECT request_sha256, response FROM idempotency_keys WHERE ledger_id = ? AND key = ?"
 )
-_IDEMPOTENCY_PG_TYPES = ("int4", "varchar", "varchar", "text", "varchar")
 _INSERT_IDEMPOTENCY = (
     "INSERT INTO idempotency_keys (ledger_id, key, request_sha256, response, created_at)"
     " VALUES (?, ?, ?, ?, ?)"
@@ -500,7 +498,7 @@ class Recorder:
             state.rows, state.sealed = [], []
 
     def _insert_records(self, conn: Connection, rows: Sequence[_RecordRow]) -> None:
-        raw_execute_many(conn, _INSERT_RECORD, rows, pg_types=_RECORD_PG_TYPES)
+        raw_execute_many(conn, _INSERT_RECORD, rows, table=records)
 
     def _finish(
         self,
@@ -536,7 +534,7 @@ class Recorder:
                         head.last_recorded_at,
                     )
                 )
-            raw_execute_many(conn, _INSERT_IDEMPOTENCY, rows, pg_types=_IDEMPOTENCY_PG_TYPES)
+            raw_execute_many(conn, _INSERT_IDEMPOTENCY, rows, table=idempotency_keys)
         return frontier
 
     def _grow_tree(

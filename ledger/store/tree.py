@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.core.merkle import NodeId
 from ledger.store.database import raw_execute, raw_execute_many
+from ledger.store.tables import tree_nodes
 
 __all__ = ["insert_nodes", "load_nodes", "node_id", "node_key"]
 
@@ -55,5 +56,5 @@ def insert_nodes(conn: Connection, ledger_id: int, nodes: Mapping[NodeId, bytes]
         conn,
         _INSERT_NODE,
         [(ledger_id, node_key(node), digest) for node, digest in nodes.items()],
-        pg_types=("int4", "int8", "bytea"),
+        table=tree_nodes,
     )

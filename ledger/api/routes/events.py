@@ -46,11 +46,6 @@ _RECEIPTS = {
 # so it must not also run the router-wide ``ledger_reader`` dependency.
 append_router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
 
-# Bodies up to this size are validated on the event loop; larger ones (a
-# 500-event batch is ~250 KB) in the intake worker process when there is one
-# (``ledger.intakepool``), else in a worker thread, so one huge batch does not
-# hold up every other request while it is parsed.
-_INLINE_BODY_BYTES = POOL_BODY_BYTES
 
 _APPEND_PARAMETERS = [
     {
@@ -122,7 +117,10 @@ async def append_events(request: Request) -> Response:
     )
     idempotency_key = request.headers.get("idempotency-key")
     parsed = None
-    inline = len(body) <= _INLINE_BODY_BYTES
+    # Small bodies are validated on the event loop; larger ones (a 500-event
+    # batch is ~250 KB) in the intake worker process when there is one, else
+    # in a thread, so one huge batch does not hold up every other request.
+    inline = len(body) <= POOL_BODY_BYTES
     pool: IntakePool | None = getattr(state, "intake_pool", None)
     if not inline and pool is not None:
         parsed = await pool.parse(body, with_sha256=idempotency_key is not None)
