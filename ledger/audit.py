@@ -3,9 +3,11 @@
 The records are walked in seq order through the same ``LogVerifier`` the
 offline client uses (SPEC §5 steps 2-4), and every derived row is compared
 with what the records give: each record's stored ``record_hash``, every stored
-Merkle node (``ledger.store.tree``), every stored checkpoint (a signed note
-that must be by a registered key and name the recomputed root and head), and
-the ledger's head row. Memory stays ``O(log n)`` plus one page of records.
+Merkle node (``ledger.store.tree`` keeps levels 4 and up; lower ones are hashed
+from the records whenever needed, so there is nothing stored to compare),
+every stored checkpoint (a signed note that must be by a registered key and
+name the recomputed root and head), and the ledger's head row. Memory stays
+``O(log n)`` plus one page of records.
 
 An operator runs this to learn whether someone with database access edited
 rows behind the append-only triggers; the first fault is named by its seq.
@@ -30,6 +32,7 @@ from ledger.core.verification import LogVerifier, VerificationReport, check_chec
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.auditread import AuditReader, StoredCheckpoint
+from ledger.store.tree import is_stored, stored_node_count
 
 __all__ = ["audit_ledger"]
 
@@ -45,7 +48,8 @@ class _PendingNodes:
     computed: dict[NodeId, bytes] = field(default_factory=dict)
 
     def add(self, node: NodeId, digest: bytes) -> None:
-        self.computed[node] = digest
+        if is_stored(node):
+            self.computed[node] = digest
 
 
 def audit_ledger(
@@ -72,7 +76,7 @@ def audit_ledger(
             raise ChainBroken(
                 "the ledger's head row is not the last record", seq=log.last_seq or None
             )
-        expected_nodes = 2 * log.last_seq - log.last_seq.bit_count()
+        expected_nodes = stored_node_count(log.last_seq)
         held = reader.node_count(stored.ledger_id)
         if held != expected_nodes:
             raise ProofInvalid(

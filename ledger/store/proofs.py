@@ -1,8 +1,9 @@
 """Reads of the verifiable log: roots, proofs and checkpoints of any size.
 
-Each answer costs one query for the ledger row and one for the O(log n)
-stored nodes it needs (planned by ``ledger.core.merkle``), whatever the size
-of the ledger.
+Each answer costs one query for the ledger row, one for the O(log n) stored
+nodes it needs (planned by ``ledger.core.merkle``) and one range read of at
+most 16 records per block of 16 leaves whose lower nodes it needs
+(``ledger.store.tree``), whatever the size of the ledger.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ledger.core.merkle import (
 )
 from ledger.store.rawread import RawReader, raw_read
 from ledger.store.recorder import Recorder
-from ledger.store.tree import node_id, node_key
+from ledger.store.tree import load_nodes_with
 
 __all__ = ["ConsistencyProof", "InclusionProof", "LogReader"]
 
@@ -35,15 +36,7 @@ _SELECT_RECORD_HASH = "SELECT record_hash FROM records WHERE ledger_id = ? AND s
 
 
 def _load_nodes(reader: RawReader, ledger_id: int, nodes: Iterable[NodeId]) -> dict[NodeId, bytes]:
-    keys = sorted({node_key(node) for node in nodes})
-    if not keys:
-        return {}
-    marks = ",".join("?" * len(keys))
-    rows = reader.all(
-        f"SELECT node_key, hash FROM tree_nodes WHERE ledger_id = ? AND node_key IN ({marks})",
-        [ledger_id, *keys],
-    )
-    return {node_id(key): bytes(digest) for key, digest in rows}
+    return load_nodes_with(reader.all, ledger_id, nodes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from ledger.audit import audit_ledger
 from ledger.core.hashing import record_hash
 from ledger.runtime import Runtime
+from ledger.store.tree import node_key
 from tests.storage import sample_events
 
 LEDGER = "audited"
@@ -89,15 +90,16 @@ def test_an_edited_record_with_its_hash_column_is_named(filled: Runtime) -> None
 
 
 def test_an_edited_tree_node_is_found(filled: Runtime) -> None:
-    # Level 0, index 6: the leaf of seq 7.
+    # Level 4, index 0: the node over seq 1-16 (the lowest level stored).
     execute(
         filled,
         "tree_nodes",
-        "UPDATE tree_nodes SET hash = :h WHERE node_key = 6",
+        "UPDATE tree_nodes SET hash = :h WHERE node_key = :k",
         h=bytes(32),
+        k=node_key((4, 0)),
     )
     report = audit_ledger(filled, LEDGER)
-    assert not report.valid and report.failure_seq == 7 and "tree node" in str(report.reason)
+    assert not report.valid and report.failure_seq == 1 and "tree node" in str(report.reason)
 
 
 def test_an_edited_checkpoint_is_found(filled: Runtime) -> None:

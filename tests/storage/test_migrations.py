@@ -5,7 +5,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import command
 
+from ledger.audit import audit_ledger
+from ledger.core.hashing import leaf_hash
+from ledger.core.merkle import root_from_leaves
+from ledger.runtime import Runtime
 from ledger.store.database import Database, alembic_config
+from ledger.store.tree import is_stored, node_id, node_key, stored_node_count
+from tests.storage import sample_events
 
 CANONICAL = b'{"seq":1}'
 
@@ -84,3 +90,46 @@ def test_rows_every_append_writes_skip_postgresqls_per_row_reference_check(
             assert not _ledger_references(database)["records"]
     finally:
         database.dispose()
+
+
+def _nodes(database: Database) -> dict[int, bytes]:
+    with database.read() as conn:
+        rows = conn.execute(sa.text("SELECT node_key, hash FROM tree_nodes")).all()
+    return {int(key): bytes(digest) for key, digest in rows}
+
+
+def _every_perfect_node(lines: list[bytes]) -> dict[int, bytes]:
+    """What revision 0006 stored: every perfect subtree of the tree, level 0 up."""
+    leaves = [leaf_hash(line) for line in lines]
+    nodes = {}
+    for level in range(len(leaves).bit_length()):
+        width = 1 << level
+        for index in range(len(leaves) >> level):
+            nodes[node_key((level, index))] = root_from_leaves(
+                leaves[index * width : (index + 1) * width]
+            )
+    return nodes
+
+
+def test_tree_nodes_below_level_4_are_dropped_and_the_downgrade_hashes_them_back(
+    runtime: Runtime,
+) -> None:
+    lines = sample_events.fill(runtime.service, "sparse", [1, 16, 20, 13])
+    every = _every_perfect_node(lines)
+    assert _nodes(runtime.database) == {k: h for k, h in every.items() if is_stored(node_id(k))}
+    # Three nodes over 16 leaves, one over 32.
+    assert len(_nodes(runtime.database)) == stored_node_count(len(lines)) == 4
+
+    with runtime.database.write() as conn:
+        command.downgrade(alembic_config(conn), "0006")
+    assert _nodes(runtime.database) == every
+
+    runtime.database.migrate("head")
+    assert _nodes(runtime.database) == {k: h for k, h in every.items() if is_stored(node_id(k))}
+    assert audit_ledger(runtime, "sparse").valid
+    # The recorder's cached frontier and the reads agree with what was migrated.
+    runtime.service.recorder.append("sparse", sample_events.drafts(3, start=50), actor="t")
+    assert audit_ledger(runtime, "sparse").valid
+    lines = list(runtime.service.iter_records("sparse"))
+    proof = runtime.service.inclusion("sparse", seq=7, tree_size=None)
+    assert proof.root == root_from_leaves([leaf_hash(line) for line in lines])
