@@ -316,6 +316,11 @@ def verify_server(
         key_name=signer.name,
     )
     remembered = _read_state(state, key, ledger) if state is not None else None
+    # A checkpoint that does not extend the remembered one fails the run, but
+    # the records are walked all the same: an edited record also breaks the
+    # server's proof (it hashes low subtrees from the records), and the walk
+    # names it by its seq.
+    fork: VerificationError | None = None
     if remembered is not None:
         size1, size2 = remembered.checkpoint.tree_size, checkpoint.tree_size
         proof = None
@@ -324,7 +329,7 @@ def verify_server(
         try:
             check_consistency(remembered, note, proof)
         except VerificationError as e:
-            return started.failed(e)
+            fork = e
     sizes = {checkpoint.tree_size}
     if remembered is not None:
         sizes.add(remembered.checkpoint.tree_size)
@@ -350,7 +355,12 @@ def verify_server(
                     f"{old.tree_size}"
                 )
     except VerificationError as e:
-        return dataclasses.replace(started, count=log.count).failed(e)
+        failed = dataclasses.replace(started, count=log.count).failed(e)
+        if fork is None:
+            return failed
+        return dataclasses.replace(failed, reason=f"{failed.reason}; and {fork.reason}")
+    if fork is not None:
+        return dataclasses.replace(started, count=log.count).failed(fork)
     report = VerificationReport(
         valid=True,
         ledger=ledger,

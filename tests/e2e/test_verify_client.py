@@ -221,10 +221,11 @@ def test_a_failed_run_leaves_the_state_file_alone(
     append(server, 2)
     tamper(database_url, 4, b'"stance":"reject"', b'"stance":"support"')
     code, result = verify(server, capsys, "--state", str(state))
-    # Record 4 is a leaf of a subtree the server hashes from the records (only
-    # nodes over 16 leaves and more are stored), so the edit changes the tree
-    # it proves: the run fails at once, against the remembered checkpoint.
-    assert code == 1 and "not an extension of the remembered 10" in str(result["reason"])
+    assert code == 1 and result["seq"] == 4
+    # Record 4 is a leaf of a subtree the server hashes from the records (it
+    # stores only nodes over 16 leaves and more), so the edit also changes the
+    # tree it proves: the report says both.
+    assert "not an extension of the remembered 10" in str(result["reason"])
     assert state.read_text() == remembered
 
 
