@@ -14,7 +14,7 @@ from ledger.core.errors import NotFound
 from ledger.core.merkle import NodeId
 from ledger.store.database import Database
 from ledger.store.rawread import raw_read
-from ledger.store.tree import node_id, node_key
+from ledger.store.tree import load_nodes_with
 
 __all__ = ["AuditReader", "StoredCheckpoint", "StoredLedger", "StoredRecord"]
 
@@ -89,18 +89,13 @@ class AuditReader:
             after = int(rows[-1][0])
 
     def nodes(self, ledger_id: int, wanted: Iterable[NodeId]) -> dict[NodeId, bytes]:
-        keys = sorted({node_key(node) for node in wanted})
+        nodes = sorted(set(wanted))
         found: dict[NodeId, bytes] = {}
         with raw_read(self.db) as reader:
-            for start in range(0, len(keys), _KEYS_PER_QUERY):
-                chunk = keys[start : start + _KEYS_PER_QUERY]
-                marks = ",".join("?" * len(chunk))
-                rows = reader.all(
-                    "SELECT node_key, hash FROM tree_nodes "
-                    f"WHERE ledger_id = ? AND node_key IN ({marks})",
-                    [ledger_id, *chunk],
+            for start in range(0, len(nodes), _KEYS_PER_QUERY):
+                found.update(
+                    load_nodes_with(reader.all, ledger_id, nodes[start : start + _KEYS_PER_QUERY])
                 )
-                found.update((node_id(int(key)), bytes(digest)) for key, digest in rows)
         return found
 
     def node_count(self, ledger_id: int) -> int:

@@ -91,10 +91,9 @@ def load_nodes_with(
             query, ledger_id, {(index << level) // _BLOCK for level, index in low}
         )
         for level, index in low:
-            first = index << level
-            hashes = [leaves.get(leaf) for leaf in range(first, first + (1 << level))]
-            if all(digest is not None for digest in hashes):
-                found[(level, index)] = root_from_leaves(hashes)  # type: ignore[arg-type]
+            span = range(index << level, (index + 1) << level)
+            if all(leaf in leaves for leaf in span):
+                found[(level, index)] = root_from_leaves([leaves[leaf] for leaf in span])
     return found
 
 
@@ -118,10 +117,6 @@ def insert_nodes(conn: Connection, ledger_id: int, nodes: Mapping[NodeId, bytes]
     raw_execute_many(
         conn,
         _INSERT_NODE,
-        [
-            (ledger_id, level << _LEVEL_SHIFT | index, digest)
-            for (level, index), digest in nodes.items()
-            if level >= STORED_LEVEL
-        ],
+        [(ledger_id, node_key(node), digest) for node, digest in nodes.items() if is_stored(node)],
         table=tree_nodes,
     )
