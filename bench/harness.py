@@ -114,7 +114,7 @@ def timed(fn: Callable[[], object], repeat: int) -> list[float]:
 
 def drafts(count: int, *, start: int = 0) -> list[EventDraft]:
     return [
-        EventDraft(
+        EventDraft.of(
             id=str(uuid.uuid4()),
             type="position.stated",
             occurred_at="2025-02-24T00:00:00Z",

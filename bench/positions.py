@@ -105,7 +105,7 @@ class NegotiationGenerator:
 
     @staticmethod
     def _draft(kind: str, when: int, *, data: dict[str, Any], **members: Any) -> EventDraft:
-        return EventDraft(
+        return EventDraft.of(
             id=str(uuid.uuid4()), type=kind, occurred_at=day_text(when), data=data, **members
         )
 

@@ -79,7 +79,7 @@ def build_bundle(path: Path, size: int, signer: Signer) -> None:
     prev = GENESIS_PREV
     with records_path.open("wb") as out, console.status(f"building a {size:,}-record bundle"):
         for n in range(size):
-            record = EventDraft(
+            record = EventDraft.of(
                 id=str(uuid.UUID(int=n + 1, version=4)),
                 type="position.stated",
                 occurred_at="2025-02-24T00:00:00Z",

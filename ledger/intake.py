@@ -348,7 +348,7 @@ class Intake:
                 "lies more than 5 minutes in the future", field=_field(index, "occurred_at")
             )
         client_id = event.get("id")
-        return EventDraft(
+        return EventDraft.of(
             id=client_id or next(ids or new_event_ids(1)),
             id_assigned=not client_id,
             type=event_type,

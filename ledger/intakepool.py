@@ -8,11 +8,11 @@ fifth of that work and needs nothing from the server, so bodies larger than
 ``POOL_BODY_BYTES`` go to one worker process instead of a thread.
 
 The worker sends back each event's fields, with ``data`` and ``source`` as
-their canonical JSON bytes: unpickling those costs ~0.2 us an event where the
-dicts themselves cost 2.3 us, and reading them back with orjson ~0.6 us.
-Canonical JSON of a value ``loads_strict`` accepted reads back to an equal
-value of the same types, so the drafts are the ones ``Intake.parse`` would
-have made (ids aside, which are drawn afresh: the body brought none).
+the canonical JSON bytes an ``EventDraft`` holds them as anyway: unpickling
+those costs ~0.2 us an event where the dicts themselves cost 2.3 us, and
+the server never decodes them (the recorder splices them into the record's
+canonical bytes). So the drafts are the ones ``Intake.parse`` would have
+made (ids aside, which are drawn afresh: the body brought none).
 
 A refusal is not carried back. The worker answers ``None``, and the body is
 parsed again in the server, so the error is exactly the one ``Intake.parse``
@@ -34,9 +34,7 @@ import time
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from typing import Any
 
-import orjson
-
-from ledger.core.canonical import canonical_bytes, canonical_bytes_of_strict
+from ledger.core.canonical import canonical_bytes
 from ledger.core.errors import LedgerError
 from ledger.core.records import EventDraft
 from ledger.intake import EventSchemas, Intake, ParsedBody
@@ -106,8 +104,8 @@ def _parse_in_worker(body: bytes, with_sha256: bool) -> _Answer | None:
             d.occurred_at,
             d.party,
             d.topic,
-            canonical_bytes_of_strict(d.data),
-            None if d.source is None else canonical_bytes_of_strict(d.source),
+            d.data_json,
+            d.source_json,
         )
         for d in parsed.drafts
     ]
@@ -120,18 +118,16 @@ def _ready() -> bool:
 
 
 def _drafts(events: list[_Event]) -> list[EventDraft]:
-    loads = orjson.loads
     return [
         EventDraft(
             id=event_id,
             id_assigned=id_assigned,
             type=event_type,
             occurred_at=occurred_at,
-            data=loads(data),
+            data_json=data,
             party=party,
             topic=topic,
-            source=None if source is None else loads(source),
-            strict=True,
+            source_json=source,
         )
         for event_id, id_assigned, event_type, occurred_at, party, topic, data, source in events
     ]

@@ -353,7 +353,7 @@ class LedgerService:
         }
         receipts: dict[str, Receipt] = {}
         for info in self.recorder.list_ledgers():
-            draft = EventDraft(
+            draft = EventDraft.of(
                 id=next(new_event_ids(1)),
                 type="key.rotated",
                 occurred_at=format_occurred_at(now),

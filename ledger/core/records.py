@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from ledger.core.canonical import canonical_bytes, canonical_bytes_of_strict
 from ledger.core.errors import MalformedRecord
@@ -24,6 +26,8 @@ __all__ = [
     "UUID_PATTERN",
     "EventDraft",
     "Record",
+    "RecordFrame",
+    "SealedDraft",
 ]
 
 LEDGER_NAME_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9-]{0,62}\Z")
@@ -145,20 +149,79 @@ class Record:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EventDraft:
-    """A validated client event: a record minus the members the server assigns."""
+    """A validated client event: a record minus the members the server assigns.
+
+    ``data`` and ``source`` are held as their canonical bytes (SPEC §2), so a
+    record's canonical form is spliced from them (``canonical_record``)
+    rather than serialized again, and an event parsed in the intake worker
+    travels as those bytes without being decoded in the server at all.
+    ``data`` and ``source`` decode them on demand (a fresh value each time).
+    Build one with ``EventDraft.of``.
+    """
 
     id: str
     type: str
     occurred_at: str
-    data: dict[str, Any]
+    data_json: bytes
     party: str | None = None
     topic: str | None = None
-    source: dict[str, Any] | None = None
+    source_json: bytes | None = None
     # True when the server drew ``id`` (122 random bits): no earlier record can
     # hold it, so the recorder need not look it up (the unique index still would).
     id_assigned: bool = False
-    # True when the event was read by ``loads_strict`` (see ``Record.strict``).
-    strict: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        id: str,
+        type: str,
+        occurred_at: str,
+        data: dict[str, Any],
+        party: str | None = None,
+        topic: str | None = None,
+        source: dict[str, Any] | None = None,
+        id_assigned: bool = False,
+        strict: bool = False,
+    ) -> EventDraft:
+        """A draft of these members. ``strict``: ``data`` and ``source`` came from
+        ``loads_strict`` (see ``Record.strict``), so need no check of their types."""
+        encode = canonical_bytes_of_strict if strict else canonical_bytes
+        return cls(
+            id=id,
+            type=type,
+            occurred_at=occurred_at,
+            data_json=encode(data),
+            party=party,
+            topic=topic,
+            source_json=None if source is None else encode(source),
+            id_assigned=id_assigned,
+        )
+
+    @property
+    def data(self) -> dict[str, Any]:
+        value: dict[str, Any] = orjson.loads(self.data_json)
+        return value
+
+    @property
+    def source(self) -> dict[str, Any] | None:
+        if self.source_json is None:
+            return None
+        value: dict[str, Any] = orjson.loads(self.source_json)
+        return value
+
+    @property
+    def claimant(self) -> str | None:
+        """``ledger.core.positions.claimant_of`` of the record this draft becomes.
+
+        Only data whose bytes name ``"claimed_by"`` is decoded: a canonical
+        member name is written as itself, and inside a string a quote is
+        escaped, so data without those bytes holds no such member.
+        """
+        if self.type != "position.stated" or b'"claimed_by"' not in self.data_json:
+            return None
+        claimant = self.data.get("claimed_by")
+        return claimant if isinstance(claimant, str) else None
 
     def seal(self, *, ledger: str, seq: int, prev: str, recorded_at: str, actor: str) -> Record:
         """The record this draft becomes at ``seq`` behind ``prev``."""
@@ -175,5 +238,64 @@ class EventDraft:
             party=self.party,
             topic=self.topic,
             source=self.source,
-            strict=self.strict,
         )
+
+
+class SealedDraft(NamedTuple):
+    """A draft sealed at ``seq``: what projections see of a new record, whose
+    canonical bytes the recorder spliced (``RecordFrame``)."""
+
+    seq: int
+    draft: EventDraft
+
+
+@dataclass(frozen=True, slots=True)
+class RecordFrame:
+    """The members the server assigns to one group's records, except ``seq`` and
+    ``prev``, pre-encoded: ``canonical_record`` splices a draft's canonical
+    record from them without serializing the record as a whole.
+
+    RFC 8785 writes an object as its members sorted by name, each as
+    ``"name":`` and the canonical form of its value, so a record's canonical
+    bytes are the canonical bytes of its members' values joined in SPEC §1's
+    member order: actor, data, id, ledger, occurred_at, party, prev,
+    recorded_at, seq, source, topic, type (all ASCII names, so code-point and
+    UTF-16 order agree). ``tests/core/test_records.py`` holds the splice equal
+    to ``Record.canonical`` and to the reference implementation.
+    """
+
+    opening: bytes  # {"actor":<actor>,"data":
+    ledger_member: bytes  # ,"ledger":<ledger>,"occurred_at":
+    recorded_at_member: bytes  # ","recorded_at":<recorded_at>,"seq":
+
+    @classmethod
+    def of(cls, *, ledger: str, actor: str, recorded_at: str) -> RecordFrame:
+        return cls(
+            opening=b'{"actor":' + canonical_bytes(actor) + b',"data":',
+            ledger_member=b',"ledger":' + canonical_bytes(ledger) + b',"occurred_at":',
+            recorded_at_member=b',"recorded_at":' + canonical_bytes(recorded_at) + b',"seq":',
+        )
+
+    def canonical_record(self, draft: EventDraft, *, seq: int, prev: str) -> bytes:
+        """``canon(r)`` of ``draft.seal(seq=seq, prev=prev, ...)`` under this frame."""
+        # A lone string needs none of canonical_bytes' checks (they concern
+        # numbers, types and member order): orjson writes it exactly as RFC
+        # 8785 does, or refuses it (a lone surrogate), as the reference does.
+        dumps = orjson.dumps
+        parts = [
+            self.opening,
+            draft.data_json,
+            b',"id":',
+            dumps(draft.id),
+            self.ledger_member,
+            dumps(draft.occurred_at),
+        ]
+        if draft.party is not None:
+            parts += (b',"party":', dumps(draft.party))
+        parts += (b',"prev":', dumps(prev), self.recorded_at_member, str(seq).encode())
+        if draft.source_json is not None:
+            parts += (b',"source":', draft.source_json)
+        if draft.topic is not None:
+            parts += (b',"topic":', dumps(draft.topic))
+        parts += (b',"type":', dumps(draft.type), b"}")
+        return b"".join(parts)

@@ -33,7 +33,7 @@ from ledger.core.positions import (
     claimant_of,
     corrected,
 )
-from ledger.core.records import Record
+from ledger.core.records import Record, SealedDraft
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.rawread import RawReader
 from ledger.store.tables import (
@@ -239,34 +239,59 @@ class _VersionWriter:
             self._cells = {(str(p), str(t), str(c)) for p, t, c in rows}
         return self._cells
 
+    def add_new(self, sealed: SealedDraft) -> None:
+        """Project a record as the append writing it sealed it."""
+        seq, draft = sealed
+        if draft.party is None or draft.topic is None:
+            return
+        self._add(seq, draft.party, draft.topic, draft.claimant or "", draft.occurred_at, seq, None)
+
     def add(self, record: Record, *, known_from: int) -> None:
+        """Project a stored record (known from its own seq), or a corrected one."""
         if record.party is None or record.topic is None:
             return
         claimant = claimant_of(record) or ""
+        self._add(
+            record.seq, record.party, record.topic, claimant, record.occurred_at, known_from, record
+        )
+
+    def _add(
+        self,
+        seq: int,
+        party: str,
+        topic: str,
+        claimant: str,
+        occurred_at: str,
+        known_from: int,
+        record: Record | None,
+    ) -> None:
+        """One version of the record at ``seq``; ``record`` (needed only when it is
+        corrected: its cell is stored) is the version's content."""
         block = mark_block(known_from)
-        self.blocks[block] = max(self.blocks.get(block, ""), record.occurred_at)
-        if known_from == record.seq and self._sqlite:
+        self.blocks[block] = max(self.blocks.get(block, ""), occurred_at)
+        if known_from == seq and self._sqlite:
             if self._first is None:
-                self._first = record.seq
-            self._last = record.seq
-        elif known_from == record.seq:  # PostgreSQL: the row itself (see the class)
-            row = (self.ledger_id, record.seq, record.seq, None, record.party, record.topic)
-            self.first_versions.append((*row, claimant, record.occurred_at, None))
+                self._first = seq
+            self._last = seq
+        elif known_from == seq:  # PostgreSQL: the row itself (see the class)
+            row = (self.ledger_id, seq, seq, None, party, topic)
+            self.first_versions.append((*row, claimant, occurred_at, None))
         else:  # a corrected version: built here, from the corrected record
+            assert record is not None, "a corrected version has its record"
             self.versions.append(
                 {
                     "ledger_id": self.ledger_id,
-                    "target_seq": record.seq,
+                    "target_seq": seq,
                     "known_from": known_from,
                     "known_to": None,
-                    "party": record.party,
-                    "topic": record.topic,
+                    "party": party,
+                    "topic": topic,
                     "claimant": claimant,
-                    "occurred_at": record.occurred_at,
+                    "occurred_at": occurred_at,
                     "cell": cell_text(cell_of(record).to_dict()),
                 }
             )
-        cell = (record.party, record.topic, claimant)
+        cell = (party, topic, claimant)
         known = self._known_cells()
         if cell not in known:
             known.add(cell)
@@ -310,11 +335,11 @@ class PositionsProjection:
     # -- maintained inside the append transaction --------------------------
 
     @staticmethod
-    def validates(batch: Sequence[Record]) -> bool:
+    def validates(batch: Sequence[SealedDraft]) -> bool:
         """Only corrections and retractions can be refused here (by their targets)."""
-        return any(record.type in FIX_TYPES for record in batch)
+        return any(sealed.draft.type in FIX_TYPES for sealed in batch)
 
-    def apply(self, conn: Connection, ledger_id: int, batch: Sequence[Record]) -> None:
+    def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
         """Validate fixes and project the records of one append (already inserted).
 
         Version rows are written in one multi-row insert per run of
@@ -323,12 +348,13 @@ class PositionsProjection:
         """
         many = len(batch) > 1
         writer = _VersionWriter(conn, ledger_id)
-        for index, record in enumerate(batch):
-            if record.type in FIX_TYPES:
+        for index, sealed in enumerate(batch):
+            kind = sealed.draft.type
+            if kind in FIX_TYPES:
                 writer.flush()
-                self._fix(conn, ledger_id, record, f"[{index}]." if many else "", writer)
-            elif record.type in POSITION_TYPES:
-                writer.add(record, known_from=record.seq)
+                self._fix(conn, ledger_id, sealed, f"[{index}]." if many else "", writer)
+            elif kind in POSITION_TYPES:
+                writer.add_new(sealed)
         writer.flush()
         if writer.blocks:
             _raise_marks(conn, ledger_id, writer.blocks)
@@ -337,15 +363,17 @@ class PositionsProjection:
         self,
         conn: Connection,
         ledger_id: int,
-        fix: Record,
+        sealed: SealedDraft,
         prefix: str,
         writer: _VersionWriter,
     ) -> None:
+        fix_seq, fix = sealed
+        fix_data = fix.data
         field = f"{prefix}data.target_seq"
-        target_seq = fix.data.get("target_seq")
-        if not isinstance(target_seq, int) or target_seq >= fix.seq:
+        target_seq = fix_data.get("target_seq")
+        if not isinstance(target_seq, int) or target_seq >= fix_seq:
             raise InvalidEvent(
-                f"must name an earlier record (this record will be seq {fix.seq})", field=field
+                f"must name an earlier record (this record will be seq {fix_seq})", field=field
             )
         row = conn.execute(
             sa.select(records.c.type, records.c.canonical).where(
@@ -381,7 +409,7 @@ class PositionsProjection:
             )
         if kind == "corrected":
             assert effective is not None
-            effective = corrected(effective, fix.data.get("changes") or {})
+            effective = corrected(effective, fix_data.get("changes") or {})
             if self.check_correction is not None:
                 try:
                     self.check_correction(effective)
@@ -392,7 +420,7 @@ class PositionsProjection:
                     ) from e
         conn.execute(
             record_fixes.insert().values(
-                ledger_id=ledger_id, fix_seq=fix.seq, target_seq=target_seq, kind=kind
+                ledger_id=ledger_id, fix_seq=fix_seq, target_seq=target_seq, kind=kind
             )
         )
         if row.type in POSITION_TYPES:
@@ -403,10 +431,10 @@ class PositionsProjection:
                     position_versions.c.target_seq == target_seq,
                     position_versions.c.known_to.is_(None),
                 )
-                .values(known_to=fix.seq)
+                .values(known_to=fix_seq)
             )
             if kind == "corrected" and effective is not None:
-                writer.add(effective, known_from=fix.seq)
+                writer.add(effective, known_from=fix_seq)
                 writer.flush()
 
     def _effective(self, conn: Connection, ledger_id: int, target: Record) -> Record:

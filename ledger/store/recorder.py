@@ -36,7 +36,7 @@ from ledger.core.errors import (
 )
 from ledger.core.hashing import GENESIS_PREV, leaf_hash, record_hash
 from ledger.core.merkle import NodeId, append_leaves, perfect_cover, root_from_nodes
-from ledger.core.records import EventDraft, Record
+from ledger.core.records import EventDraft, RecordFrame, SealedDraft
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
 from ledger.store.database import (
@@ -67,10 +67,10 @@ SignerSource = Callable[[Connection], Sequence[Signer]]
 class Projection(Protocol):
     """A read model kept inside the append transaction."""
 
-    def validates(self, batch: Sequence[Record]) -> bool:
+    def validates(self, batch: Sequence[SealedDraft]) -> bool:
         """Whether ``apply`` may refuse ``batch`` (it then runs inside a savepoint)."""
 
-    def apply(self, conn: Connection, ledger_id: int, batch: Sequence[Record]) -> None:
+    def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
         """Project (and validate) the just-inserted records; raising aborts the append."""
 
 
@@ -191,7 +191,7 @@ class _GroupState:
     head: _Head
     recorded_at: str  # the group's clock reading (records never go below the head's)
     rows: list[_RecordRow] = field(default_factory=list)  # not yet inserted
-    sealed: list[Record] = field(default_factory=list)  # not yet projected
+    sealed: list[SealedDraft] = field(default_factory=list)  # not yet projected
     leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
     keyed: list[tuple[AppendRequest, int]] = field(default_factory=list)  # and its outcome's index
 
@@ -604,19 +604,17 @@ class Recorder:
 
     def _seal(
         self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str, recorded_at: str
-    ) -> tuple[list[_Sealed], list[_RecordRow], list[Record]]:
-        """Records behind ``head``, their rows and what their receipts hold."""
+    ) -> tuple[list[_Sealed], list[_RecordRow], list[SealedDraft]]:
+        """Records behind ``head``: their rows, what their receipts hold, and what
+        projections see of them."""
+        frame = RecordFrame.of(ledger=ledger, actor=actor, recorded_at=recorded_at)
         prev = head.hash
         entries: list[_Sealed] = []
         rows: list[_RecordRow] = []
-        sealed: list[Record] = []
+        sealed: list[SealedDraft] = []
         for offset, draft in enumerate(drafts, start=1):
             seq = head.seq + offset
-            record = draft.seal(
-                ledger=ledger, seq=seq, prev=prev, recorded_at=recorded_at, actor=actor
-            )
-            sealed.append(record)
-            canonical = record.canonical()
+            canonical = frame.canonical_record(draft, seq=seq, prev=prev)
             digest = record_hash(canonical)
             rows.append(
                 (
@@ -633,6 +631,7 @@ class Recorder:
                 )
             )
             entries.append((seq, draft.id, digest, prev, recorded_at))
+            sealed.append(SealedDraft(seq, draft))
             prev = digest
         return entries, rows, sealed
 

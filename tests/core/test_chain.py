@@ -39,7 +39,7 @@ Mutation = Callable[[dict[str, Any]], None]
 
 
 def draft(n: int, *, data: dict[str, Any] | None = None) -> EventDraft:
-    return EventDraft(
+    return EventDraft.of(
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"event-{n}")),
         type="position.stated",
         occurred_at=f"2025-02-{10 + n % 15:02d}T12:00:00Z",
@@ -510,7 +510,7 @@ def chains(draw: st.DrawFn) -> tuple[str, list[Record]]:
     ledger = draw(st.from_regex(r"\A[a-z0-9][a-z0-9-]{0,20}\Z"))
     size = draw(st.integers(min_value=1, max_value=8))
     drafts = [
-        EventDraft(
+        EventDraft.of(
             id=str(draw(st.uuids())),
             type=draw(st.sampled_from(["position.stated", "draft.presented", "x.y"])),
             occurred_at=format_occurred_at(draw(_moments)),

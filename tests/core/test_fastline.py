@@ -108,7 +108,7 @@ def canon(obj: Any) -> bytes:
 
 
 def record_dict(seq: int, prev: str, **changes: Any) -> dict[str, Any]:
-    record = EventDraft(
+    record = EventDraft.of(
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"event-{seq}")),
         type="position.stated",
         occurred_at="2025-02-15T00:00:00Z",

@@ -11,7 +11,7 @@ from ledger.service import LedgerService
 def drafts(count: int, *, start: int = 0, summary: str = "#{n}") -> list[EventDraft]:
     """``count`` Ukrainian offers on signing; ``summary`` is formatted with ``n``."""
     return [
-        EventDraft(
+        EventDraft.of(
             id=str(uuid.uuid4()),
             type="position.stated",
             occurred_at="2025-02-24T00:00:00Z",

@@ -255,7 +255,7 @@ def draft(summary: str = "x", *, kind: str = "position.stated", **data: object) 
     else:
         payload = dict(data)
         fields = {}
-    return EventDraft(
+    return EventDraft.of(
         id=str(uuid.uuid4()),
         type=kind,
         occurred_at="2025-02-24T00:00:00Z",

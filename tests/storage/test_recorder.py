@@ -31,7 +31,7 @@ LEDGER = "us-ua-minerals-2025"
 
 
 def draft(n: int = 0, *, event_id: str | None = None) -> EventDraft:
-    return EventDraft(
+    return EventDraft.of(
         id=event_id or str(uuid.uuid4()),
         type="position.stated",
         occurred_at="2025-02-24T00:00:00Z",
