@@ -147,16 +147,20 @@ class Record:
         )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventDraft:
+class EventDraft(NamedTuple):
     """A validated client event: a record minus the members the server assigns.
 
     ``data`` and ``source`` are held as their canonical bytes (SPEC §2), so a
-    record's canonical form is spliced from them (``canonical_record``)
-    rather than serialized again, and an event parsed in the intake worker
-    travels as those bytes without being decoded in the server at all.
-    ``data`` and ``source`` decode them on demand (a fresh value each time).
-    Build one with ``EventDraft.of``.
+    record's canonical form is spliced from them (``RecordFrame``) rather
+    than serialized again, and an event parsed in the intake worker travels
+    as those bytes without being decoded in the server at all. ``data`` and
+    ``source`` decode them on demand (a fresh value each time). Build one with
+    ``EventDraft.of``.
+
+    A named tuple rather than a frozen dataclass: a 500-event batch from the
+    intake worker makes 500 of them on the server's one busy thread, and a
+    frozen dataclass's ``__init__`` (a guarded ``setattr`` per field) cost
+    ~1.8 us each against ~0.2 us for ``_make`` (measured with 8 fields).
     """
 
     id: str

@@ -4,7 +4,6 @@ server's own parse gives, refusals included, and a lost worker loses nothing."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import signal
@@ -115,7 +114,7 @@ def test_the_worker_makes_the_drafts_the_server_makes(pool: IntakePool) -> None:
             )
             assert (mine.data_json, mine.source_json) == (theirs.data_json, theirs.source_json)
             sealed = {"ledger": "l", "seq": 1, "prev": "0" * 64, "recorded_at": "r", "actor": "a"}
-            same_id = dataclasses.replace(mine, id=theirs.id)
+            same_id = mine._replace(id=theirs.id)
             assert same_id.seal(**sealed).canonical() == theirs.seal(**sealed).canonical()
 
 

@@ -3,7 +3,6 @@ and a verifier that names the first record at fault by its ``seq``."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -476,7 +475,7 @@ def test_a_record_without_a_readable_seq_is_reported_at_its_position(
 def test_a_record_with_non_ascii_digits_in_occurred_at_is_malformed() -> None:
     arabic = "\u0662\u0660\u0662\u0665-\u0660\u0662-\u0662\u0664T\u0661\u0660:00:00Z"
     drafts = [draft(n) for n in range(1, SIZE + 1)]
-    drafts[2] = dataclasses.replace(drafts[2], occurred_at=arabic)
+    drafts[2] = drafts[2]._replace(occurred_at=arabic)
     error = failure(lines_of(build_chain(drafts=drafts)))
     assert isinstance(error, MalformedRecord)
     assert error.seq == 3

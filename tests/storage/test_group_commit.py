@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import threading
 import time
@@ -280,7 +279,7 @@ def test_one_group_transaction_refuses_requests_one_by_one(service: LedgerServic
     recorder = service.recorder
     recorder.create_ledger(LEDGER)
     recorder.append(LEDGER, [draft("seq 1")], actor="t")
-    reused = dataclasses.replace(draft("reused id"), id=recorder_id(service, 1))
+    reused = draft("reused id")._replace(id=recorder_id(service, 1))
     group = [
         request(draft("seq 2"), draft("seq 3"), key="k1"),
         request(draft("stale"), expected_seq=1),  # the head is at 3 by now
