@@ -318,7 +318,7 @@ def test_one_group_transaction_refuses_requests_one_by_one(service: LedgerServic
     assert service.history(LEDGER, party="US", topic="signing")["items"][1]["retracted"]
     # The keyed request can be replayed, with its final receipts.
     replay = recorder._commit_group([request(draft("seq 2"), draft("seq 3"), key="k1")])  # type: ignore[list-item]
-    assert replay == [AppendResult(receipts=results[0].receipts, replayed=True)]
+    assert replay == [AppendResult.of(results[0].receipts, replayed=True)]
 
 
 def recorder_id(service: LedgerService, seq: int) -> str:

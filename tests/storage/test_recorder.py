@@ -8,6 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc
@@ -24,7 +25,7 @@ from ledger.core.hashing import GENESIS_PREV, record_hash
 from ledger.core.records import EventDraft
 from ledger.service import LedgerService
 from ledger.store.database import Database
-from ledger.store.recorder import Recorder
+from ledger.store.recorder import AppendResult, Recorder
 from tests.conftest import ORIGIN
 
 LEDGER = "us-ua-minerals-2025"
@@ -80,6 +81,18 @@ def test_appends_are_numbered_gap_free_and_chained(recorder: Recorder) -> None:
     lines = all_lines(recorder)
     assert [record_hash(line) for line in lines] == [r.hash for r in receipts]
     assert verify_chain(lines, ledger=LEDGER) == recorder.get_ledger(LEDGER).head_hash
+
+
+def test_receipts_render_as_their_dicts_in_member_order(recorder: Recorder) -> None:
+    result = recorder.append(LEDGER, [draft(1), draft(2), draft(3)], actor="t")
+    dicts = [r.to_dict() for r in result.receipts]
+    rendered = orjson.loads(result.receipts_json())
+    assert rendered == dicts
+    assert [list(item) for item in rendered] == [list(d) for d in dicts]
+    assert orjson.loads(result.receipts_json(batch=False)) == dicts[0]
+    assert {r.tree_size for r in result.receipts} == {3}
+    assert [r.leaf_index for r in result.receipts] == [0, 1, 2]
+    assert AppendResult.of(result.receipts) == result
 
 
 def test_recorded_at_never_decreases_even_when_the_clock_steps_back(

@@ -7,7 +7,6 @@ import json
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -136,20 +135,17 @@ async def append_events(request: Request) -> Response:
     )
     prepared = prepare() if inline or parsed is not None else await run_in_threadpool(prepare)
     outcome = await service.commit_append(prepared)
-    # orjson writes the Receipt dataclasses themselves, members in field
-    # order: what Receipt.to_dict gives, without a dict per receipt.
-    receipts = outcome.result.receipts
-    request.state.audit_seq = (
-        receipts[0].seq if len(receipts) == 1 else f"{receipts[0].seq}-{receipts[-1].seq}"
-    )
+    result = outcome.result
+    first, last = result.sealed[0][0], result.sealed[-1][0]
+    request.state.audit_seq = first if first == last else f"{first}-{last}"
     headers = {}
     if not outcome.is_batch:
-        headers["Location"] = f"/v1/ledgers/{ledger}/events/{receipts[0].seq}"
-    if outcome.result.replayed:
+        headers["Location"] = f"/v1/ledgers/{ledger}/events/{first}"
+    if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     return Response(
-        orjson.dumps(receipts if outcome.is_batch else receipts[0]),
-        status_code=200 if outcome.result.replayed else 201,
+        result.receipts_json(batch=outcome.is_batch),
+        status_code=200 if result.replayed else 201,
         headers=headers,
         media_type="application/json",
     )
