@@ -110,6 +110,7 @@ class _LoopLane(Generic[T, R]):
     queue: deque[_Pending[T, R]] = field(default_factory=deque)
     scheduled: bool = False  # a drain is due on the loop
     committing: bool = False  # a group's COMMIT is running in the commit thread
+    ahead: int = 0  # how many queued requests, from the front, went to ``ahead``
 
 
 class GroupCommitter(Generic[T, R]):
@@ -119,16 +120,22 @@ class GroupCommitter(Generic[T, R]):
         *,
         max_weight: int = 5000,
         inline: bool = False,
+        ahead: Callable[[T], None] | None = None,
         name: str = "ledger-writer",
     ) -> None:
         """``prepare`` runs one transaction for a group up to its COMMIT and returns,
         per request in order, its result or the exception that refused it alone,
         with the callable that commits; either raises when the transaction as a
         whole failed (then no request is acknowledged).
-        ``inline``: coroutines' groups are prepared on their event loop (see above)."""
+        ``inline``: coroutines' groups are prepared on their event loop (see above).
+        ``ahead`` (inline only): called on the loop, in queue order, with each
+        request that waits while a group of its loop commits: work done then
+        is work the loop would otherwise do after the COMMIT, when the
+        request's own group is prepared. It must not raise."""
         self._prepare = prepare
         self._max_weight = max_weight
         self._inline = inline
+        self._ahead = ahead
         self._name = name
         self._cond = threading.Condition()
         self._queue: deque[_Pending[T, R]] = deque()
@@ -136,6 +143,10 @@ class GroupCommitter(Generic[T, R]):
         self._closing = False
         self._lanes: dict[asyncio.AbstractEventLoop, _LoopLane[T, R]] = {}
         self._committer: ThreadPoolExecutor | None = None
+
+    @property
+    def inline(self) -> bool:
+        return self._inline
 
     def submit(self, key: str, request: T, *, weight: int = 1) -> R:
         """Commit ``request`` (with whatever shares its group); block until done."""
@@ -155,7 +166,9 @@ class GroupCommitter(Generic[T, R]):
         if lane is None:
             lane = self._lanes[loop] = _LoopLane()
         lane.queue.append(pending)
-        if not lane.scheduled and not lane.committing:
+        if lane.committing:
+            self._run_ahead(lane)
+        elif not lane.scheduled:
             # Runs after the callbacks already due: the rest of this wave queues first.
             lane.scheduled = True
             loop.call_soon(self._drain_inline, loop, lane)
@@ -180,6 +193,7 @@ class GroupCommitter(Generic[T, R]):
         lane.scheduled = False
         while lane.queue and not lane.committing:
             group = _take_group(lane.queue, self._max_weight)
+            lane.ahead = 0
             try:
                 outcomes, commit = self._prepare([p.request for p in group])
                 assert len(outcomes) == len(group), "one outcome per request"
@@ -190,6 +204,16 @@ class GroupCommitter(Generic[T, R]):
             lane.committing = True
             done = loop.run_in_executor(self._commit_thread(), commit)
             done.add_done_callback(functools.partial(self._committed, loop, lane, group, outcomes))
+        if lane.committing:
+            self._run_ahead(lane)
+
+    def _run_ahead(self, lane: _LoopLane[T, R]) -> None:
+        """Hand ``ahead`` the queued requests it has not seen (a COMMIT is running)."""
+        if self._ahead is None:
+            return
+        while lane.ahead < len(lane.queue):
+            self._ahead(lane.queue[lane.ahead].request)
+            lane.ahead += 1
 
     def _committed(
         self,

@@ -16,6 +16,8 @@ committed.
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,6 +55,8 @@ from ledger.store.tables import idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, load_nodes
 
 __all__ = ["AppendRequest", "AppendResult", "LedgerInfo", "Receipt", "Recorder"]
+
+log = logging.getLogger("ledger.store")
 
 Clock = Callable[[], datetime]
 
@@ -250,6 +254,32 @@ class _GroupState:
     keyed: list[tuple[AppendRequest, int]] = field(default_factory=list)  # and its outcome's index
 
 
+@dataclass(slots=True)
+class _Ahead:
+    """Requests sealed while the group before them commits (``Recorder.seal_ahead``),
+    on the head that commit will leave."""
+
+    base: _Head  # the head the committing group leaves
+    state: _GroupState | None = None  # staged on ``base`` (from the first request on)
+    requests: list[AppendRequest] = field(default_factory=list)
+    staged: list[list[_Sealed] | Exception] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)  # ids the sealed requests take
+    chosen: set[str] = field(default_factory=set)  # client-chosen ids among all of them
+    closed: bool = False  # a request needs the database first: the rest wait for it
+
+    def holds(self, head: _Head, group: Sequence[AppendRequest], used: set[str]) -> bool:
+        """Whether what was sealed is what ``group``'s transaction would seal, as far
+        as the head and ids tell (the caller checks the Idempotency-Keys)."""
+        n = len(self.requests)
+        return (
+            self.state is not None
+            and head == self.base
+            and len(group) >= n
+            and all(a is b for a, b in zip(self.requests, group, strict=False))
+            and used.isdisjoint(self.chosen)
+        )
+
+
 # A records row, in _RECORD_COLUMNS order; the canonical bytes come last.
 _RecordRow = tuple[int, int, str, str, str | None, str | None, str, str, str, bytes]
 _RECORD_COLUMNS = (
@@ -305,13 +335,19 @@ class Recorder:
         # SQLite is local: groups posted from the event loop commit on it (see
         # ledger.store.groupcommit); PostgreSQL's go through the writer thread.
         self._committer: GroupCommitter[AppendRequest, AppendResult] = GroupCommitter(
-            self._prepare_group, inline=database.is_sqlite
+            self._prepare_group,
+            inline=database.is_sqlite,
+            ahead=self.seal_ahead if database.is_sqlite else None,
         )
         # Per ledger id, the perfect-cover nodes of the tree at the head this
         # server last committed, keyed by that head (seq and hash): a group
         # whose locked head matches skips reading them. Another process's
         # append moves the head, and the nodes are read again.
         self._frontiers: dict[int, tuple[int, str, dict[NodeId, bytes]]] = {}
+        # Per ledger, what was sealed ahead of its transaction (see seal_ahead);
+        # the loop seals, and a writer thread may prepare a group meanwhile.
+        self._ahead: dict[str, _Ahead] = {}
+        self._ahead_lock = threading.Lock()
 
     def checkpoint_origin(self, ledger: str) -> str:
         """SPEC §3: ``<server origin>/<ledger>``."""
@@ -432,6 +468,8 @@ class Recorder:
         savepoint, so its refusal rolls back only itself.
         """
         ledger = group[0].ledger
+        with self._ahead_lock:
+            ahead = self._ahead.pop(ledger, None)
         # One clock reading per group: its records are sealed at one moment.
         now = format_recorded_at(self.clock())
         transaction = self.db.begin_write(hot=True)
@@ -439,11 +477,19 @@ class Recorder:
             with translate_errors():
                 conn = transaction.connection
                 head = self._lock_head(conn, ledger)
-                state = _GroupState(head=head, recorded_at=max(now, head.last_recorded_at))
                 chosen = [d.id for r in group for d in r.drafts if not d.id_assigned]
                 used = self._used_ids(conn, head.ledger_id, chosen)
                 staged: list[list[_Sealed] | AppendResult | Exception] = []
-                for request in group:
+                rest = group
+                if ahead is not None and self._ahead_holds(conn, ahead, head, group, used):
+                    assert ahead.state is not None
+                    state = ahead.state
+                    staged.extend(ahead.staged)
+                    used |= ahead.used
+                    rest = group[len(ahead.requests) :]
+                else:
+                    state = _GroupState(head=head, recorded_at=max(now, head.last_recorded_at))
+                for request in rest:
                     try:
                         staged.append(self._stage(conn, state, request, used))
                     except LedgerError as e:
@@ -474,6 +520,9 @@ class Recorder:
         if frontier is None:
             return outcomes, transaction.commit
         after = state.head
+        if self._committer.inline:
+            with self._ahead_lock:
+                self._ahead[ledger] = _Ahead(base=after)
 
         def commit() -> None:
             transaction.commit()
@@ -497,6 +546,25 @@ class Recorder:
             )
             if replay is not None:
                 return replay
+        entries, rows, sealed = self._check_and_seal(state, request, used)
+        if any(p.validates(sealed) for p in self.projections):
+            # Everything staged before it first: the fix may target those records.
+            self._flush(conn, state)
+            with conn.begin_nested():
+                self._insert_records(conn, rows)
+                for projection in self.projections:
+                    projection.apply(conn, head.ledger_id, sealed)
+            self._keep(state, request, entries, rows, sealed, used, written=True)
+        else:
+            self._keep(state, request, entries, rows, sealed, used)
+        return entries
+
+    def _check_and_seal(
+        self, state: _GroupState, request: AppendRequest, used: set[str]
+    ) -> tuple[list[_Sealed], list[_RecordRow], list[SealedDraft]]:
+        """``request``'s ``expected_seq`` and ids checked against the running head and
+        ``used``, then its records sealed behind that head."""
+        head = state.head
         if request.expected_seq is not None and request.expected_seq != head.seq:
             raise HeadMismatch(
                 f"expected the head at seq {request.expected_seq}, but it is at seq {head.seq}",
@@ -509,24 +577,96 @@ class Recorder:
                     f"id {draft.id} is already used in this ledger",
                     field=f"[{index}].id" if len(request.drafts) > 1 else "id",
                 )
-        entries, rows, sealed = self._seal(
-            request.ledger, head, request.drafts, request.actor, state.recorded_at
-        )
-        if any(p.validates(sealed) for p in self.projections):
-            # Everything staged before it first: the fix may target those records.
-            self._flush(conn, state)
-            with conn.begin_nested():
-                self._insert_records(conn, rows)
-                for projection in self.projections:
-                    projection.apply(conn, head.ledger_id, sealed)
-        else:
+        return self._seal(request.ledger, head, request.drafts, request.actor, state.recorded_at)
+
+    @staticmethod
+    def _keep(
+        state: _GroupState,
+        request: AppendRequest,
+        entries: list[_Sealed],
+        rows: list[_RecordRow],
+        sealed: list[SealedDraft],
+        used: set[str],
+        *,
+        written: bool = False,
+    ) -> None:
+        """Stage sealed records (to be written at the flush, unless ``written``
+        already) and move the running head past them."""
+        if not written:
             state.rows.extend(rows)
             state.sealed.extend(sealed)
-        state.leaves.extend(leaf_hash(row[-1]) for row in rows)
+        state.leaves.extend(leaf_hash(entry_row[-1]) for entry_row in rows)
         used.update(d.id for d in request.drafts)
         last = entries[-1]
-        state.head = _Head(head.ledger_id, last[0], last[2], last[4])
-        return entries
+        state.head = _Head(state.head.ledger_id, last[0], last[2], last[4])
+
+    def seal_ahead(self, request: AppendRequest) -> None:
+        """Seal ``request`` now, on the head the group committing before it will
+        leave, so that its own transaction has only to write.
+
+        SQLite takes one write transaction at a time, so while a group's
+        COMMIT (and fsync) runs in the commit thread, the next group cannot
+        begin; the event loop would wait. ``GroupCommitter`` calls this for
+        each request that queues meanwhile, in order. What it seals is used
+        only if, under the lock, the head is the one assumed, the group
+        starts with exactly these requests, no client-chosen id among them is
+        in the ledger and no Idempotency-Key among them was stored: the
+        transaction would then have sealed the same records. Otherwise it is
+        thrown away and the group is sealed as usual. A request whose
+        projection checks the database (a fix) ends sealing ahead.
+        """
+        with self._ahead_lock:
+            ahead = self._ahead.get(request.ledger)
+            if ahead is None or ahead.closed:
+                return
+            try:
+                self._seal_ahead(ahead, request)
+            except Exception:
+                # Whatever went wrong goes wrong again in the request's own
+                # transaction, where it is handled; nothing sealed here is kept.
+                del self._ahead[request.ledger]
+                log.debug("sealing ahead failed; the group is sealed as usual", exc_info=True)
+
+    def _seal_ahead(self, ahead: _Ahead, request: AppendRequest) -> None:
+        if ahead.state is None:
+            base = ahead.base
+            now = format_recorded_at(self.clock())
+            ahead.state = _GroupState(head=base, recorded_at=max(now, base.last_recorded_at))
+        state = ahead.state
+        outcome: list[_Sealed] | Exception
+        try:
+            entries, rows, sealed = self._check_and_seal(state, request, ahead.used)
+        except LedgerError as e:
+            outcome = e
+        else:
+            if any(p.validates(sealed) for p in self.projections):
+                ahead.closed = True
+                return
+            self._keep(state, request, entries, rows, sealed, ahead.used)
+            outcome = entries
+            if request.idempotency_key is not None:
+                state.keyed.append((request, len(ahead.staged)))
+        ahead.requests.append(request)
+        ahead.staged.append(outcome)
+        ahead.chosen.update(d.id for d in request.drafts if not d.id_assigned)
+
+    def _ahead_holds(
+        self,
+        conn: Connection,
+        ahead: _Ahead,
+        head: _Head,
+        group: Sequence[AppendRequest],
+        used: set[str],
+    ) -> bool:
+        """``_Ahead.holds``, and no Idempotency-Key of the requests sealed ahead was
+        stored (those would replay, or be refused, rather than append)."""
+        if not ahead.holds(head, group, used):
+            return False
+        for request in ahead.requests:
+            key = request.idempotency_key
+            if key is not None and raw_execute(conn, _SELECT_IDEMPOTENCY, [head.ledger_id, key]):
+                return False
+        return True
 
     def _flush(self, conn: Connection, state: _GroupState) -> None:
         """Write the staged records and project them."""

@@ -9,10 +9,12 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from ledger.audit import audit_ledger
 from ledger.core import checkpoint as notes
 from ledger.core.chain import verify_chain
 from ledger.core.errors import DuplicateEventId, HeadMismatch, InvalidEvent
@@ -20,7 +22,8 @@ from ledger.core.records import EventDraft
 from ledger.core.signing import VerifierKey
 from ledger.service import LedgerService
 from ledger.store.groupcommit import GroupCommitter, Prepare
-from ledger.store.recorder import AppendRequest, AppendResult
+from ledger.store.recorder import AppendRequest, AppendResult, Recorder
+from tests.conftest import ORIGIN
 
 LEDGER = "talks"
 
@@ -346,3 +349,190 @@ def test_concurrent_appends_are_grouped_and_each_is_acknowledged_after_its_commi
     for result in results:
         receipt = result.receipts[0]
         assert receipt.tree_size in sizes and receipt.tree_size >= receipt.seq
+
+
+# -- sealing ahead of the transaction (SQLite's inline groups) ---------------------
+
+
+class AheadSpy:
+    """Records whether each group's transaction used what was sealed ahead."""
+
+    def __init__(self, recorder: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.used: list[bool] = []
+        holds = recorder._ahead_holds
+
+        def spy(*args: Any) -> bool:
+            result = holds(*args)
+            self.used.append(result)
+            return result
+
+        monkeypatch.setattr(recorder, "_ahead_holds", spy)
+
+
+def committing(recorder: Recorder, group: list[Any]) -> Callable[[], None]:
+    """Prepare ``group`` as the drain does; the returned callable is its COMMIT."""
+    outcomes, commit = recorder._prepare_group(group)
+    assert all(isinstance(o, AppendResult) for o in outcomes)
+    return commit
+
+
+def other_recorder(service: LedgerService) -> Recorder:
+    """A second writer on the same database (another server process)."""
+    recorder = service.recorder
+    return Recorder(
+        database=recorder.db,
+        origin=ORIGIN,
+        signers=recorder.signers,
+        projections=recorder.projections,
+    )
+
+
+def assert_ledger_sound(service: LedgerService, size: int) -> None:
+    assert service.get_ledger(LEDGER).size == size
+    assert audit_ledger(service, LEDGER).valid
+
+
+def test_requests_sealed_during_a_commit_get_what_their_transaction_would_give(
+    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = service.recorder
+    recorder.create_ledger(LEDGER)
+    spy = AheadSpy(recorder, monkeypatch)
+    first = request(draft("seq 1"))
+    commit = committing(recorder, [first])
+    keyed = request(draft("seq 2"), draft("seq 3"), key="k2")
+    assert isinstance(keyed, AppendRequest)
+    next_group = [
+        keyed,
+        request(draft("seq 4"), expected_seq=3),
+        request(draft("stale"), expected_seq=1),
+        request(keyed.drafts[0]._replace(id=str(uuid.uuid4()))),  # seq 5
+        request(keyed.drafts[1]),  # its id is seq 3's
+    ]
+    for pending in next_group:
+        recorder.seal_ahead(pending)  # type: ignore[arg-type]
+    commit()
+    later = request(draft("seq 6"))  # queued after the COMMIT: sealed in the transaction
+    outcomes, commit = recorder._prepare_group([*next_group, later])  # type: ignore[list-item]
+    commit()
+    kinds = [type(o).__name__ for o in outcomes]
+    assert kinds == [
+        "AppendResult",
+        "AppendResult",
+        "HeadMismatch",
+        "AppendResult",
+        "DuplicateEventId",
+        "AppendResult",
+    ]
+    seqs = [[r.seq for r in o.receipts] for o in outcomes if isinstance(o, AppendResult)]
+    assert seqs == [[2, 3], [4], [5], [6]]
+    assert {r.tree_size for o in outcomes if isinstance(o, AppendResult) for r in o.receipts} == {6}
+    assert spy.used[-1:] == ([True] if recorder.db.is_sqlite else [])
+    assert_ledger_sound(service, 6)
+    # The keyed request's response was stored with the group.
+    replay = recorder._commit_group([keyed])
+    assert replay == [AppendResult.of(outcomes[0].receipts, replayed=True)]  # type: ignore[union-attr]
+
+
+def test_what_was_sealed_ahead_is_dropped_when_another_writer_moved_the_head(
+    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = service.recorder
+    recorder.create_ledger(LEDGER)
+    spy = AheadSpy(recorder, monkeypatch)
+    committing(recorder, [request(draft("seq 1"))])()
+    commit = committing(recorder, [request(draft("seq 2"))])
+    waiting = [request(draft("a")), request(draft("b"), expected_seq=2)]
+    for pending in waiting:
+        recorder.seal_ahead(pending)  # type: ignore[arg-type]
+    commit()
+    other_recorder(service).append(LEDGER, [draft("seq 3, from elsewhere")], actor="o")
+    outcomes = recorder._commit_group(waiting)  # type: ignore[arg-type]
+    assert spy.used[-1:] == ([False] if recorder.db.is_sqlite else [])
+    assert isinstance(outcomes[0], AppendResult) and outcomes[0].receipts[0].seq == 4
+    # Sealed ahead, it passed its check; on the real head it does not.
+    assert isinstance(outcomes[1], HeadMismatch)
+    assert_ledger_sound(service, 4)
+
+
+def test_a_key_or_an_id_taken_meanwhile_is_seen_under_the_lock(
+    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = service.recorder
+    recorder.create_ledger(LEDGER)
+    spy = AheadSpy(recorder, monkeypatch)
+    commit = committing(recorder, [request(draft("seq 1"))])
+    chosen = draft("a client's own id")
+    keyed = request(draft("keyed"), key="k")
+    for pending in (request(chosen), keyed):
+        recorder.seal_ahead(pending)  # type: ignore[arg-type]
+    commit()
+    # Another process stores the key, then the id (its head is ours: seq 1).
+    other = other_recorder(service)
+    stored = other.commit(keyed)  # type: ignore[arg-type]
+    other.append(LEDGER, [chosen], actor="o")
+    outcomes = recorder._commit_group([request(chosen), keyed])  # type: ignore[list-item]
+    assert spy.used[-1:] == ([False] if recorder.db.is_sqlite else [])
+    assert isinstance(outcomes[0], DuplicateEventId)
+    assert outcomes[1] == AppendResult.of(stored.receipts, replayed=True)
+    assert_ledger_sound(service, 3)
+
+
+def test_a_fix_ends_sealing_ahead_and_is_checked_in_the_transaction(
+    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorder = service.recorder
+    recorder.create_ledger(LEDGER)
+    spy = AheadSpy(recorder, monkeypatch)
+    commit = committing(recorder, [request(draft("seq 1"))])
+    group = [
+        request(draft("seq 2")),
+        request(draft(kind="record.retracted", target_seq=2, reason="wrong")),  # seq 3
+        request(draft(kind="record.retracted", target_seq=2, reason="twice")),
+        request(draft("seq 4")),
+    ]
+    for pending in group:
+        recorder.seal_ahead(pending)  # type: ignore[arg-type]
+    if recorder.db.is_sqlite:
+        assert recorder._ahead[LEDGER].requests == group[:1]  # up to the fix
+    commit()
+    outcomes = recorder._commit_group(group)  # type: ignore[arg-type]
+    assert [type(o).__name__ for o in outcomes] == [
+        "AppendResult",
+        "AppendResult",
+        "InvalidEvent",
+        "AppendResult",
+    ]
+    assert spy.used[-1:] == ([True] if recorder.db.is_sqlite else [])
+    assert service.history(LEDGER, party="US", topic="signing")["items"][1]["retracted"]
+    assert_ledger_sound(service, 4)
+
+
+def test_the_inline_drain_hands_requests_queued_during_a_commit_to_ahead_in_order() -> None:
+    seen: list[str] = []
+    committed = threading.Event()
+    release = threading.Event()
+
+    def prepare(group: Sequence[str]) -> tuple[list[object], Callable[[], None]]:
+        def commit() -> None:
+            if group[0] == "first":
+                committed.set()
+                assert release.wait(10)
+
+        return [f"ok:{item}" for item in group], commit
+
+    committer: GroupCommitter[str, str] = GroupCommitter(prepare, inline=True, ahead=seen.append)
+
+    async def scenario() -> list[str]:
+        first = asyncio.ensure_future(committer.submit_async(LEDGER, "first"))
+        while not committed.is_set():
+            await asyncio.sleep(0.001)
+        rest = [asyncio.ensure_future(committer.submit_async(LEDGER, f"r{n}")) for n in range(3)]
+        await asyncio.sleep(0.01)
+        assert seen == ["r0", "r1", "r2"]  # while the first group's COMMIT runs
+        release.set()
+        return [await first, *[await r for r in rest]]
+
+    assert asyncio.run(scenario()) == ["ok:first", "ok:r0", "ok:r1", "ok:r2"]
+    assert seen == ["r0", "r1", "r2"]  # the next group's COMMIT had nothing waiting
+    committer.close()
