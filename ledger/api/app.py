@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -68,6 +69,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
             __version__,
             runtime.database.url.render_as_string(hide_password=True),
         )
+        # Everything made so far (schemas, SQLAlchemy's metadata, the runtime)
+        # lives as long as the server: out of the collector's sight, a full
+        # collection looks only at what requests made. Under 500-event batches
+        # one ran every ~2 s and took 80-100 ms, all of it on the event loop.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
