@@ -26,7 +26,10 @@ Who drains:
   statements are CPU, and a group prepared in a second thread measured 14 ms
   for 16 events against ~4 ms inline, because each of its dozen SQLite calls
   gives up the GIL and then waits for the busy event loop to hand it back.
-  The COMMIT is one such call.
+  The COMMIT is one such call. SQLite cannot begin the next group's
+  transaction until that COMMIT is done, so each request that queues
+  meanwhile is handed to ``ahead`` (the recorder seals it then, on the head
+  the COMMIT will leave; see ``Recorder.seal_ahead``).
 * ``submit_async`` otherwise (a database across a network, PostgreSQL): the
   writer thread, so a slow or unreachable server stalls appends, never the
   event loop; each group wakes each waiting loop once.

@@ -11,6 +11,11 @@ and fails alone; a failure of the transaction fails every request in it. So
 a batch is whole or absent, a request is acknowledged only after the commit
 that holds it, and no checkpoint is ever signed for a tree that was not
 committed.
+
+On SQLite, a request that waits while the previous group commits is sealed
+meanwhile, on the head that commit will leave (``seal_ahead``); its own
+transaction keeps those records only after checking, under the lock, every
+assumption they were sealed on.
 """
 
 from __future__ import annotations
