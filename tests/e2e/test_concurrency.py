@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -63,28 +67,54 @@ def test_eight_writers_append_2000_events_gap_free(server: ServerProcess) -> Non
     assert head["size"] == 2000
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="needs LEDGER_TEST_POSTGRES_URL")
-def test_two_server_processes_on_one_postgres_database_never_fork(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def shared_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for two servers: a SQLite file, or a PostgreSQL schema."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'shared.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("needs LEDGER_TEST_POSTGRES_URL")
     schema, url = _create_pg_schema()
-    first = ServerProcess(database_url=url, data_dir=tmp_path)
-    second = ServerProcess(database_url=url, data_dir=tmp_path)
     try:
-        httpx.post(f"{first.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
-        targets = [first.url, second.url] * 3
-        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
-            results = list(
-                pool.map(lambda i: append_many(targets[i], 150, f"p{i}"), range(len(targets)))
-            )
-        statuses = [s for result in results for s in result]
-        assert statuses.count(201) == 900, {s: statuses.count(s) for s in set(statuses)}
-        for base in (first.url, second.url):
-            lines = read_all(base)
-            assert len(lines) == 900
-            verify_chain(lines, ledger=LEDGER)
+        yield url
     finally:
-        first.stop()
-        second.stop()
         _drop_pg_schema(schema)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_two_server_processes_on_one_database_never_fork(backend: str, tmp_path: Path) -> None:
+    # Each server groups its own appends and (on SQLite) seals waiting ones
+    # ahead on the head its last group leaves; the other server's appends
+    # move that head in between, which the sealed records must notice.
+    with shared_database(backend, tmp_path) as url:
+        first = ServerProcess(database_url=url, data_dir=tmp_path)
+        second = ServerProcess(database_url=url, data_dir=tmp_path)
+        try:
+            httpx.post(f"{first.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
+            targets = [first.url, second.url] * 3
+            with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+                results = list(
+                    pool.map(lambda i: append_many(targets[i], 150, f"p{i}"), range(len(targets)))
+                )
+            statuses = [s for result in results for s in result]
+            assert statuses.count(201) == 900, {s: statuses.count(s) for s in set(statuses)}
+            for base in (first.url, second.url):
+                lines = read_all(base)
+                assert len(lines) == 900
+                verify_chain(lines, ledger=LEDGER)
+        finally:
+            first.stop()
+            second.stop()
+        # The tree and every checkpoint the two signed agree with the records.
+        audit = subprocess.run(
+            [sys.executable, "-m", "ledger", "verify", LEDGER, "--json"],
+            env={**os.environ, "LEDGER_DATABASE_URL": url, "LEDGER_DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert audit.returncode == 0, audit.stdout + audit.stderr
 
 
 def test_a_restarted_server_never_serves_a_smaller_checkpoint(
