@@ -267,7 +267,9 @@ def draft(summary: str = "x", *, kind: str = "position.stated", **data: object) 
     )
 
 
-def request(*drafts: EventDraft, expected_seq: int | None = None, key: str | None = None) -> object:
+def request(
+    *drafts: EventDraft, expected_seq: int | None = None, key: str | None = None
+) -> AppendRequest:
     return AppendRequest(
         ledger=LEDGER,
         drafts=drafts,
@@ -292,7 +294,7 @@ def test_one_group_transaction_refuses_requests_one_by_one(service: LedgerServic
         request(draft(kind="record.retracted", target_seq=2, reason="fix of seq 2")),  # seq 5
         request(draft("seq 6")),
     ]
-    outcomes = recorder._commit_group(group)  # type: ignore[arg-type]
+    outcomes = recorder._commit_group(group)
     kinds = [type(o).__name__ for o in outcomes]
     assert kinds == [
         "AppendResult",
@@ -320,7 +322,7 @@ def test_one_group_transaction_refuses_requests_one_by_one(service: LedgerServic
     # The retraction took effect; the refused fix left no trace.
     assert service.history(LEDGER, party="US", topic="signing")["items"][1]["retracted"]
     # The keyed request can be replayed, with its final receipts.
-    replay = recorder._commit_group([request(draft("seq 2"), draft("seq 3"), key="k1")])  # type: ignore[list-item]
+    replay = recorder._commit_group([request(draft("seq 2"), draft("seq 3"), key="k1")])
     assert replay == [AppendResult.of(results[0].receipts, replayed=True)]
 
 
@@ -369,11 +371,30 @@ class AheadSpy:
         monkeypatch.setattr(recorder, "_ahead_holds", spy)
 
 
-def committing(recorder: Recorder, group: list[Any]) -> Callable[[], None]:
+def committing(recorder: Recorder, group: list[AppendRequest]) -> Callable[[], None]:
     """Prepare ``group`` as the drain does; the returned callable is its COMMIT."""
     outcomes, commit = recorder._prepare_group(group)
     assert all(isinstance(o, AppendResult) for o in outcomes)
     return commit
+
+
+def sealed_during_a_commit(
+    recorder: Recorder, committed: list[AppendRequest], waiting: list[AppendRequest]
+) -> None:
+    """Commit ``committed`` as the drain does, handing ``waiting`` to ``seal_ahead``
+    while its COMMIT runs."""
+    commit = committing(recorder, committed)
+    for pending in waiting:
+        recorder.seal_ahead(pending)
+    commit()
+
+
+@pytest.fixture
+def sealing(service: LedgerService, monkeypatch: pytest.MonkeyPatch) -> tuple[Recorder, AheadSpy]:
+    """The service's recorder on a new ledger, its sealing ahead watched."""
+    recorder = service.recorder
+    recorder.create_ledger(LEDGER)
+    return recorder, AheadSpy(recorder, monkeypatch)
 
 
 def other_recorder(service: LedgerService) -> Recorder:
@@ -393,15 +414,10 @@ def assert_ledger_sound(service: LedgerService, size: int) -> None:
 
 
 def test_requests_sealed_during_a_commit_get_what_their_transaction_would_give(
-    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+    service: LedgerService, sealing: tuple[Recorder, AheadSpy]
 ) -> None:
-    recorder = service.recorder
-    recorder.create_ledger(LEDGER)
-    spy = AheadSpy(recorder, monkeypatch)
-    first = request(draft("seq 1"))
-    commit = committing(recorder, [first])
+    recorder, spy = sealing
     keyed = request(draft("seq 2"), draft("seq 3"), key="k2")
-    assert isinstance(keyed, AppendRequest)
     next_group = [
         keyed,
         request(draft("seq 4"), expected_seq=3),
@@ -409,11 +425,9 @@ def test_requests_sealed_during_a_commit_get_what_their_transaction_would_give(
         request(keyed.drafts[0]._replace(id=str(uuid.uuid4()))),  # seq 5
         request(keyed.drafts[1]),  # its id is seq 3's
     ]
-    for pending in next_group:
-        recorder.seal_ahead(pending)  # type: ignore[arg-type]
-    commit()
+    sealed_during_a_commit(recorder, [request(draft("seq 1"))], next_group)
     later = request(draft("seq 6"))  # queued after the COMMIT: sealed in the transaction
-    outcomes, commit = recorder._prepare_group([*next_group, later])  # type: ignore[list-item]
+    outcomes, commit = recorder._prepare_group([*next_group, later])
     commit()
     kinds = [type(o).__name__ for o in outcomes]
     assert kinds == [
@@ -431,23 +445,19 @@ def test_requests_sealed_during_a_commit_get_what_their_transaction_would_give(
     assert_ledger_sound(service, 6)
     # The keyed request's response was stored with the group.
     replay = recorder._commit_group([keyed])
-    assert replay == [AppendResult.of(outcomes[0].receipts, replayed=True)]  # type: ignore[union-attr]
+    assert isinstance(outcomes[0], AppendResult)
+    assert replay == [AppendResult.of(outcomes[0].receipts, replayed=True)]
 
 
 def test_what_was_sealed_ahead_is_dropped_when_another_writer_moved_the_head(
-    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+    service: LedgerService, sealing: tuple[Recorder, AheadSpy]
 ) -> None:
-    recorder = service.recorder
-    recorder.create_ledger(LEDGER)
-    spy = AheadSpy(recorder, monkeypatch)
+    recorder, spy = sealing
     committing(recorder, [request(draft("seq 1"))])()
-    commit = committing(recorder, [request(draft("seq 2"))])
     waiting = [request(draft("a")), request(draft("b"), expected_seq=2)]
-    for pending in waiting:
-        recorder.seal_ahead(pending)  # type: ignore[arg-type]
-    commit()
+    sealed_during_a_commit(recorder, [request(draft("seq 2"))], waiting)
     other_recorder(service).append(LEDGER, [draft("seq 3, from elsewhere")], actor="o")
-    outcomes = recorder._commit_group(waiting)  # type: ignore[arg-type]
+    outcomes = recorder._commit_group(waiting)
     assert spy.used[-1:] == ([False] if recorder.db.is_sqlite else [])
     assert isinstance(outcomes[0], AppendResult) and outcomes[0].receipts[0].seq == 4
     # Sealed ahead, it passed its check; on the real head it does not.
@@ -456,22 +466,17 @@ def test_what_was_sealed_ahead_is_dropped_when_another_writer_moved_the_head(
 
 
 def test_a_key_or_an_id_taken_meanwhile_is_seen_under_the_lock(
-    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+    service: LedgerService, sealing: tuple[Recorder, AheadSpy]
 ) -> None:
-    recorder = service.recorder
-    recorder.create_ledger(LEDGER)
-    spy = AheadSpy(recorder, monkeypatch)
-    commit = committing(recorder, [request(draft("seq 1"))])
+    recorder, spy = sealing
     chosen = draft("a client's own id")
     keyed = request(draft("keyed"), key="k")
-    for pending in (request(chosen), keyed):
-        recorder.seal_ahead(pending)  # type: ignore[arg-type]
-    commit()
+    sealed_during_a_commit(recorder, [request(draft("seq 1"))], [request(chosen), keyed])
     # Another process stores the key, then the id (its head is ours: seq 1).
     other = other_recorder(service)
-    stored = other.commit(keyed)  # type: ignore[arg-type]
+    stored = other.commit(keyed)
     other.append(LEDGER, [chosen], actor="o")
-    outcomes = recorder._commit_group([request(chosen), keyed])  # type: ignore[list-item]
+    outcomes = recorder._commit_group([request(chosen), keyed])
     assert spy.used[-1:] == ([False] if recorder.db.is_sqlite else [])
     assert isinstance(outcomes[0], DuplicateEventId)
     assert outcomes[1] == AppendResult.of(stored.receipts, replayed=True)
@@ -479,24 +484,19 @@ def test_a_key_or_an_id_taken_meanwhile_is_seen_under_the_lock(
 
 
 def test_a_fix_ends_sealing_ahead_and_is_checked_in_the_transaction(
-    service: LedgerService, monkeypatch: pytest.MonkeyPatch
+    service: LedgerService, sealing: tuple[Recorder, AheadSpy]
 ) -> None:
-    recorder = service.recorder
-    recorder.create_ledger(LEDGER)
-    spy = AheadSpy(recorder, monkeypatch)
-    commit = committing(recorder, [request(draft("seq 1"))])
+    recorder, spy = sealing
     group = [
         request(draft("seq 2")),
         request(draft(kind="record.retracted", target_seq=2, reason="wrong")),  # seq 3
         request(draft(kind="record.retracted", target_seq=2, reason="twice")),
         request(draft("seq 4")),
     ]
-    for pending in group:
-        recorder.seal_ahead(pending)  # type: ignore[arg-type]
+    sealed_during_a_commit(recorder, [request(draft("seq 1"))], group)
     if recorder.db.is_sqlite:
         assert recorder._ahead[LEDGER].requests == group[:1]  # up to the fix
-    commit()
-    outcomes = recorder._commit_group(group)  # type: ignore[arg-type]
+    outcomes = recorder._commit_group(group)
     assert [type(o).__name__ for o in outcomes] == [
         "AppendResult",
         "AppendResult",
