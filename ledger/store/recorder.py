@@ -258,6 +258,12 @@ class _GroupState:
     leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
     keyed: list[tuple[AppendRequest, int]] = field(default_factory=list)  # and its outcome's index
 
+    @classmethod
+    def behind(cls, head: _Head, now: str) -> _GroupState:
+        """A group sealed behind ``head`` at clock reading ``now``: its records'
+        ``recorded_at`` never goes below the head's, whatever the clock says."""
+        return cls(head=head, recorded_at=max(now, head.last_recorded_at))
+
 
 @dataclass(slots=True)
 class _Ahead:
@@ -493,7 +499,7 @@ class Recorder:
                     used |= ahead.used
                     rest = group[len(ahead.requests) :]
                 else:
-                    state = _GroupState(head=head, recorded_at=max(now, head.last_recorded_at))
+                    state = _GroupState.behind(head, now)
                 for request in rest:
                     try:
                         staged.append(self._stage(conn, state, request, used))
@@ -600,7 +606,7 @@ class Recorder:
         if not written:
             state.rows.extend(rows)
             state.sealed.extend(sealed)
-        state.leaves.extend(leaf_hash(entry_row[-1]) for entry_row in rows)
+        state.leaves.extend(leaf_hash(row[-1]) for row in rows)
         used.update(d.id for d in request.drafts)
         last = entries[-1]
         state.head = _Head(state.head.ledger_id, last[0], last[2], last[4])
@@ -634,9 +640,7 @@ class Recorder:
 
     def _seal_ahead(self, ahead: _Ahead, request: AppendRequest) -> None:
         if ahead.state is None:
-            base = ahead.base
-            now = format_recorded_at(self.clock())
-            ahead.state = _GroupState(head=base, recorded_at=max(now, base.last_recorded_at))
+            ahead.state = _GroupState.behind(ahead.base, format_recorded_at(self.clock()))
         state = ahead.state
         outcome: list[_Sealed] | Exception
         try:
