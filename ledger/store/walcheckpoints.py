@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from pathlib import Path
 
 __all__ = ["BACKSTOP_PAGES", "WalCheckpointer"]
 
@@ -94,8 +95,12 @@ class WalCheckpointer:
                     self._due = False
                 try:
                     if connection is None:
+                        # mode=rw: a checkpoint never creates a database file.
                         connection = sqlite3.connect(
-                            self._path, isolation_level=None, check_same_thread=False
+                            f"{Path(self._path).resolve().as_uri()}?mode=rw",
+                            uri=True,
+                            isolation_level=None,
+                            check_same_thread=False,
                         )
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.checkpoints += 1

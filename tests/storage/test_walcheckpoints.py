@@ -122,13 +122,13 @@ def test_dispose_stops_the_thread_and_a_later_commit_starts_one(database: Databa
 def test_a_failing_checkpoint_is_logged_and_never_reaches_the_commit(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    missing = tmp_path / "no-such-directory" / "x.db"
+    missing = tmp_path / "x y%.db"  # a name that needs quoting in a URI
     checkpoints = WalCheckpointer(str(missing), delay=0.0)
     with caplog.at_level(logging.WARNING, logger="ledger.store"):
         checkpoints.committed()  # returns; the failure happens on the thread
         wait_until(lambda: "WAL checkpoint failed" in caplog.text)
+    assert not missing.exists()  # a checkpoint never creates a database
     # It keeps serving commits afterwards.
-    missing.parent.mkdir()
     sqlite3.connect(missing).execute("PRAGMA journal_mode = WAL").fetchall()
     checkpoints.committed()
     wait_until(lambda: checkpoints.checkpoints == 1)
