@@ -438,11 +438,10 @@ def raw_execute_many(
     (see ``raw_execute``).
 
     On SQLite the rows go as multi-row ``VALUES`` lists (``_sqlite_insert_many``).
-    psycopg's
-    ``executemany`` sends one statement per row through its pipeline, ~0.1 ms
-    of Python each: 150 ms for the three tables of a 500-event batch; a
-    multi-row ``VALUES`` list spent as long parsing its placeholders. So on
-    PostgreSQL the rows go by ``COPY ... FROM STDIN``, in binary when
+    psycopg's ``executemany`` sends one statement per row through its
+    pipeline, ~0.1 ms of Python each: 150 ms for the three tables of a
+    500-event batch; a multi-row ``VALUES`` list spent as long parsing its
+    placeholders. So on PostgreSQL the rows go by ``COPY ... FROM STDIN``, in binary when
     ``table`` (from ``ledger.store.tables``) gives the columns' types: a record's canonical
     bytes then travel as themselves rather than as hex text that both sides
     convert (500 records: 2.4 ms of client CPU and 1 ms of server time less).
