@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,9 @@ from ledger.store.database import Database, raw_execute
 from ledger.store.walcheckpoints import BACKSTOP_PAGES, WalCheckpointer
 
 
-def wait_until(condition: object, timeout: float = 10.0) -> None:
+def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.01)
@@ -51,7 +52,7 @@ def in_database_file(path: Path, copy: Path) -> int:
     """How many ledgers the database file holds by itself, without its WAL: what
     checkpoints have copied into it (a copy of the file alone is read)."""
     copy.write_bytes(path.read_bytes())
-    with sqlite3.connect(copy) as probe:
+    with contextlib.closing(sqlite3.connect(copy)) as probe:
         return int(probe.execute("SELECT count(*) FROM ledgers").fetchone()[0])
 
 
