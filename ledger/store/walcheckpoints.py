@@ -64,7 +64,9 @@ class WalCheckpointer:
     def committed(self) -> None:
         """A write transaction committed: checkpoint soon (starts the thread on first use)."""
         with self._wake:
-            if self._closing:
+            if self._closing or self._due:
+                # Already due: the thread will see it, so it is not woken
+                # again (once per commit, it would take the GIL each time).
                 return
             self._due = True
             if self._thread is None:
@@ -96,8 +98,6 @@ class WalCheckpointer:
                 with self._wake:
                     while not self._due and not self._closing:
                         self._wake.wait()
-                    if self._closing:
-                        return
                     # Commits until then join this checkpoint.
                     self._wake.wait_for(lambda: self._closing, timeout=self._delay)
                     if self._closing:
