@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from ledger import __version__
 from ledger.api.appendlane import AppendLane, append_ledger
 from ledger.api.auditlog import AuditLogMiddleware, configure_audit_log
-from ledger.api.auth import RateLimiter, caller, ledger_reader
+from ledger.api.auth import RateLimiter, RevocationCheck, caller, ledger_reader
 from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
 from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         app.state.database = runtime.database
         app.state.service = runtime.service
         app.state.tokens = runtime.tokens
+        app.state.revocation_check = RevocationCheck(runtime.tokens)
         if settings.auth == "tokens":
             runtime.tokens.watch_revocations()
         app.state.rate_limiter = RateLimiter(rate=settings.rate_limit, burst=settings.rate_burst)

@@ -102,20 +102,40 @@ class TokenStore:
         self._generation += 1
         self._cache = {}
 
-    def cached_principal(self, token: str) -> Principal | None:
-        """The principal if this server has it cached (no database read)."""
+    def check_revocations(self) -> bool:
+        """Whether cached principals may be served now.
+
+        False while nothing watches revocations, and on SQLite while the
+        revocation file cannot be read. On SQLite this reads the file's stamp
+        (one ``stat``) and forgets every cached principal if it changed, so a
+        principal cached before a revocation is never served after a check
+        that began once the revocation was announced.
+        """
         if not self._caching:
+            return False
+        if self._file is None:
+            return True
+        stamp = self._file.stamp()
+        if stamp is None:
+            return False
+        if stamp != self._stamp:
+            # Read before any lookup that may fill the cache again, so a
+            # later revocation always changes it once more.
+            self._forget()
+            self._stamp = stamp
+            return False
+        return True
+
+    def cached_principal(self, token: str, *, checked: bool | None = None) -> Principal | None:
+        """The principal if this server has it cached (no database read).
+
+        ``checked`` is what a ``check_revocations`` made since the request
+        arrived returned; None makes that check now.
+        """
+        if checked is None:
+            checked = self.check_revocations()
+        if not checked or not self._caching:
             return None
-        if self._file is not None:
-            stamp = self._file.stamp()
-            if stamp is None:
-                return None
-            if stamp != self._stamp:
-                # Read before any lookup that may fill the cache again, so a
-                # later revocation always changes it once more.
-                self._forget()
-                self._stamp = stamp
-                return None
         return self._cache.get(hash_token(token))
 
     def create(self, name: str, scopes: tuple[Scope, ...]) -> tuple[str, TokenInfo]:
