@@ -9,20 +9,18 @@ refused with 403.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from ledger.access import Scope, new_token, parse_scopes
 from ledger.api.app import create_app
-from ledger.api.body import read_json_body
-from ledger.core.errors import InvalidParameter, RequestTimeout
+from ledger.core.errors import InvalidParameter
 from tests.api.conftest import assert_problem
 from tests.conftest import position, settings_for
 
@@ -257,22 +255,6 @@ def test_repeated_authentication_failures_are_throttled(throttled: TestClient) -
     assert_problem(throttled.get("/v1/keys", headers=wrong), 429)
     # Guessing stops being answered, even for a token that would be right.
     assert_problem(throttled.get("/v1/keys", headers=good), 429)
-
-
-def test_a_body_that_trickles_in_gets_408() -> None:
-    async def slow_receive() -> dict[str, Any]:
-        await asyncio.sleep(10)
-        return {"type": "http.request", "body": b"{}", "more_body": False}
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/",
-        "headers": [(b"content-type", b"application/json")],
-    }
-    request = Request(scope, slow_receive)
-    with pytest.raises(RequestTimeout):
-        asyncio.run(read_json_body(request, max_bytes=1024, timeout=0.05))
 
 
 # -- the audit log -------------------------------------------------------------
