@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -324,6 +325,30 @@ def test_one_group_transaction_refuses_requests_one_by_one(service: LedgerServic
     # The keyed request can be replayed, with its final receipts.
     replay = recorder._commit_group([request(draft("seq 2"), draft("seq 3"), key="k1")])
     assert replay == [AppendResult.of(results[0].receipts, replayed=True)]
+
+
+def test_each_record_of_a_group_names_its_own_requests_actor_and_moment(
+    service: LedgerService,
+) -> None:
+    recorder = service.recorder
+    recorder.create_ledger(LEDGER)
+
+    def by(actor: str, summary: str) -> AppendRequest:
+        return AppendRequest(ledger=LEDGER, drafts=(draft(summary),), actor=actor)
+
+    actors = ["kyiv-desk", "kyiv-desk", "dc-desk", "kyiv-desk", "dc-desk", "dc-desk"]
+    recorder.clock = lambda: datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    outcomes = recorder._commit_group([by(actor, f"by {actor}") for actor in actors])
+    assert all(isinstance(o, AppendResult) for o in outcomes)
+    # The same actor again, a moment later: its record has the new moment.
+    recorder.clock = lambda: datetime(2026, 3, 1, 12, 0, 1, tzinfo=UTC)
+    assert isinstance(recorder._commit_group([by("dc-desk", "later")])[0], AppendResult)
+    lines = list(service.iter_records(LEDGER))
+    verify_chain(lines, ledger=LEDGER)
+    records = [json.loads(line) for line in lines]
+    assert [r["actor"] for r in records] == [*actors, "dc-desk"]
+    assert {r["recorded_at"] for r in records[:6]} == {"2026-03-01T12:00:00.000000Z"}
+    assert records[6]["recorded_at"] == "2026-03-01T12:00:01.000000Z"
 
 
 def recorder_id(service: LedgerService, seq: int) -> str:
