@@ -94,8 +94,15 @@ _POSTGRES_SNAPSHOT = (
     + _CELL_SOURCE
     + " WHERE c.ledger_id = ?"
 )
-_SELECT_CELLS = "SELECT party, topic, claimant FROM position_cells WHERE ledger_id = ?"
-_INSERT_CELL = "INSERT INTO position_cells (ledger_id, party, topic, claimant) VALUES (?, ?, ?, ?)"
+# The cells an append touches, inserted unless present: no cell is read. (Each
+# group read every cell of its ledger: 0.4 ms for a 16-event group became
+# 9.9 ms with 10,000 cells and 157 ms with 100,000.) 128 rows bind 512
+# values, under any SQLite build's limit.
+_UPSERT_CELLS = (
+    "INSERT INTO position_cells (ledger_id, party, topic, claimant) VALUES {rows}"
+    " ON CONFLICT (ledger_id, party, topic, claimant) DO NOTHING"
+)
+_CELLS_PER_STATEMENT = 128
 # Valid-time marks (migration 0004): a version known at K occurred no later
 # than the mark of K's block, so a snapshot's scan starts there.
 MARK_BLOCK = 1024
@@ -226,18 +233,13 @@ class _VersionWriter:
         # PostgreSQL: the first-version rows themselves.
         self.first_versions: list[tuple[int, int, int, None, str, str, str, str, None]] = []
         self.versions: list[dict[str, Any]] = []
-        self.new_cells: list[dict[str, Any]] = []
-        self._cells: set[tuple[str, str, str]] | None = None
+        # Cells this append touched: ``new_cells`` are those not yet written.
+        self._cells: set[tuple[str, str, str]] = set()
+        self.new_cells: list[tuple[str, str, str]] = []
         self._first: int | None = None  # seq range of records awaiting their first version
         self._last = 0
         # Per mark block, the latest occurred_at among this append's versions.
         self.blocks: dict[int, str] = {}
-
-    def _known_cells(self) -> set[tuple[str, str, str]]:
-        if self._cells is None:
-            rows = raw_execute(self.conn, _SELECT_CELLS, [self.ledger_id])
-            self._cells = {(str(p), str(t), str(c)) for p, t, c in rows}
-        return self._cells
 
     def add_new(self, sealed: SealedDraft) -> None:
         """Project a record as the append writing it sealed it."""
@@ -292,17 +294,9 @@ class _VersionWriter:
                 }
             )
         cell = (party, topic, claimant)
-        known = self._known_cells()
-        if cell not in known:
-            known.add(cell)
-            self.new_cells.append(
-                {
-                    "ledger_id": self.ledger_id,
-                    "party": cell[0],
-                    "topic": cell[1],
-                    "claimant": cell[2],
-                }
-            )
+        if cell not in self._cells:
+            self._cells.add(cell)
+            self.new_cells.append(cell)
 
     def flush(self) -> None:
         if self._first is not None:
@@ -319,13 +313,14 @@ class _VersionWriter:
         if self.versions:
             self.conn.execute(position_versions.insert(), self.versions)
             self.versions = []
-        if self.new_cells:
-            raw_execute_many(
+        cells, self.new_cells = self.new_cells, []
+        for start in range(0, len(cells), _CELLS_PER_STATEMENT):
+            chunk = cells[start : start + _CELLS_PER_STATEMENT]
+            raw_execute(
                 self.conn,
-                _INSERT_CELL,
-                [(c["ledger_id"], c["party"], c["topic"], c["claimant"]) for c in self.new_cells],
+                _UPSERT_CELLS.format(rows=", ".join(["(?, ?, ?, ?)"] * len(chunk))),
+                [value for cell in chunk for value in (self.ledger_id, *cell)],
             )
-            self.new_cells = []
 
 
 class PositionsProjection:
