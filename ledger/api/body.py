@@ -93,14 +93,10 @@ async def read_json_body(request: Request, *, max_bytes: int, timeout: float = 3
     A client that trickles its body holds a connection and a worker; after
     ``timeout`` seconds (at most a second more) it gets 408 instead.
     """
-    loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    if task is None:  # not in a task: nothing to cancel but the whole read
-        try:
-            async with asyncio.timeout(timeout):
-                return await _read(request, max_bytes=max_bytes)
-        except TimeoutError:
-            raise _timed_out(timeout) from None
+    if task is None:  # as asyncio.timeout: a deadline cancels the task reading
+        raise RuntimeError("read_json_body must run inside a task")
+    loop = task.get_loop()
     deadlines = _deadlines.get(loop)
     if deadlines is None:
         deadlines = _deadlines[loop] = _Deadlines()
@@ -111,14 +107,10 @@ async def read_json_body(request: Request, *, max_bytes: int, timeout: float = 3
         # Ours only if nobody else asked too (a client gone, a shutdown):
         # theirs goes on up, as asyncio.timeout lets it.
         if read.expired and task.uncancel() <= read.cancelling:
-            raise _timed_out(timeout) from None
+            raise RequestTimeout(f"the body did not arrive within {timeout:g} seconds") from None
         raise
     finally:
         deadlines.discard(read)
-
-
-def _timed_out(timeout: float) -> RequestTimeout:
-    return RequestTimeout(f"the body did not arrive within {timeout:g} seconds")
 
 
 async def _read(request: Request, *, max_bytes: int) -> bytes:
