@@ -128,20 +128,29 @@ class ActiveSigners:
     def __init__(self, *, keyring: KeyRing, registry: KeyRegistry) -> None:
         self.keyring = keyring
         self.registry = registry
-        self._cache: dict[str, Signer] = {}
-        self._active: tuple[str, ...] | None = None
+        # The active set last read and this key ring's signers for it: one
+        # tuple, so a thread reading ``held`` while another appends sees one
+        # consistent pair.
+        self._state: tuple[tuple[str, ...], list[Signer]] | None = None
 
     def __call__(self, conn: Connection) -> list[Signer]:
         active = tuple(self.registry.active_keys(conn))
-        if active != self._active:
+        state = self._state
+        if state is None or state[0] != active:
             # Read the key files again only when the active set changed: an
             # active key this server does not hold must not cost a directory
             # scan and a PEM parse on every append.
-            self._cache = self.keyring.signers()
-            self._active = active
-        signers = [self._cache[key] for key in active if key in self._cache]
-        if not signers:
+            ring = self.keyring.signers()
+            state = (active, [ring[key] for key in active if key in ring])
+            self._state = state
+        if not state[1]:
             raise StorageUnavailable(
                 "no active signing key is available to this server; check LEDGER_SIGNING_KEY"
             )
-        return signers
+        return state[1]
+
+    def held(self) -> tuple[tuple[str, ...], list[Signer]] | None:
+        """The active keys as the last append read them, with the signers for
+        those this server holds; None before any append, or holding none."""
+        state = self._state
+        return state if state is not None and state[1] else None

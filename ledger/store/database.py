@@ -10,13 +10,14 @@ PostgreSQL serializes appends with a row lock on the ledger's head row instead
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import select
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -49,6 +50,7 @@ _SQLITE_BUSY_MS = 30_000
 _SQLITE_MMAP_BYTES = 1 << 30
 _SQLITE_CACHE_KIB = 16 * 1024
 _HOT_IDLE_SECONDS = 1.0
+_CONNECT_TIMEOUT_S = 5
 _MIGRATION_LOCK_ID = 0x1ED6E7  # pg_advisory_xact_lock key for schema upgrades
 
 
@@ -194,7 +196,7 @@ class Database:
                 pool_size=44,
                 max_overflow=16,
                 pool_timeout=10,
-                connect_args={"connect_timeout": 5},
+                connect_args={"connect_timeout": _CONNECT_TIMEOUT_S},
             )
         self.engine = sa.create_engine(self.url, **kwargs)
         if self.is_sqlite:
@@ -210,6 +212,12 @@ class Database:
         self._reader_connections: list[Any] = []
         self._reader_generation = 0
         self._readers_lock = threading.Lock()
+        # PostgreSQL: per event loop, the connection its one-statement writes
+        # use (``autocommit_row``), with the time it was last used (see
+        # ``_HOT_IDLE_SECONDS``); a psycopg async connection belongs to one loop.
+        self._loop_connections: dict[
+            asyncio.AbstractEventLoop, tuple[psycopg.AsyncConnection[Any], float]
+        ] = {}
 
     def sqlite_reader(self) -> Any:
         """This thread's own SQLite connection for autocommit reads.
@@ -288,6 +296,65 @@ class Database:
                 connection, lock=writer.lock, keep=writer.keep, committed=committed
             )
 
+    async def autocommit_row(self, sql: str, params: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """PostgreSQL, from an event loop: one statement in its own transaction,
+        without holding a thread; its first row.
+
+        The loop keeps one connection between statements while it is used
+        at least every ``_HOT_IDLE_SECONDS`` (as ``begin_write`` keeps one),
+        checked with ``_quiet`` before each use. A failure of the
+        connection is ``StorageUnavailable``; once the statement was sent it
+        may or may not have committed, and the error says so. A statement
+        the server refused raises the driver's error: nothing was written.
+        """
+        if self.is_sqlite:
+            raise RuntimeError("autocommit_row is for PostgreSQL")
+        loop = asyncio.get_running_loop()
+        kept = self._loop_connections.pop(loop, None)
+        connection = None
+        if kept is not None:
+            connection, since = kept
+            idle = time.monotonic() - since
+            if connection.closed or idle > _HOT_IDLE_SECONDS or not _quiet_socket(connection):
+                await connection.close()
+                connection = None
+        if connection is None:
+            self._end_closed_loops_connections()
+            timeout: dict[str, Any] = {}
+            if "connect_timeout" not in self.url.query:
+                timeout["connect_timeout"] = _CONNECT_TIMEOUT_S
+            try:
+                connection = await psycopg.AsyncConnection.connect(
+                    self._conninfo(), autocommit=True, **timeout
+                )
+            except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+                raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
+        try:
+            cursor = await connection.execute(sql, params)
+            row = await cursor.fetchone()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as e:
+            await connection.close()
+            raise StorageUnavailable(
+                "the database connection failed during a write: it may or may not "
+                "have been recorded; retry with the same Idempotency-Key to find out"
+            ) from e
+        except psycopg.Error:
+            self._loop_connections[loop] = (connection, time.monotonic())  # refused: still good
+            raise
+        except BaseException:  # cancelled mid-statement: the connection's state is unknown
+            connection.pgconn.finish()
+            raise
+        self._loop_connections[loop] = (connection, time.monotonic())
+        return None if row is None else tuple(row)
+
+    def _end_closed_loops_connections(self) -> None:
+        for loop in [loop for loop in self._loop_connections if loop.is_closed()]:
+            connection, _since = self._loop_connections.pop(loop)
+            connection.pgconn.finish()  # what AsyncConnection.close does, without a loop
+
+    def _conninfo(self) -> str:
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     def _reusable(self, connection: Connection, idle: float) -> bool:
         if self.is_sqlite:
             return True  # a local file: nothing can end the connection under us
@@ -322,6 +389,11 @@ class Database:
             connections, self._reader_connections = self._reader_connections, []
         for connection in connections:
             connection.close()
+        # Their loops may be gone: end them as AsyncConnection.close does, without awaiting.
+        loop_connections = list(self._loop_connections.values())
+        self._loop_connections.clear()
+        for loop_connection, _since in loop_connections:
+            loop_connection.pgconn.finish()
         self.engine.dispose()
 
 
@@ -353,10 +425,14 @@ def _quiet(connection: Connection) -> bool:
     an error and closes the socket, which makes it readable: one ``select``,
     no round trip, tells that the connection would fail its next statement.
     """
+    return _quiet_socket(connection.connection.driver_connection)
+
+
+def _quiet_socket(driver_connection: Any) -> bool:
+    """``_quiet`` for a driver's connection."""
     try:
-        socket = connection.connection.driver_connection.fileno()  # type: ignore[union-attr]
-        readable, _, _ = select.select([socket], [], [], 0)
-    except (OSError, ValueError, AttributeError):
+        readable, _, _ = select.select([driver_connection.fileno()], [], [], 0)
+    except (OSError, ValueError, AttributeError, psycopg.Error):
         return False
     return not readable
 

@@ -45,7 +45,7 @@ import contextlib
 import functools
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -114,6 +114,7 @@ class _LoopLane(Generic[T, R]):
     scheduled: bool = False  # a drain is due on the loop
     committing: bool = False  # a group's COMMIT is running in the commit thread
     ahead: int = 0  # how many queued requests, from the front, went to ``ahead``
+    task: asyncio.Task[None] | None = None  # statement mode: the drain, while it runs
 
 
 class GroupCommitter(Generic[T, R]):
@@ -125,6 +126,7 @@ class GroupCommitter(Generic[T, R]):
         inline: bool = False,
         ahead: Callable[[T], None] | None = None,
         name: str = "ledger-writer",
+        statement: Callable[[Sequence[T]], Awaitable[Sequence[object] | None]] | None = None,
     ) -> None:
         """``prepare`` runs one transaction for a group up to its COMMIT and returns,
         per request in order, its result or the exception that refused it alone,
@@ -134,8 +136,15 @@ class GroupCommitter(Generic[T, R]):
         ``ahead`` (inline only): called on the loop, in queue order, with each
         request that waits while a group of its loop commits: work done then
         is work the loop would otherwise do after the COMMIT, when the
-        request's own group is prepared. It must not raise."""
+        request's own group is prepared. It must not raise.
+        ``statement`` (not inline): coroutines' groups are first offered to it,
+        on their event loop; it commits a group and returns its outcomes as
+        ``prepare`` would, or returns None having written nothing, and the
+        group is then prepared and committed in the commit thread."""
+        if inline and statement is not None:
+            raise ValueError("a committer drains inline or by statement, not both")
         self._prepare = prepare
+        self._statement = statement
         self._max_weight = max_weight
         self._inline = inline
         self._ahead = ahead
@@ -162,14 +171,18 @@ class GroupCommitter(Generic[T, R]):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         pending = _Pending(key, request, weight, future)
-        if not self._inline:
+        if not self._inline and self._statement is None:
             self._enqueue(pending)
             return await future
         lane = self._lanes.get(loop)
         if lane is None:
             lane = self._lanes[loop] = _LoopLane()
         lane.queue.append(pending)
-        if lane.committing:
+        if self._statement is not None:
+            if lane.task is None:
+                # Its first step runs after the callbacks already due: the rest of this wave.
+                lane.task = loop.create_task(self._drain_statements(lane))
+        elif lane.committing:
             self._run_ahead(lane)
         elif not lane.scheduled:
             # Runs after the callbacks already due: the rest of this wave queues first.
@@ -209,6 +222,33 @@ class GroupCommitter(Generic[T, R]):
             done.add_done_callback(functools.partial(self._committed, loop, lane, group, outcomes))
         if lane.committing:
             self._run_ahead(lane)
+
+    async def _drain_statements(self, lane: _LoopLane[T, R]) -> None:
+        """Statement mode: commit the lane's groups one after another, each by
+        ``statement`` or else in the commit thread."""
+        assert self._statement is not None
+        try:
+            while lane.queue:
+                group = _take_group(lane.queue, self._max_weight)
+                requests = [p.request for p in group]
+                outcomes: Sequence[object] | None
+                try:
+                    outcomes = await self._statement(requests)
+                    if outcomes is None:
+                        done = self._commit_thread().submit(self._commit_now, requests)
+                        outcomes = await asyncio.wrap_future(done)
+                    assert len(outcomes) == len(group), "one outcome per request"
+                except BaseException as error:  # the whole group failed: nobody is acknowledged
+                    outcomes = [error] * len(group)
+                _settle([(p.future, o) for p, o in zip(group, outcomes, strict=True)])  # type: ignore[misc]
+                _reraise_fatal(outcomes)
+        finally:
+            lane.task = None
+
+    def _commit_now(self, requests: Sequence[T]) -> Sequence[object]:
+        outcomes, commit = self._prepare(requests)
+        commit()
+        return outcomes
 
     def _run_ahead(self, lane: _LoopLane[T, R]) -> None:
         """Hand ``ahead`` the queued requests it has not seen (a COMMIT is running)."""

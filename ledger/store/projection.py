@@ -35,6 +35,7 @@ from ledger.core.positions import (
 )
 from ledger.core.records import Record, SealedDraft
 from ledger.store.database import Database, raw_execute, raw_execute_many
+from ledger.store.groupstatement import PlannedRows, running_marks
 from ledger.store.rawread import RawReader
 from ledger.store.tables import (
     ledgers,
@@ -194,9 +195,7 @@ def _raise_marks(conn: Connection, ledger_id: int, blocks: dict[int, str]) -> No
         raw_execute(conn, _RAISE_ONE_MARK, (ledger_id, block, latest, latest, ledger_id))
         return
     last = raw_execute(conn, _SELECT_LAST_MARK, (ledger_id,))
-    running = last[0][0] if last else ""
-    for block in sorted(blocks):
-        running = max(running, blocks[block])
+    for block, running in running_marks(blocks, last[0][0] if last else ""):
         raw_execute(conn, _UPSERT_MARK, (ledger_id, block, running))
 
 
@@ -333,6 +332,26 @@ class PositionsProjection:
     def validates(batch: Sequence[SealedDraft]) -> bool:
         """Only corrections and retractions can be refused here (by their targets)."""
         return any(sealed.draft.type in FIX_TYPES for sealed in batch)
+
+    @staticmethod
+    def planned(batch: Sequence[SealedDraft]) -> PlannedRows | None:
+        """What ``apply`` writes for ``batch``, when that needs no database: no fix
+        among it (``ledger.store.groupstatement``)."""
+        versions: list[tuple[int, str, str, str, str]] = []
+        cells: dict[tuple[str, str, str], None] = {}
+        blocks: dict[int, str] = {}
+        for seq, draft in batch:
+            kind = draft.type
+            if kind in FIX_TYPES:
+                return None
+            if kind not in POSITION_TYPES or draft.party is None or draft.topic is None:
+                continue
+            claimant = draft.claimant or ""
+            versions.append((seq, draft.party, draft.topic, claimant, draft.occurred_at))
+            cells[(draft.party, draft.topic, claimant)] = None
+            block = mark_block(seq)
+            blocks[block] = max(blocks.get(block, ""), draft.occurred_at)
+        return PlannedRows(tuple(versions), tuple(cells), tuple(running_marks(blocks)))
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
         """Validate fixes and project the records of one append (already inserted).

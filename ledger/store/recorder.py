@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
@@ -55,9 +56,10 @@ from ledger.store.database import (
     translate_errors,
 )
 from ledger.store.groupcommit import GroupCommitter
+from ledger.store.groupstatement import GROUP_STATEMENT, GroupWrite, PlannedRows
 from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import idempotency_keys, ledgers, records
-from ledger.store.tree import insert_nodes, load_nodes
+from ledger.store.tree import insert_nodes, is_stored, load_nodes, node_key
 
 __all__ = ["AppendRequest", "AppendResult", "LedgerInfo", "Receipt", "Recorder"]
 
@@ -72,6 +74,8 @@ _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 _SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
 SignerSource = Callable[[Connection], Sequence[Signer]]
+# The active keys as last read, with the signers for them (``ActiveSigners.held``).
+HeldSigners = Callable[[], tuple[Sequence[str], Sequence[Signer]] | None]
 
 
 class Projection(Protocol):
@@ -82,6 +86,10 @@ class Projection(Protocol):
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
         """Project (and validate) the just-inserted records; raising aborts the append."""
+
+    def planned(self, batch: Sequence[SealedDraft]) -> PlannedRows | None:
+        """What ``apply`` would write for ``batch``, if that needs no database
+        (``ledger.store.groupstatement``); None otherwise."""
 
 
 def _utc_now() -> datetime:
@@ -349,6 +357,7 @@ class Recorder:
             self._prepare_group,
             inline=database.is_sqlite,
             ahead=self.seal_ahead if database.is_sqlite else None,
+            statement=None if database.is_sqlite else self._write_group,
         )
         # Per ledger id, the perfect-cover nodes of the tree at the head this
         # server last committed, keyed by that head (seq and hash): a group
@@ -364,6 +373,10 @@ class Recorder:
         # three strings (~3 us a request). One tuple, so threads that seal at
         # once each read a consistent pair.
         self._frame: tuple[tuple[str, str, str], RecordFrame] | None = None
+        # Per ledger, the head this process last committed (PostgreSQL): a
+        # group sealed on it may be written as one statement (_write_group).
+        self._heads: dict[str, _Head] = {}
+        self._held_signers: HeldSigners | None = getattr(signers, "held", None)
 
     def checkpoint_origin(self, ledger: str) -> str:
         """SPEC §3: ``<server origin>/<ledger>``."""
@@ -543,8 +556,106 @@ class Recorder:
         def commit() -> None:
             transaction.commit()
             self._frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
+            self._heads[ledger] = after
 
         return outcomes, commit
+
+    async def _write_group(
+        self, group: Sequence[AppendRequest]
+    ) -> list[AppendResult | Exception] | None:
+        """PostgreSQL, on the event loop: ``group`` sealed on the head this process
+        last committed and written by one statement (``ledger.store.groupstatement``).
+        None when it has to go the usual way (``_prepare_group``): it needs the
+        database to be sealed, or the statement found the head or the keys changed,
+        or refused a row; nothing was written then."""
+        sealed = self._seal_on_known_head(group)
+        if sealed is None:
+            return None
+        write, outcomes, after, frontier = sealed
+        ledger = group[0].ledger
+        # Unknown until the statement says: a failure below must not leave it.
+        del self._heads[ledger]
+        try:
+            row = await self.db.autocommit_row(GROUP_STATEMENT, write.params())
+        except psycopg.IntegrityError:
+            return None  # an id already used, most likely: the usual way names it
+        except psycopg.Error:
+            log.warning("the one-statement write failed; committing the usual way", exc_info=True)
+            return None
+        if row is None or row[0] != 1:
+            return None
+        self._heads[ledger] = after
+        self._frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
+        return list(outcomes)
+
+    def _seal_on_known_head(
+        self, group: Sequence[AppendRequest]
+    ) -> tuple[GroupWrite, list[AppendResult], _Head, dict[NodeId, bytes]] | None:
+        """``group`` sealed as its transaction would seal it, if the head is still the
+        one this process committed last: what to write, the outcomes, the new
+        head and frontier. None when sealing needs the database: an
+        Idempotency-Key (a replay?), a request refused (by a head that might not
+        hold), a projection that reads (a fix), or no head or frontier known."""
+        ledger = group[0].ledger
+        before = self._heads.get(ledger)
+        held = self._held_signers() if self._held_signers is not None else None
+        if before is None or held is None:
+            return None
+        cached = self._frontiers.get(before.ledger_id)
+        if cached is None or cached[0] != before.seq or cached[1] != before.hash:
+            return None
+        if any(request.idempotency_key is not None for request in group):
+            return None
+        state = _GroupState.behind(before, format_recorded_at(self.clock()))
+        used: set[str] = set()
+        entries_of: list[list[_Sealed]] = []
+        for request in group:
+            try:
+                entries, rows, sealed = self._check_and_seal(state, request, used)
+            except LedgerError:
+                return None
+            self._keep(state, request, entries, rows, sealed, used)
+            entries_of.append(entries)
+        if len(self.projections) > 1:
+            return None  # the statement holds one projection's rows
+        planned = PlannedRows((), (), ())
+        if self.projections:
+            rows_of = self.projections[0].planned(state.sealed)
+            if rows_of is None:
+                return None
+            planned = rows_of
+        after = state.head
+        frontier = cached[2]
+        created = append_leaves(before.seq, frontier, state.leaves)
+        nodes = {**frontier, **created}
+        root = root_from_nodes(after.seq, nodes)
+        active, signers = held
+        note = notes.sign(
+            notes.Checkpoint(
+                origin=self.checkpoint_origin(ledger),
+                tree_size=after.seq,
+                root=root,
+                head_hash=after.hash,
+            ),
+            signers,
+        )
+        write = GroupWrite(
+            ledger_id=before.ledger_id,
+            old_seq=before.seq,
+            old_hash=before.hash,
+            new_seq=after.seq,
+            new_hash=after.hash,
+            recorded_at=after.last_recorded_at,
+            active_keys=active,
+            records=[row[1:] for row in state.rows],
+            planned=planned,
+            nodes=[(node_key(node), digest) for node, digest in created.items() if is_stored(node)],
+            root=root,
+            note=note.to_text(),
+        )
+        outcomes = [AppendResult(sealed=tuple(e), tree_size=after.seq) for e in entries_of]
+        new_frontier = {node: nodes[node] for node in perfect_cover(0, after.seq)}
+        return write, outcomes, after, new_frontier
 
     def _stage(
         self,

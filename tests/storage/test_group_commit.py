@@ -561,3 +561,75 @@ def test_the_inline_drain_hands_requests_queued_during_a_commit_to_ahead_in_orde
     assert asyncio.run(scenario()) == ["ok:first", "ok:r0", "ok:r1", "ok:r2"]
     assert seen == ["r0", "r1", "r2"]  # the next group's COMMIT had nothing waiting
     committer.close()
+
+
+# -- statement mode (PostgreSQL's one-statement groups) ---------------------------
+
+
+class Statements:
+    """A statement step that writes groups holding no "slow" item and declines the rest."""
+
+    def __init__(self) -> None:
+        self.offered: list[list[str]] = []
+
+    async def __call__(self, group: Sequence[str]) -> list[object] | None:
+        self.offered.append(list(group))
+        await asyncio.sleep(0)  # a real statement waits on the network
+        if any(item.startswith("slow") for item in group):
+            return None
+        return [f"statement:{item}" for item in group]
+
+
+def test_a_wave_goes_to_the_statement_as_one_group_and_a_declined_group_to_the_commit_thread() -> (
+    None
+):
+    statements = Statements()
+    threads: list[str] = []
+
+    def commit(group: Sequence[str]) -> list[object]:
+        threads.append(threading.current_thread().name)
+        return [ValueError(item) if item.startswith("bad") else f"ok:{item}" for item in group]
+
+    committer: GroupCommitter[str, str] = GroupCommitter(at_once(commit), statement=statements)
+    try:
+        assert run_wave(committer, ["a", "b", "c"]) == ["statement:a", "statement:b", "statement:c"]
+        outcomes = run_wave(committer, ["slow", "bad", "d"])
+        assert outcomes[0] == "ok:slow" and outcomes[2] == "ok:d"
+        assert isinstance(outcomes[1], ValueError)  # fails alone
+    finally:
+        committer.close()
+    assert statements.offered == [["a", "b", "c"], ["slow", "bad", "d"]]
+    assert threads == ["ledger-writer-commit_0"]  # never the event loop's thread
+
+
+def test_a_statement_that_raises_fails_its_whole_group_and_the_next_group_goes_on() -> None:
+    async def statement(group: Sequence[str]) -> list[object] | None:
+        if "boom" in group:
+            raise OSError("connection lost")
+        return [f"statement:{item}" for item in group]
+
+    committer: GroupCommitter[str, str] = GroupCommitter(
+        at_once(lambda group: list(group)), statement=statement
+    )
+
+    async def scenario() -> tuple[list[object], list[object]]:
+        async def one(item: str) -> object:
+            try:
+                return await committer.submit_async("a", item)
+            except Exception as e:
+                return e
+
+        first = await asyncio.gather(one("x"), one("boom"))
+        return list(first), [await one("y")]
+
+    first, later = asyncio.run(scenario())
+    assert all(isinstance(o, OSError) for o in first)
+    assert later == ["statement:y"]
+
+
+def test_a_committer_drains_inline_or_by_statement_not_both() -> None:
+    async def statement(group: Sequence[str]) -> list[object] | None:
+        return None
+
+    with pytest.raises(ValueError, match="not both"):
+        GroupCommitter(at_once(lambda group: list(group)), inline=True, statement=statement)
