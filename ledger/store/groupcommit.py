@@ -30,9 +30,15 @@ Who drains:
   transaction until that COMMIT is done, so each request that queues
   meanwhile is handed to ``ahead`` (the recorder seals it then, on the head
   the COMMIT will leave; see ``Recorder.seal_ahead``).
-* ``submit_async`` otherwise (a database across a network, PostgreSQL): the
-  writer thread, so a slow or unreachable server stalls appends, never the
-  event loop; each group wakes each waiting loop once.
+* ``submit_async`` with ``statement`` (PostgreSQL): a task on the event
+  loop offers each group to ``statement``, which may write it as one
+  statement without holding a thread (``ledger.store.groupstatement``); a
+  group it declines, having written nothing, is prepared and committed in
+  the commit thread meanwhile. The next group is taken only after that, so
+  groups commit in the order they were taken, and a slow or unreachable
+  server stalls appends, never the event loop.
+* ``submit_async`` otherwise: the writer thread; each group wakes each
+  waiting loop once.
 
 Both drains may commit groups of one ledger at once: each group is its own
 transaction behind the ledger's head lock, so they only serialize.

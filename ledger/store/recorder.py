@@ -16,6 +16,12 @@ On SQLite, a request that waits while the previous group commits is sealed
 meanwhile, on the head that commit will leave (``seal_ahead``); its own
 transaction keeps those records only after checking, under the lock, every
 assumption they were sealed on.
+
+On PostgreSQL, a group posted from the event loop is sealed on the head this
+process last committed and written by one statement that checks that head
+and the active keys first (``_write_group``, ``ledger.store.groupstatement``);
+when they changed, or a row is refused, or sealing needs the database (an
+Idempotency-Key, a fix, a refusal), the group goes the way above.
 """
 
 from __future__ import annotations
@@ -74,6 +80,11 @@ _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 _SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
 SignerSource = Callable[[Connection], Sequence[Signer]]
+# The most events a group written as one statement holds. Its rows travel as
+# arrays that psycopg builds in Python; binary COPY writes rows in C, so a
+# large group is quicker the usual way (500-event batches, 4 clients: 23,996
+# events/s by statement against 35,120 by COPY).
+_STATEMENT_MAX_EVENTS = 64
 # The active keys as last read, with the signers for them (``ActiveSigners.held``).
 HeldSigners = Callable[[], tuple[Sequence[str], Sequence[Signer]] | None]
 
@@ -568,6 +579,8 @@ class Recorder:
         None when it has to go the usual way (``_prepare_group``): it needs the
         database to be sealed, or the statement found the head or the keys changed,
         or refused a row; nothing was written then."""
+        if sum(request.weight for request in group) > _STATEMENT_MAX_EVENTS:
+            return None
         sealed = self._seal_on_known_head(group)
         if sealed is None:
             return None
