@@ -300,9 +300,11 @@ class Database:
         """PostgreSQL, from an event loop: one statement in its own transaction,
         without holding a thread; its first row.
 
-        The loop keeps one connection between statements while it is used
-        at least every ``_HOT_IDLE_SECONDS`` (as ``begin_write`` keeps one),
-        checked with ``_quiet`` before each use. A failure of the
+        The loop keeps one connection between statements, checked with
+        ``_quiet`` before each use and, once idle for ``_HOT_IDLE_SECONDS``,
+        by a round trip that must come back within the connect timeout (a
+        server that stopped answering would otherwise hold the statement,
+        and every append queued behind it, for as long as TCP retries). A failure of the
         connection is ``StorageUnavailable``; once the statement was sent it
         may or may not have committed, and the error says so. A statement
         the server refused raises the driver's error: nothing was written.
@@ -314,9 +316,11 @@ class Database:
         connection = None
         if kept is not None:
             connection, since = kept
-            idle = time.monotonic() - since
-            if connection.closed or idle > _HOT_IDLE_SECONDS or not _quiet_socket(connection):
+            if connection.closed or not _quiet_socket(connection):
                 await connection.close()
+                connection = None
+            elif time.monotonic() - since > _HOT_IDLE_SECONDS and not await _answers(connection):
+                connection.pgconn.finish()
                 connection = None
         if connection is None:
             self._end_closed_loops_connections()
@@ -339,13 +343,23 @@ class Database:
                 "have been recorded; retry with the same Idempotency-Key to find out"
             ) from e
         except psycopg.Error:
-            self._loop_connections[loop] = (connection, time.monotonic())  # refused: still good
+            self._keep_loop_connection(loop, connection)  # refused, rolled back: still good
             raise
         except BaseException:  # cancelled mid-statement: the connection's state is unknown
             connection.pgconn.finish()
             raise
-        self._loop_connections[loop] = (connection, time.monotonic())
+        self._keep_loop_connection(loop, connection)
         return None if row is None else tuple(row)
+
+    def _keep_loop_connection(
+        self, loop: asyncio.AbstractEventLoop, connection: psycopg.AsyncConnection[Any]
+    ) -> None:
+        """Keep ``connection`` for ``loop``, unless a statement that ran meanwhile
+        already kept one: one a loop is enough."""
+        if loop in self._loop_connections:
+            connection.pgconn.finish()
+        else:
+            self._loop_connections[loop] = (connection, time.monotonic())
 
     def _end_closed_loops_connections(self) -> None:
         for loop in [loop for loop in self._loop_connections if loop.is_closed()]:
@@ -426,6 +440,15 @@ def _quiet(connection: Connection) -> bool:
     no round trip, tells that the connection would fail its next statement.
     """
     return _quiet_socket(connection.connection.driver_connection)
+
+
+async def _answers(connection: psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection's server still answers, within the connect timeout."""
+    try:
+        await asyncio.wait_for(connection.execute("SELECT 1"), _CONNECT_TIMEOUT_S)
+    except (psycopg.Error, TimeoutError):
+        return False
+    return True
 
 
 def _quiet_socket(driver_connection: Any) -> bool:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from ledger.audit import audit_ledger
 from ledger.core import checkpoint as notes
-from ledger.core.errors import DuplicateEventId, HeadMismatch
+from ledger.core.errors import DuplicateEventId, HeadMismatch, StorageUnavailable
 from ledger.core.records import EventDraft
 from ledger.runtime import Runtime
 from ledger.store.database import Database
@@ -290,3 +290,83 @@ async def _backend_pid(database: Database) -> int:
     row = await Database.autocommit_row(database, "SELECT pg_backend_pid()", {})
     assert row is not None
     return int(row[0])
+
+
+def test_a_connection_lost_mid_statement_fails_its_group_as_unknown_and_the_next_one_goes_on(
+    runtime: Runtime, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = StatementSpy(recorder.db, monkeypatch)
+
+    async def scenario() -> list[object]:
+        await recorder.commit_async(request(draft(1)))
+        # Another transaction holds the head row, so the statement waits on it.
+        blocker = recorder.db.engine.connect()
+        blocker.execute(sa.text("SELECT 1 FROM ledgers WHERE name = :n FOR UPDATE"), {"n": LEDGER})
+        try:
+            pending = asyncio.ensure_future(
+                asyncio.gather(
+                    recorder.commit_async(request(draft(2))),
+                    recorder.commit_async(request(draft(3))),
+                    return_exceptions=True,
+                )
+            )
+            await _until_waiting(recorder.db)
+            with recorder.db.write() as conn:
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE query LIKE 'WITH moved AS%' AND pid <> pg_backend_pid()"
+                    )
+                )
+            # Bounded: were the group retried the usual way, it would wait on the blocker.
+            lost = await asyncio.wait_for(pending, 10)
+        finally:
+            blocker.rollback()
+            blocker.close()
+        later = await recorder.commit_async(request(draft(4)))
+        return [*lost, later]
+
+    first, second, later = asyncio.run(scenario())
+    for outcome in (first, second):
+        assert isinstance(outcome, StorageUnavailable)
+        assert "may or may not" in str(outcome)
+    assert spy.moved == [None]  # no head known for draft 4: the usual way
+    assert isinstance(later, AppendResult)
+    assert [r.seq for r in later.receipts] == [2]
+    assert audit_ledger(runtime.service, LEDGER).valid
+
+
+def test_an_idle_connection_is_asked_before_it_is_trusted_and_kept_if_it_answers(
+    runtime: Runtime, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ledger.store.database as database_module
+
+    monkeypatch.setattr(database_module, "_HOT_IDLE_SECONDS", 0.0)
+    spy = StatementSpy(recorder.db, monkeypatch)
+
+    async def scenario() -> list[int]:
+        pids = []
+        for n in range(1, 5):
+            await recorder.commit_async(request(draft(n)))
+            pids.append(await _backend_pid(recorder.db))
+        return pids
+
+    pids = asyncio.run(scenario())
+    assert spy.moved == [1, 1, 1]
+    assert len(set(pids)) == 1  # asked each time, answered, kept
+    assert audit_ledger(runtime.service, LEDGER).valid
+
+
+async def _until_waiting(database: Database) -> None:
+    """Until a one-statement write waits on a lock."""
+    for _ in range(200):
+        row = await Database.autocommit_row(
+            database,
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE query LIKE 'WITH moved AS%%' AND wait_event_type = 'Lock'",
+            {},
+        )
+        if row is not None and row[0]:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the statement never waited on the head row")
