@@ -339,8 +339,11 @@ class Database:
         except (psycopg.OperationalError, psycopg.InterfaceError) as e:
             await connection.close()
             raise StorageUnavailable(
+                # Only requests without an Idempotency-Key are written this way
+                # (Recorder._write_group): a replay cannot tell them.
                 "the database connection failed during a write: it may or may not "
-                "have been recorded; retry with the same Idempotency-Key to find out"
+                "have been recorded; look for the event in the ledger before sending "
+                "it again (with an Idempotency-Key, a retry finds out by itself)"
             ) from e
         except psycopg.Error:
             self._keep_loop_connection(loop, connection)  # refused, rolled back: still good
