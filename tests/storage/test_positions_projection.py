@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from typing import Any
@@ -200,6 +201,43 @@ def test_a_rebuild_reproduces_the_incremental_tables(
 
     ledger = next(_names)
     append_all(service, ledger, events, cuts)
+    incremental = projection_rows(service)
+    assert rebuild(service.recorder.db, ledger) == len(events)
+    assert projection_rows(service) == incremental
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    events=ledgers().map(with_sources),
+    cuts=st.lists(st.integers(1, 30), min_size=4, max_size=16),
+    wave=st.integers(1, 4),
+)
+def test_waves_committed_from_the_event_loop_project_what_a_rebuild_derives(
+    service: LedgerService, events: list[dict[str, Any]], cuts: list[int], wave: int
+) -> None:
+    """As the server commits: concurrent requests share a group, which on
+    PostgreSQL is mostly written as one statement (ledger.store.groupstatement)."""
+    from ledger.store.projection import rebuild
+
+    ledger = next(_names)
+    service.create_ledger(ledger)
+    bounds = sorted({0, len(events), *(c for c in cuts if 0 < c < len(events))})
+    bodies = [json.dumps(events[start:end]).encode() for start, end in itertools.pairwise(bounds)]
+
+    async def commit_in_waves() -> None:
+        for first in range(0, len(bodies), wave):
+            prepared = [
+                service.prepare_append(ledger, body, actor="t")
+                for body in bodies[first : first + wave]
+            ]
+            await asyncio.gather(*(service.commit_append(p) for p in prepared))
+
+    asyncio.run(commit_in_waves())
+    assert service.snapshot(ledger)["state"] == fold(records_of(service, ledger)).state_dict()
     incremental = projection_rows(service)
     assert rebuild(service.recorder.db, ledger) == len(events)
     assert projection_rows(service) == incremental
