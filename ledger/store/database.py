@@ -303,11 +303,12 @@ class Database:
         The loop keeps one connection between statements, checked with
         ``_quiet`` before each use and, once idle for ``_HOT_IDLE_SECONDS``,
         by a round trip that must come back within the connect timeout (a
-        server that stopped answering would otherwise hold the statement,
-        and every append queued behind it, for as long as TCP retries). A failure of the
-        connection is ``StorageUnavailable``; once the statement was sent it
-        may or may not have committed, and the error says so. A statement
-        the server refused raises the driver's error: nothing was written.
+        server that stopped answering would otherwise hold the statement, and
+        every append queued behind it, for as long as TCP retries). A failure
+        of the connection is ``StorageUnavailable``; once the statement was
+        sent it may or may not have committed, and the error says so. A
+        statement the server refused raises the driver's error: nothing was
+        written.
         """
         if self.is_sqlite:
             raise RuntimeError("autocommit_row is for PostgreSQL")
