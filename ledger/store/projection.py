@@ -225,10 +225,12 @@ class _VersionWriter:
     rebuild still derives them in SQL, and a test holds the two equal.
     """
 
-    def __init__(self, conn: Connection, ledger_id: int) -> None:
+    def __init__(self, conn: Connection | None, ledger_id: int) -> None:
+        """``conn`` None: the rows are only planned (``PositionsProjection.planned``),
+        as PostgreSQL's, and never flushed."""
         self.conn = conn
         self.ledger_id = ledger_id
-        self._sqlite = conn.dialect.name == "sqlite"
+        self._sqlite = conn is not None and conn.dialect.name == "sqlite"
         # PostgreSQL: the first-version rows themselves.
         self.first_versions: list[tuple[int, int, int, None, str, str, str, str, None]] = []
         self.versions: list[dict[str, Any]] = []
@@ -298,25 +300,27 @@ class _VersionWriter:
             self.new_cells.append(cell)
 
     def flush(self) -> None:
+        conn = self.conn
+        assert conn is not None, "a planning writer is never flushed"
         if self._first is not None:
-            _insert_first_versions(self.conn, self.ledger_id, self._first, self._last)
+            _insert_first_versions(conn, self.ledger_id, self._first, self._last)
             self._first = None
         if self.first_versions:
             raw_execute_many(
-                self.conn,
+                conn,
                 _INSERT_FIRST_VERSION,
                 self.first_versions,
                 table=position_versions,
             )
             self.first_versions = []
         if self.versions:
-            self.conn.execute(position_versions.insert(), self.versions)
+            conn.execute(position_versions.insert(), self.versions)
             self.versions = []
         cells, self.new_cells = self.new_cells, []
         for start in range(0, len(cells), _CELLS_PER_STATEMENT):
             chunk = cells[start : start + _CELLS_PER_STATEMENT]
             raw_execute(
-                self.conn,
+                conn,
                 _UPSERT_CELLS.format(rows=", ".join(["(?, ?, ?, ?)"] * len(chunk))),
                 [value for cell in chunk for value in (self.ledger_id, *cell)],
             )
@@ -337,21 +341,18 @@ class PositionsProjection:
     def planned(batch: Sequence[SealedDraft]) -> PlannedRows | None:
         """What ``apply`` writes for ``batch``, when that needs no database: no fix
         among it (``ledger.store.groupstatement``)."""
-        versions: list[tuple[int, str, str, str, str]] = []
-        cells: dict[tuple[str, str, str], None] = {}
-        blocks: dict[int, str] = {}
-        for seq, draft in batch:
-            kind = draft.type
+        writer = _VersionWriter(None, 0)
+        for sealed in batch:
+            kind = sealed.draft.type
             if kind in FIX_TYPES:
                 return None
-            if kind not in POSITION_TYPES or draft.party is None or draft.topic is None:
-                continue
-            claimant = draft.claimant or ""
-            versions.append((seq, draft.party, draft.topic, claimant, draft.occurred_at))
-            cells[(draft.party, draft.topic, claimant)] = None
-            block = mark_block(seq)
-            blocks[block] = max(blocks.get(block, ""), draft.occurred_at)
-        return PlannedRows(tuple(versions), tuple(cells), tuple(running_marks(blocks)))
+            if kind in POSITION_TYPES:
+                writer.add_new(sealed)
+        versions = tuple(
+            (seq, party, topic, claimant, occurred_at)
+            for _, seq, _, _, party, topic, claimant, occurred_at, _ in writer.first_versions
+        )
+        return PlannedRows(versions, tuple(writer.new_cells), tuple(running_marks(writer.blocks)))
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
         """Validate fixes and project the records of one append (already inserted).
