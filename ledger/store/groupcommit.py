@@ -252,6 +252,7 @@ class GroupCommitter(Generic[T, R]):
             lane.task = None
 
     def _commit_now(self, requests: Sequence[T]) -> Sequence[object]:
+        """Prepare and commit ``requests`` at once (in a thread)."""
         outcomes, commit = self._prepare(requests)
         commit()
         return outcomes
@@ -315,9 +316,8 @@ class GroupCommitter(Generic[T, R]):
     def _outcomes(self, group: list[_Pending[T, R]]) -> Sequence[object]:
         """Prepare and commit ``group``: each request's result or error."""
         try:
-            outcomes, commit = self._prepare([p.request for p in group])
+            outcomes = self._commit_now([p.request for p in group])
             assert len(outcomes) == len(group), "one outcome per request"
-            commit()
         except BaseException as error:  # the whole transaction failed: nobody is acknowledged
             return [error] * len(group)
         return outcomes
