@@ -58,6 +58,31 @@ def parse_as_of(as_of: str | None, *, field: str = "as_of") -> str | None:
     return bound
 
 
+TITLE_MAX = 200
+DESCRIPTION_MAX = 2000
+# C0 and C1 controls and DEL; a description may still break lines with "\n".
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _display_text(value: object, *, field: str, limit: int, lines: bool) -> str | None:
+    """A ledger's title or description as shown to readers: absent (None), or
+    trimmed text without control characters (a description may hold newlines)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEvent("must be a string or null", field=field)
+    if not value.strip():
+        raise InvalidEvent("must not be empty or blank; leave it out instead", field=field)
+    if value != value.strip():
+        raise InvalidEvent("must not start or end with whitespace", field=field)
+    if len(value) > limit:
+        raise InvalidEvent(f"must be at most {limit} characters", field=field)
+    if _CONTROL.search(value.replace("\n", "") if lines else value):
+        allowed = " other than newline" if lines else ""
+        raise InvalidEvent(f"must not hold control characters{allowed}", field=field)
+    return value
+
+
 # Printable ASCII without spaces at the ends: keys travel in an HTTP header.
 _IDEMPOTENCY_KEY = re.compile(r"\A[\x21-\x7e][\x20-\x7e]{0,253}[\x21-\x7e]?\Z")
 
@@ -103,7 +128,14 @@ class LedgerService:
         self._in_flight: set[tuple[str, str]] = set()
         self._in_flight_lock = threading.Lock()
 
-    def create_ledger(self, name: object, *, public_read: object = True) -> LedgerInfo:
+    def create_ledger(
+        self,
+        name: object,
+        *,
+        public_read: object = True,
+        title: object = None,
+        description: object = None,
+    ) -> LedgerInfo:
         if not isinstance(name, str) or not LEDGER_NAME_PATTERN.match(name):
             raise InvalidEvent(
                 "must match ^[a-z0-9][a-z0-9-]{0,62}$ (lowercase letters, digits, hyphens)",
@@ -111,7 +143,14 @@ class LedgerService:
             )
         if not isinstance(public_read, bool):
             raise InvalidEvent("must be true or false", field="public_read")
-        return self.recorder.create_ledger(name, public_read=public_read)
+        return self.recorder.create_ledger(
+            name,
+            public_read=public_read,
+            title=_display_text(title, field="title", limit=TITLE_MAX, lines=False),
+            description=_display_text(
+                description, field="description", limit=DESCRIPTION_MAX, lines=True
+            ),
+        )
 
     def list_ledgers(self) -> list[LedgerInfo]:
         return self.recorder.list_ledgers()

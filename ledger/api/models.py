@@ -32,10 +32,24 @@ class LedgerCreate(BaseModel):
         description="false: records, proofs and positions are readable only with a token "
         "holding read (or read:LEDGER), append or admin",
     )
+    title: str | None = Field(
+        default=None,
+        max_length=200,
+        description="What readers see as the ledger's name on its page: one line, "
+        "no leading or trailing whitespace",
+        examples=["US-Ukraine minerals deal, 2025"],
+    )
+    description: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="A few sentences for readers; newlines allowed, other control characters not",
+    )
 
 
 class LedgerOut(BaseModel):
     name: str
+    title: str | None = Field(description="Set at creation; null when none was given")
+    description: str | None = Field(description="Set at creation; null when none was given")
     created_at: str = Field(description="YYYY-MM-DDTHH:MM:SS.ffffffZ")
     size: int = Field(description="Number of records; the seq of the head")
     head_hash: str = Field(description="H(record size), or 64 zeros when empty")

@@ -74,7 +74,8 @@ log = logging.getLogger("ledger.store")
 Clock = Callable[[], datetime]
 
 _SELECT_LEDGER = (
-    "SELECT name, created_at, head_seq, head_hash, public_read FROM ledgers WHERE name = ?"
+    "SELECT name, created_at, head_seq, head_hash, public_read, title, description"
+    " FROM ledgers WHERE name = ?"
 )
 _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
@@ -114,10 +115,14 @@ class LedgerInfo:
     size: int
     head_hash: str
     public_read: bool = True
+    title: str | None = None
+    description: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "title": self.title,
+            "description": self.description,
             "created_at": self.created_at,
             "size": self.size,
             "head_hash": self.head_hash,
@@ -406,7 +411,14 @@ class Recorder:
 
     # -- ledgers -----------------------------------------------------------
 
-    def create_ledger(self, name: str, *, public_read: bool = True) -> LedgerInfo:
+    def create_ledger(
+        self,
+        name: str,
+        *,
+        public_read: bool = True,
+        title: str | None = None,
+        description: str | None = None,
+    ) -> LedgerInfo:
         created_at = format_recorded_at(self.clock())
         try:
             with self.db.write() as conn:
@@ -421,6 +433,8 @@ class Recorder:
                         head_hash=GENESIS_PREV,
                         last_recorded_at="",
                         public_read=public_read,
+                        title=title,
+                        description=description,
                     )
                 )
         except exc.IntegrityError as e:  # another process created it between our check and insert
@@ -431,6 +445,8 @@ class Recorder:
             size=0,
             head_hash=GENESIS_PREV,
             public_read=public_read,
+            title=title,
+            description=description,
         )
 
     def list_ledgers(self) -> list[LedgerInfo]:
@@ -449,6 +465,8 @@ class Recorder:
             size=int(row[2]),
             head_hash=row[3],
             public_read=bool(row[4]),
+            title=row[5],
+            description=row[6],
         )
 
     @staticmethod
@@ -459,6 +477,8 @@ class Recorder:
             size=row.head_seq,
             head_hash=row.head_hash,
             public_read=bool(row.public_read),
+            title=row.title,
+            description=row.description,
         )
 
     # -- appends -----------------------------------------------------------

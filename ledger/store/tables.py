@@ -37,6 +37,9 @@ ledgers = sa.Table(
     sa.Column("last_recorded_at", sa.String(27), nullable=False),
     # False: records are readable only with a token that may read this ledger.
     sa.Column("public_read", sa.Boolean, nullable=False, server_default=sa.true()),
+    # What a reader sees first on the ledger's page; never part of a record.
+    sa.Column("title", sa.String(200)),
+    sa.Column("description", sa.Text),
 )
 
 records = sa.Table(

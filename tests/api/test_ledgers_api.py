@@ -20,6 +20,7 @@ from tests.api.conftest import ANY, PROBLEM, assert_problem
 from tests.conftest import position
 
 ZEROS = "0" * 64
+FIELDS = {"name", "title", "description", "created_at", "size", "head_hash", "public_read"}
 
 
 # -- helpers -------------------------------------------------------------------
@@ -59,8 +60,9 @@ def test_a_new_ledger_is_created_empty(client: TestClient) -> None:
     assert response.status_code == 201, response.text
     assert response.headers["content-type"] == "application/json"
     ledger = response.json()
-    assert set(ledger) == {"name", "created_at", "size", "head_hash", "public_read"}
+    assert set(ledger) == FIELDS
     assert ledger["public_read"] is True
+    assert ledger["title"] is None and ledger["description"] is None
     assert ledger["name"] == "us-ua-minerals-2025"
     assert ledger["size"] == 0
     assert ledger["head_hash"] == ZEROS
@@ -128,6 +130,79 @@ def test_a_body_that_is_not_a_name_object_is_refused(
     refused(client, "POST", "/v1/ledgers", json=body, status=422, field=field)
 
 
+def test_a_ledger_carries_the_title_and_description_it_was_created_with(
+    client: TestClient,
+) -> None:
+    body = {
+        "name": "minerals",
+        "title": "US–Ukraine minerals deal, 2025",  # noqa: RUF001,
+        "description": "Who demanded what, and when,\nas the reports told it.",
+    }
+    response = client.post("/v1/ledgers", json=body)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["title"] == body["title"]
+    assert created["description"] == body["description"]
+    assert client.get("/v1/ledgers/minerals").json() == created
+    assert listing(client) == [created]
+
+
+TOO_LONG_TITLE = "t" * 201
+TOO_LONG_DESCRIPTION = "d" * 2001
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": 7}, "title"),
+        ({"title": ["a"]}, "title"),
+        ({"title": ""}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": " padded"}, "title"),
+        ({"title": "two\nlines"}, "title"),
+        ({"title": "bell\u0007"}, "title"),
+        ({"title": TOO_LONG_TITLE}, "title"),
+        ({"description": False}, "description"),
+        ({"description": ""}, "description"),
+        ({"description": "nul\u0000"}, "description"),
+        ({"description": TOO_LONG_DESCRIPTION}, "description"),
+        ({"title": "ok", "description": {"a": 1}}, "description"),
+    ],
+    ids=[
+        "title a number",
+        "title a list",
+        "title empty",
+        "title blank",
+        "title padded",
+        "title with a newline",
+        "title with a control character",
+        "title of 201 characters",
+        "description false",
+        "description empty",
+        "description with NUL",
+        "description of 2001 characters",
+        "description an object",
+    ],
+)
+def test_a_bad_title_or_description_is_refused_naming_it(
+    client: TestClient, existing: list[dict[str, Any]], body: dict[str, Any], field: str
+) -> None:
+    refused(client, "POST", "/v1/ledgers", json={"name": "gamma", **body}, status=422, field=field)
+    assert client.get("/v1/ledgers/gamma").status_code == 404
+
+
+def test_null_title_and_description_mean_none(client: TestClient) -> None:
+    body = {"name": "gamma", "title": None, "description": None}
+    created = client.post("/v1/ledgers", json=body).json()
+    assert created["title"] is None and created["description"] is None
+
+
+def test_the_longest_title_and_description_are_accepted(client: TestClient) -> None:
+    body = {"name": "gamma", "title": "t" * 200, "description": "d" * 2000}
+    created = client.post("/v1/ledgers", json=body).json()
+    assert (created["title"], created["description"]) == (body["title"], body["description"])
+
+
 @pytest.mark.parametrize(
     ("raw", "content_type", "status"),
     [
@@ -182,7 +257,7 @@ def test_the_listing_is_sorted_by_name_and_shows_sizes_and_heads(
     assert by_name["beta"]["size"] == beta_head["size"] == 1
     assert by_name["beta"]["head_hash"] == beta_head["head_hash"]
     for item in items:
-        assert set(item) == {"name", "created_at", "size", "head_hash", "public_read"}
+        assert set(item) == FIELDS
 
 
 def test_a_ledger_is_described_as_it_is_listed(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from fastapi import APIRouter, Request, status
@@ -43,14 +44,20 @@ async def create_ledger(
     body = loads_strict(raw)
     if not isinstance(body, dict):
         raise InvalidEvent('the body must be an object like {"name": ...}', field="(root)")
-    extra = sorted(body.keys() - {"name", "public_read"})
+    extra = sorted(body.keys() - {"name", "public_read", "title", "description"})
     if extra:
         raise InvalidEvent("unknown member", field=extra[0])
     if "name" not in body:
         raise InvalidEvent("is required", field="name")
     request.state.ledger = body["name"] if isinstance(body["name"], str) else None
     info = await run_in_threadpool(
-        service.create_ledger, body["name"], public_read=body.get("public_read", True)
+        functools.partial(
+            service.create_ledger,
+            body["name"],
+            public_read=body.get("public_read", True),
+            title=body.get("title"),
+            description=body.get("description"),
+        )
     )
     return info.to_dict()
 
