@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import itertools
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ledger import demo as demo_data
 from ledger.access import Scope, parse_scopes
 from ledger.config import Settings
 from ledger.core.errors import InputError, LedgerError, NotFound
@@ -140,19 +142,32 @@ def _read_drafts(path: Path, intake: Intake) -> list[EventDraft]:
 
 
 def import_events(
-    service: LedgerService, ledger: str, drafts: list[EventDraft], *, actor: str, quiet: bool
+    service: LedgerService,
+    ledger: str,
+    drafts: list[EventDraft],
+    *,
+    actor: str,
+    quiet: bool,
+    batches: list[int] | None = None,
 ) -> int:
-    """Append drafts in atomic batches; returns the head seq afterwards."""
+    """Append drafts in atomic batches; returns the head seq afterwards.
+
+    ``batches``: the size of each append, in order (default: as many as
+    ``IMPORT_BATCH`` allows)."""
     try:
         service.get_ledger(ledger)
     except NotFound:
         service.create_ledger(ledger)
         if not quiet:
             console.print(f"created ledger [bold]{ledger}[/]")
+    if batches is None:
+        batches = [min(IMPORT_BATCH, len(drafts) - s) for s in range(0, len(drafts), IMPORT_BATCH)]
     with _progress(disable=quiet) as progress:
         task = progress.add_task(f"importing into {ledger}", total=len(drafts))
-        for start in range(0, len(drafts), IMPORT_BATCH):
-            batch = drafts[start : start + IMPORT_BATCH]
+        start = 0
+        for size in batches:
+            batch = drafts[start : start + size]
+            start += size
             service.recorder.append(ledger, batch, actor=actor)
             progress.advance(task, len(batch))
     return service.get_ledger(ledger).size
@@ -177,19 +192,25 @@ def import_command(
 
 
 def load_demo(service: LedgerService, *, quiet: bool = False) -> bool:
-    """Load the bundled example ledger unless it exists; True when loaded now."""
+    """Load the bundled example ledger unless it exists; True when loaded now.
+
+    Each day's reports are one append, in the order the file gives, so the
+    ledger's order (seq, recorded_at) is the order in which they became known.
+    """
     try:
         service.get_ledger(DEMO_LEDGER)
         return False
     except NotFound:
         pass
     raw = files("ledger.demo").joinpath(f"{DEMO_LEDGER}.jsonl").read_bytes()
-    drafts = [
-        service.intake.draft(loads_strict(line), strict=True)
-        for line in raw.splitlines()
-        if line.strip()
-    ]
-    import_events(service, DEMO_LEDGER, drafts, actor="demo", quiet=quiet)
+    events = [loads_strict(line) for line in raw.splitlines() if line.strip()]
+    drafts = [service.intake.draft(event, strict=True) for event in events]
+    days = [demo_data.became_known(event) for event in events]
+    if days != sorted(days):
+        raise _fail(f"{DEMO_LEDGER}.jsonl is not in the order its reports became known")
+    batches = [len(list(group)) for _, group in itertools.groupby(days)]
+    service.create_ledger(DEMO_LEDGER, title=demo_data.TITLE, description=demo_data.DESCRIPTION)
+    import_events(service, DEMO_LEDGER, drafts, actor="demo", quiet=quiet, batches=batches)
     return True
 
 

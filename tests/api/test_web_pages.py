@@ -114,8 +114,8 @@ def test_only_http_urls_become_links() -> None:
 def test_the_record_page_shows_every_field_and_its_corrections(
     client: TestClient, demo: None
 ) -> None:
-    page = client.get("/ledgers/demo/records/16").text
-    record = client.get("/v1/ledgers/demo/events/16").content
+    page = client.get("/ledgers/demo/records/17").text
+    record = client.get("/v1/ledgers/demo/events/17").content
     assert hashlib.sha256(record).hexdigest() in page
     for member in ("ledger", "seq", "id", "type", "party", "topic", "occurred_at"):
         assert f'<th scope="row">{member}</th>' in page
@@ -124,7 +124,7 @@ def test_the_record_page_shows_every_field_and_its_corrections(
     assert json.loads(record)["prev"] in page
     assert 'href="/ledgers/demo/records/23"' in page and "corrected" in page
     fix = client.get("/ledgers/demo/records/23").text
-    assert 'This record fixes <a href="/ledgers/demo/records/16">' in fix
+    assert 'This record fixes <a href="/ledgers/demo/records/17">' in fix
 
 
 def test_unknown_ledgers_and_records_are_404_pages(client: TestClient, demo: None) -> None:

@@ -238,7 +238,7 @@ def test_360px_wide_without_horizontal_overflow(
     context = browser.new_context(viewport={"width": 360, "height": 780}, is_mobile=True)
     try:
         narrow = context.new_page()
-        for path in (f"/ledgers/{LEDGER}", f"/ledgers/{LEDGER}/records/16", "/"):
+        for path in (f"/ledgers/{LEDGER}", f"/ledgers/{LEDGER}/records/17", "/"):
             narrow.goto(_url(server, path))
             if path != "/":
                 _badge(narrow, "ok")
