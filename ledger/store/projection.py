@@ -562,6 +562,8 @@ class PositionsProjection:
                 **{"from": previous.get(key), "to": cell["stance"]},
                 summary=cell.get("summary"),
             )
+            if "terms" in cell:
+                item["terms"] = cell["terms"]
             if "source" in cell:
                 item["source"] = cell["source"]
             item["retracted"] = retracted

@@ -21,15 +21,21 @@ __all__ = [
     "STANCES",
     "Catalog",
     "Grid",
+    "RecentRecord",
     "RecordView",
+    "TermChange",
     "TopicTimeline",
     "build_grid",
     "build_timelines",
     "catalog",
+    "empty_reason",
+    "fixes_by_seq",
     "json_record",
+    "recent_record",
     "record_view",
     "safe_url",
     "stance_style",
+    "terms_changes",
 ]
 
 
@@ -262,6 +268,78 @@ class TopicTimeline:
     ticks: list[Tick]
     as_of_x: float | None
     items: list[dict[str, Any]]
+    # Per item (by seq): how its terms differ from the statement before it.
+    terms: dict[int, list[TermChange]]
+
+
+# -- terms ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TermChange:
+    """One member of ``terms``: before and after as text, None when absent."""
+
+    key: str
+    before: str | None
+    after: str | None
+    first: bool = False  # the statement before had no terms at all
+
+    @property
+    def text(self) -> str:
+        if self.first:
+            return f"{self.key}: {self.after}"
+        if self.before is None:
+            return f"{self.key}: added {self.after}"
+        if self.after is None:
+            return f"{self.key}: dropped (was {self.before})"
+        return f"{self.key}: {self.before} \u2192 {self.after}"
+
+
+def _term_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def terms_changes(before: Any, after: Any) -> list[TermChange]:
+    """What changed in ``terms`` from one statement to the next (both may be
+    absent, or not objects: then the whole value is the one member "terms")."""
+    if before == after:
+        return []
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        old = None if before is None else _term_text(before)
+        new = None if after is None else _term_text(after)
+        if isinstance(after, dict) and before is None:
+            return [TermChange(k, None, _term_text(v), first=True) for k, v in after.items()]
+        return [TermChange("terms", old, new)]
+    out = []
+    for key in [*before, *(k for k in after if k not in before)]:
+        if before.get(key) != after.get(key) or (key in before) != (key in after):
+            out.append(
+                TermChange(
+                    key,
+                    _term_text(before[key]) if key in before else None,
+                    _term_text(after[key]) if key in after else None,
+                )
+            )
+    return out
+
+
+def _terms_along_chains(items: list[dict[str, Any]]) -> dict[int, list[TermChange]]:
+    # The same chain as history's ``from``: per party, topic and claimant,
+    # retracted statements skipped.
+    previous: dict[tuple[str, str, str], Any] = {}
+    out: dict[int, list[TermChange]] = {}
+    for item in items:
+        key = (item["party"], item["topic"], str(item.get("claimed_by") or ""))
+        changes = terms_changes(previous.get(key), item.get("terms"))
+        if changes:
+            out[int(item["seq"])] = changes
+        if not item["retracted"]:
+            previous[key] = item.get("terms")
+    return out
 
 
 def _ticks(start: datetime, end: datetime, scale: Any) -> list[Tick]:
@@ -301,6 +379,7 @@ def build_timelines(
         items = [item for item in history if item["topic"] == topic]
         if not items:
             continue
+        terms = _terms_along_chains(items)
         present = {item["party"] for item in items}
         lanes = [
             Lane(code, names.parties.get(code, code), TOP + ROW * i + ROW / 2)
@@ -321,6 +400,8 @@ def build_timelines(
             if claimed_by:
                 label = f"claim by {claimed_by} about {who}: {item['to']}"
                 label += f", {item['occurred_at'][:10]}"
+            if int(item["seq"]) in terms:
+                label += " (terms: " + "; ".join(c.text for c in terms[int(item["seq"])]) + ")"
             if item["retracted"]:
                 label += " (retracted)"
             elif "corrected" in kinds:
@@ -359,9 +440,127 @@ def build_timelines(
                 ticks=ticks,
                 as_of_x=scale(as_of_moment) if as_of_moment is not None else None,
                 items=items,
+                terms=terms,
             )
         )
     return out
+
+
+# -- the grid's corrections and an empty result -----------------------------------
+
+
+def fixes_by_seq(history: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """The corrections and retractions known for each statement, by its seq."""
+    return {int(item["seq"]): item["fixes"] for item in history if item.get("fixes")}
+
+
+def empty_reason(
+    *,
+    head: int,
+    known_seq: int,
+    known_at: str | None,
+    as_of: str | None,
+    known_history: list[dict[str, Any]],
+    first_recorded_at: str | None,
+    first_position: dict[str, Any] | None,
+) -> str:
+    """Why a snapshot shows no position at all, in words a reader can act on.
+
+    ``known_history``: the statements known at ``known_seq``;
+    ``first_position``: the ledger's first statement however late it came."""
+    if head == 0:
+        return "This ledger holds no records yet."
+    if known_seq == 0:
+        if known_at and not known_at.isdigit():
+            first = (first_recorded_at or "")[:10]
+            return (
+                f"Nothing had been recorded by the end of {known_at[:10]}: this ledger's "
+                f"first record was recorded on {first}. That date is transaction time, "
+                "when the ledger recorded a report, not when the events happened. For "
+                "positions held on a day, use “Positions as of”; to step through what "
+                "the ledger learned, choose a record number."
+            )
+        return (
+            "At record 0 the ledger knew nothing yet: choose a higher record number "
+            "to see what it learned, report by report."
+        )
+    if not known_history:
+        if first_position is None:
+            return (
+                f"By record {known_seq} the ledger held only registered parties and "
+                "topics; no position has been recorded yet."
+            )
+        return (
+            f"By record {known_seq} the ledger held only registered parties and topics; "
+            f"the first position is record {first_position['seq']}."
+        )
+    if as_of:
+        earliest = min(str(item["occurred_at"]) for item in known_history)
+        if earliest[:19] > as_of[:19]:
+            return (
+                f"No position known at record {known_seq} had been taken by "
+                f"{as_of[:10]}: the earliest dates from {earliest[:10]}."
+            )
+    return (
+        f"Every position known at record {known_seq} was retracted by then, or "
+        "none was in force on this day."
+    )
+
+
+# -- the latest records ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RecentRecord:
+    seq: int
+    type: str
+    occurred_at: str
+    headline: str
+    detail: str | None
+    target_seq: int | None
+
+
+def recent_record(record: dict[str, Any], names: Catalog) -> RecentRecord:
+    """One line of "Latest records": what the record says, in words."""
+    data = record.get("data") if isinstance(record.get("data"), dict) else {}
+    assert isinstance(data, dict)
+    party = record.get("party")
+    topic = record.get("topic")
+    who = names.parties.get(str(party), str(party)) if party else None
+    what = names.topics.get(str(topic), str(topic)) if topic else None
+    kind = str(record["type"])
+    target = data.get("target_seq")
+    target_seq = int(target) if isinstance(target, int) else None
+    detail = data.get("summary")
+    if kind in ("position.stated", "position.withdrawn"):
+        stance = data.get("stance") or ("withdrawn" if kind == "position.withdrawn" else "")
+        headline = f"{who} on {what}: {stance}"
+        if data.get("claimed_by"):
+            claimant = names.parties.get(str(data["claimed_by"]), str(data["claimed_by"]))
+            headline = f"{claimant} claims {who} on {what}: {stance}"
+    elif kind == "party.registered":
+        headline = f"Party registered: {data.get('name') or party}"
+        detail = data.get("description")
+    elif kind == "topic.registered":
+        headline, detail = (
+            f"Topic registered: {data.get('title') or topic}",
+            data.get("description"),
+        )
+    elif kind == "draft.presented":
+        headline = f"{who} presents a draft: {data.get('title') or 'untitled'}"
+    elif kind in ("record.corrected", "record.retracted") and target_seq is not None:
+        verb = "Corrects" if kind == "record.corrected" else "Retracts"
+        headline, detail = f"{verb} record #{target_seq}", data.get("reason")
+    else:
+        headline = kind
+    return RecentRecord(
+        seq=int(record["seq"]),
+        type=kind,
+        occurred_at=str(record["occurred_at"]),
+        headline=headline,
+        detail=str(detail) if detail else None,
+        target_seq=target_seq,
+    )
 
 
 # -- one record -----------------------------------------------------------------

@@ -155,5 +155,142 @@ def test_web_pages_are_not_in_the_openapi_document(client: TestClient) -> None:
 
 
 def test_static_files_are_served(client: TestClient) -> None:
-    for name in ("timeline.js", "verify.js", "timeline.css"):
+    for name in ("timeline.js", "verify.js", "livestream.js", "timeline.css"):
         assert client.get(f"/static/{name}").status_code == 200
+
+
+# -- what a reader sees first ------------------------------------------------------
+
+
+def test_the_page_shows_the_title_and_description_given_at_creation(client: TestClient) -> None:
+    body = {
+        "name": "talks",
+        "title": f"Minerals talks {SCRIPT}",
+        "description": "Who asked for what.\nSecond paragraph.",
+    }
+    client.post("/v1/ledgers", json=body).raise_for_status()
+    page = client.get("/ledgers/talks").text
+    heading = re.search(r"<h1>(.*?)</h1>", page, re.S)
+    assert heading and html.escape(body["title"], quote=False) in heading.group(1)
+    assert "<script>alert" not in page
+    assert "<p>Who asked for what.</p>" in page and "<p>Second paragraph.</p>" in page
+    assert re.search(r"<title>Minerals talks &lt;script&gt;", page)
+    assert "Minerals talks &lt;script&gt;" in client.get("/").text
+    # Without a title the name stands in.
+    client.post("/v1/ledgers", json={"name": "bare"}).raise_for_status()
+    assert "<h1>bare</h1>" in client.get("/ledgers/bare").text
+
+
+# -- transaction time by record number ---------------------------------------------
+
+
+def _slider(page: str) -> dict[str, str]:
+    match = re.search(r'<input type="range" id="known_seq"([^>]*)>', page)
+    assert match, "no record slider"
+    return dict(re.findall(r'([a-z-]+)="([^"]*)"', match.group(1)))
+
+
+def test_known_at_a_record_number_shows_what_the_ledger_knew_then(
+    client: TestClient, demo: None
+) -> None:
+    # At record 9 the ledger knew only Trump's claim about Kyiv, not Kyiv's refusal.
+    page = client.get("/ledgers/demo", params={"known_at": "9"}).text
+    slider = _slider(page)
+    assert (slider["min"], slider["max"], slider["value"], slider["name"]) == (
+        "0",
+        "23",
+        "9",
+        "known_seq",
+    )
+    assert "record 9 of 23" in page
+    assert "Claim by US" in _cell(page, "UA", "revenue-share")
+    assert "No position" in _cell(page, "UA", "signing")
+    # The slider's own parameter, as a form without JavaScript sends it.
+    later = client.get("/ledgers/demo", params={"known_seq": "11"}).text
+    assert _slider(later)["value"] == "11"
+    assert "st-reject" in _cell(later, "UA", "signing")
+    # A date, when given, decides; the slider then shows the record it meant.
+    dated = client.get("/ledgers/demo", params={"known_seq": "11", "known_at": "2999-01-01"}).text
+    assert _slider(dated)["value"] == "23"
+    latest = client.get("/ledgers/demo").text
+    assert _slider(latest)["value"] == "23" and "record 23 of 23" in latest
+
+
+@pytest.mark.parametrize("value", ["24", "-1", "x", "9.5"])
+def test_a_record_number_beyond_the_ledger_is_refused_naming_it(
+    client: TestClient, demo: None, value: str
+) -> None:
+    response = client.get("/ledgers/demo", params={"known_seq": value})
+    assert response.status_code == 422 and "known_seq" in response.text
+
+
+def _explanation(page: str) -> str:
+    match = re.search(r'<p id="grid-empty"[^>]*>(.*?)</p>', page, re.S)
+    assert match, "no explanation of the empty result"
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", match.group(1)))
+
+
+def test_an_empty_result_says_why(client: TestClient, demo: None) -> None:
+    recorded = client.get("/v1/ledgers/demo/events/1").json()["recorded_at"][:10]
+    before = _explanation(client.get("/ledgers/demo", params={"known_at": "2025-02-24"}).text)
+    assert "Nothing had been recorded by the end of 2025-02-24" in before
+    assert f"first record was recorded on {recorded}" in before
+    assert "as of" in before.lower() and "record number" in before
+    registrations = _explanation(client.get("/ledgers/demo", params={"known_at": "8"}).text)
+    assert "only registered parties and topics" in registrations
+    assert "first position is record 9" in registrations
+    early = _explanation(client.get("/ledgers/demo", params={"as_of": "2025-02-05"}).text)
+    assert "by 2025-02-05" in early and "earliest dates from 2025-02-10" in early
+    assert 'id="grid-empty"' not in client.get("/ledgers/demo").text
+
+
+def test_an_empty_ledger_says_it_holds_nothing_yet(client: TestClient) -> None:
+    client.post("/v1/ledgers", json={"name": "fresh"}).raise_for_status()
+    assert "holds no records yet" in _explanation(client.get("/ledgers/fresh").text)
+
+
+# -- corrections and terms ---------------------------------------------------------
+
+
+def test_a_cell_whose_record_was_corrected_is_marked(client: TestClient, demo: None) -> None:
+    cell = _cell(client.get("/ledgers/demo").text, "US", "revenue-share")
+    assert 'class="fix-note"' in cell and "Corrected by" in cell
+    assert 'href="/ledgers/demo/records/23"' in cell
+    # As the ledger knew it before the correction, nothing marks the cell.
+    before = _cell(
+        client.get("/ledgers/demo", params={"known_at": "22"}).text, "US", "revenue-share"
+    )
+    assert "Corrected by" not in before and "CNN" in before
+    assert "Corrected by" not in _cell(client.get("/ledgers/demo").text, "UA", "signing")
+
+
+def test_history_rows_show_what_changed_in_the_terms(client: TestClient, demo: None) -> None:
+    page = client.get("/ledgers/demo").text
+    figure = re.search(
+        r'<figure class="timeline" data-topic="revenue-share">(.*?)</figure>', page, re.S
+    )
+    assert figure
+    rows = re.findall(r"<li>(.*?)</li>", figure.group(1), re.S)
+    text = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", row)) for row in rows]
+    hardened = next(row for row in text if "record #17" in row)
+    assert re.search(r"demand → (! )?demand", hardened), hardened
+    assert "share_percent: 50 → 100" in hardened
+    assert "of: added revenues from natural resources" in hardened
+    first = next(row for row in text if "record #10" in row)
+    assert "share_percent: 50" in first
+
+
+# -- the latest records ------------------------------------------------------------
+
+
+def test_latest_records_are_numbered_by_seq_and_summarised(client: TestClient, demo: None) -> None:
+    page = client.get("/ledgers/demo").text
+    live = re.search(r'<ul id="live" class="live"[^>]*>(.*?)</ul>', page, re.S)
+    assert live, "the latest records are one list numbered by seq only"
+    rows = re.findall(r'<li data-seq="(\d+)">(.*?)</li>', live.group(1), re.S)
+    assert [int(seq) for seq, _ in rows] == list(range(23, 13, -1))
+    text = {int(seq): re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", row)) for seq, row in rows}
+    assert all(text[seq].startswith(f"record #{seq} ") for seq in text)
+    assert "Corrects record #17" in text[23] and "New York Times" in text[23]
+    assert "United States on Security guarantees: oppose" in text[22]
+    assert "firmly resists" in text[22]

@@ -20,8 +20,16 @@ from starlette.staticfiles import StaticFiles
 from ledger.access import Principal
 from ledger.api.auth import Caller
 from ledger.api.deps import ServiceDep
-from ledger.core.errors import Forbidden, InputError, LedgerError, NotFound, Unauthenticated
+from ledger.core.errors import (
+    Forbidden,
+    InputError,
+    InvalidParameter,
+    LedgerError,
+    NotFound,
+    Unauthenticated,
+)
 from ledger.service import LedgerService
+from ledger.store.recorder import LedgerInfo
 from ledger.web import views
 
 __all__ = ["router", "static_files"]
@@ -78,10 +86,19 @@ def _error_page(error: LedgerError, ledger: str | None = None) -> HTMLResponse:
     return _page("error.html", status, status=status, message=message, ledger=ledger)
 
 
-def _readable(service: LedgerService, principal: Principal, ledger: str) -> int:
+def _readable(service: LedgerService, principal: Principal, ledger: str) -> LedgerInfo:
     info = service.get_ledger(ledger)
     principal.require_read(ledger, public_read=info.public_read)
-    return info.size
+    return info
+
+
+def _known_seq(text: str | None, head: int) -> int | None:
+    """The record slider's value: a seq from 0 to the head."""
+    if text is None or text == "":
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) > head:
+        raise InvalidParameter(f"must be a record number from 0 to {head}", field="known_seq")
+    return int(text)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -100,23 +117,49 @@ def _timeline_context(
     ledger: str,
     as_of: str | None,
     known_at: str | None,
+    known_seq: str | None,
 ) -> dict[str, Any]:
-    head = _readable(service, principal, ledger)
-    snapshot = service.snapshot(ledger, as_of=as_of, known_at=known_at)
+    info = _readable(service, principal, ledger)
+    head = info.size
+    slider = _known_seq(known_seq, head)
+    # A date (or seq) in known_at decides; the slider speaks when it is empty.
+    effective = known_at if known_at else (str(slider) if slider is not None else None)
+    snapshot = service.snapshot(ledger, as_of=as_of, known_at=effective)
     names = views.catalog(service, ledger)
     grid = views.build_grid(snapshot, names)
-    history = service.history(ledger, known_at=str(snapshot["known_at"]))["items"]
+    known = int(snapshot["known_at"])
+    history = service.history(ledger, known_at=str(known))["items"]
     timelines = views.build_timelines(history, names, grid, snapshot.get("as_of"))
     lines, _ = service.read_page(ledger, after_seq=max(0, head - RECENT), limit=RECENT)
-    recent = [views.json_record(line) for line in reversed(lines)]
+    recent = [views.recent_record(views.json_record(line), names) for line in reversed(lines)]
     shown = sorted(set(grid.seqs) | {m.seq for t in timelines for m in t.marks})
+    fixes = views.fixes_by_seq(history)
+    empty = None
+    if not grid.seqs:
+        first_recorded = None
+        if head:
+            first_recorded = str(views.json_record(service.get_record(ledger, 1))["recorded_at"])
+        everything = service.history(ledger)["items"] if head and not history else []
+        empty = views.empty_reason(
+            head=head,
+            known_seq=known,
+            known_at=effective,
+            as_of=snapshot.get("as_of"),
+            known_history=history,
+            first_recorded_at=first_recorded,
+            first_position=min(everything, key=lambda i: int(i["seq"])) if everything else None,
+        )
     return {
         "ledger": ledger,
+        "info": info,
         "head": head,
         "as_of": as_of or "",
-        "known_at": known_at or "",
+        "known_at": known_at if known_at and not known_at.isdigit() else "",
+        "known_seq": known,
         "snapshot": snapshot,
         "grid": grid,
+        "fixes": fixes,
+        "empty": empty,
         "timelines": timelines,
         "recent": recent,
         "page_data": {
@@ -124,6 +167,15 @@ def _timeline_context(
             "head": head,
             "snapshot": snapshot,
             "shown": shown,
+            # The corrections the grid marks (a retracted statement is not in it).
+            "fixes": {
+                str(seq): [
+                    {"seq": f["seq"], "reason": f.get("reason")}
+                    for f in items
+                    if f["kind"] == "corrected"
+                ]
+                for seq, items in fixes.items()
+            },
             "parties": grid.parties,
             "topics": grid.topics,
             "stances": {k: {"icon": v.icon, "css": v.css} for k, v in views.STANCES.items()},
@@ -138,10 +190,17 @@ async def timeline_page(
     ledger: Annotated[str, Path()],
     as_of: Annotated[str | None, Query()] = None,
     known_at: Annotated[str | None, Query()] = None,
+    known_seq: Annotated[str | None, Query()] = None,
 ) -> HTMLResponse:
     try:
         context = await run_in_threadpool(
-            _timeline_context, service, principal, ledger, as_of or None, known_at or None
+            _timeline_context,
+            service,
+            principal,
+            ledger,
+            as_of or None,
+            known_at or None,
+            known_seq or None,
         )
     except LedgerError as e:
         return _error_page(e, ledger)

@@ -1,6 +1,6 @@
 // Progressive enhancement of the server-rendered pages: the grid re-rendered
-// from /snapshot when the dates change, the live tail over server-sent events,
-// and the verification badge. Every value goes into the DOM as text, never as HTML.
+// from /snapshot when the dates or the record number change, the live tail over
+// server-sent events (held by static/livestream.js), and the verification badge. Every value goes into the DOM as text, never as HTML.
 "use strict";
 (function () {
   const dataNode = document.getElementById("page-data");
@@ -61,6 +61,23 @@
     return el("span", { class: "source" }, "Source: ", name, source.kind ? " (" + source.kind + ")" : null);
   }
 
+  // The corrections of each shown record, as the server listed them for this view.
+  let fixes = page.fixes || {};
+
+  function fixNotes(seq) {
+    return (fixes[String(seq)] || []).map((fix) =>
+      el(
+        "p",
+        { class: "fix-note" },
+        el("span", { class: "icon", "aria-hidden": "true" }, "✎"),
+        " Corrected by ",
+        el("a", { href: "/ledgers/" + ledger + "/records/" + fix.seq }, "record #" + fix.seq),
+        fix.reason ? ": " : null,
+        fix.reason ? el("span", { class: "reason" }, fix.reason) : null
+      )
+    );
+  }
+
   function positionCell(cell) {
     return el(
       "div",
@@ -68,7 +85,8 @@
       stanceTag(cell.stance),
       cell.summary ? el("p", { class: "summary" }, cell.summary) : null,
       el("p", { class: "meta" }, "since ", el("time", { datetime: cell.since }, cell.since.slice(0, 10)), " · ", sourceOf(cell.source)),
-      el("p", { class: "meta" }, recordLink(cell.seq))
+      el("p", { class: "meta" }, recordLink(cell.seq)),
+      ...fixNotes(cell.seq)
     );
   }
 
@@ -79,7 +97,8 @@
       el("p", { class: "claim-label" }, el("span", { class: "icon", "aria-hidden": "true" }, "◇"), " Claim by " + claimant + ":"),
       stanceTag(cell.stance),
       cell.summary ? el("p", { class: "summary" }, cell.summary) : null,
-      el("p", { class: "meta" }, el("time", { datetime: cell.since }, cell.since.slice(0, 10)), " · ", recordLink(cell.seq))
+      el("p", { class: "meta" }, el("time", { datetime: cell.since }, cell.since.slice(0, 10)), " · ", recordLink(cell.seq)),
+      ...fixNotes(cell.seq)
     );
   }
 
@@ -123,10 +142,11 @@
           "data-party": party,
           "data-topic": topic,
           "data-stance": cell ? cell.stance : "",
+          "data-corrected": cell && (fixes[String(cell.seq)] || []).length ? "yes" : "",
         });
         td.append(cell ? positionCell(cell) : el("p", { class: "none" }, "No position"));
         for (const claimant of Object.keys(theirs).sort()) td.append(claimBlock(claimant, theirs[claimant]));
-        td.dataset.key = JSON.stringify([cell, theirs]);
+        td.dataset.key = JSON.stringify([cell, theirs, td.dataset.corrected]);
         const old = before[party + "\u0000" + topic];
         if (old !== undefined && old !== td.dataset.key) td.classList.add("changed");
         row.append(td);
@@ -135,12 +155,6 @@
     }
     table.tHead.replaceChildren(head);
     table.tBodies[0].replaceWith(body);
-    const line = document.getElementById("grid-state");
-    if (line) {
-      line.textContent =
-        (snapshot.as_of ? "As of " + snapshot.as_of.slice(0, 10) : "Latest positions") +
-        ", as known at record " + snapshot.known_at + ".";
-    }
   }
 
   function timelineSeqs() {
@@ -157,8 +171,26 @@
   let current = page.snapshot;
   let request = 0;
 
+  const slider = form ? form.elements.known_seq : null;
+  const sliderValue = document.getElementById("known_seq-value");
+
+  function showSlider(seq, head) {
+    if (!slider) return;
+    slider.max = String(head);
+    slider.value = String(seq);
+    slider.setAttribute("aria-valuetext", "record " + seq + " of " + head);
+    if (sliderValue) sliderValue.textContent = String(seq);
+    document.querySelectorAll(".head-total").forEach((node) => (node.textContent = String(head)));
+  }
+
+  // The slider names a record only when it is not at the head: at the head it
+  // means "everything", which moves as records arrive.
+  function sliderBehind() {
+    return slider && Number(slider.value) < Number(slider.max);
+  }
+
   function timeTravelling() {
-    return form && (form.elements.as_of.value || form.elements.known_at.value);
+    return form && (form.elements.as_of.value || form.elements.known_at.value || sliderBehind());
   }
 
   async function refresh(pushUrl) {
@@ -166,6 +198,7 @@
     const params = new URLSearchParams();
     if (form.elements.as_of.value) params.set("as_of", form.elements.as_of.value);
     if (form.elements.known_at.value) params.set("known_at", form.elements.known_at.value);
+    else if (sliderBehind()) params.set("known_at", slider.value);
     const query = params.toString();
     const line = document.getElementById("grid-state");
     let response;
@@ -188,17 +221,30 @@
     const snapshot = await response.json();
     if (run !== request) return;
     current = snapshot;
-    renderGrid(snapshot);
     const url = location.pathname + (query ? "?" + query : "");
     if (pushUrl) history.replaceState(null, "", url);
-    // The timelines depend on known_at too: take them from the server-rendered page.
+    // The timelines, the corrections and the words about this view (why it may
+    // be empty) depend on both times: take them from the server-rendered page.
+    let freshPage = null;
     try {
       const html = await (await fetch(url, { cache: "no-store", credentials: "omit" })).text();
-      const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("timelines");
-      const old = document.getElementById("timelines");
-      if (fresh && old && run === request) old.replaceWith(document.importNode(fresh, true));
+      freshPage = new DOMParser().parseFromString(html, "text/html");
     } catch (e) {}
-    if (run === request) await verify(shownSeqs(snapshot), snapshot);
+    if (run !== request) return;
+    const freshData = freshPage && freshPage.getElementById("page-data");
+    if (freshData) {
+      try {
+        fixes = JSON.parse(freshData.textContent).fixes || {};
+      } catch (e) {}
+    }
+    renderGrid(snapshot);
+    for (const id of ["timelines", "grid-state", "live"]) {
+      const fresh = freshPage && freshPage.getElementById(id);
+      const old = document.getElementById(id);
+      if (fresh && old) old.replaceWith(document.importNode(fresh, true));
+    }
+    showSlider(snapshot.known_at, Math.max(page.head, snapshot.known_at));
+    await verify(shownSeqs(snapshot), snapshot);
   }
 
   if (form) {
@@ -206,54 +252,92 @@
       event.preventDefault();
       refresh(true);
     });
-    for (const input of [form.elements.as_of, form.elements.known_at]) input.addEventListener("change", () => refresh(true));
+    form.elements.as_of.addEventListener("change", () => refresh(true));
+    form.elements.known_at.addEventListener("change", () => refresh(true));
+    if (slider) {
+      slider.addEventListener("input", () => {
+        if (sliderValue) sliderValue.textContent = slider.value;
+        slider.setAttribute("aria-valuetext", "record " + slider.value + " of " + slider.max);
+      });
+      // Choosing a record number replaces a date: the two name one moment.
+      slider.addEventListener("change", () => {
+        form.elements.known_at.value = "";
+        refresh(true);
+      });
+    }
   }
 
   // -- live tail ------------------------------------------------------------------
 
+  function liveItem(record) {
+    const data = record.data && typeof record.data === "object" ? record.data : {};
+    const detail = data.summary || data.reason || data.title || data.name || null;
+    return el(
+      "li",
+      { "data-seq": String(record.seq), class: "new" },
+      el("a", { href: "/ledgers/" + ledger + "/records/" + record.seq }, "record #" + record.seq),
+      " ",
+      el(
+        "span",
+        { class: "meta" },
+        el("time", { datetime: record.occurred_at }, String(record.occurred_at).slice(0, 10)),
+        " · ",
+        el("code", {}, record.type)
+      ),
+      el("br"),
+      el("strong", {}, [record.party, record.topic, data.stance].filter(Boolean).join(" · ") || record.type),
+      detail ? " — " : null,
+      detail ? el("span", { class: "summary" }, String(detail)) : null
+    );
+  }
+
   function follow() {
     const list = document.getElementById("live");
     const status = document.getElementById("live-status");
-    if (!list || !window.EventSource) return;
-    const source = new EventSource(base + "/events/stream?after_seq=" + page.head);
+    if (!list) return;
     let pending = null;
-    source.addEventListener("open", () => {
-      if (status) status.textContent = "Newest first. Live: new records appear here as they are appended.";
-    });
-    source.addEventListener("error", () => {
-      if (status) status.textContent = "Live updates interrupted; reconnecting…";
-    });
-    source.addEventListener("record", (event) => {
+    const handle = (message) => {
+      if (message.kind === "open") {
+        if (status) status.textContent = "Newest first, by record number. Live: new records appear here as they are appended.";
+        return;
+      }
+      if (message.kind === "error") {
+        if (status) status.textContent = "Live updates interrupted; reconnecting…";
+        return;
+      }
       let record;
       try {
-        record = JSON.parse(event.data);
+        record = JSON.parse(message.data);
       } catch (e) {
         return;
       }
-      if (list.querySelector('li[data-seq="' + record.seq + '"]')) return;
-      const when = el("time", { datetime: record.occurred_at }, String(record.occurred_at).slice(0, 10));
-      const item = el(
-        "li",
-        { "data-seq": String(record.seq), class: "new" },
-        el("a", { href: "/ledgers/" + ledger + "/records/" + record.seq }, "#" + record.seq),
-        " ",
-        el("code", {}, record.type),
-        record.party ? " " + record.party : null,
-        record.topic ? " · " + record.topic : null,
-        " · ",
-        when
-      );
-      list.prepend(item);
+      const current = document.getElementById("live") || list;
+      if (current.querySelector('li[data-seq="' + record.seq + '"]')) return;
+      current.prepend(liveItem(record));
+      const travelling = timeTravelling();
       page.head = Math.max(page.head, record.seq);
       const count = document.getElementById("head-count");
       if (count) count.textContent = String(page.head);
-      // Only "now" changes with a new record; a past date shows what it showed.
-      if (!timeTravelling()) {
+      if (slider) showSlider(travelling && sliderBehind() ? Number(slider.value) : page.head, page.head);
+      // Only "now" changes with a new record; a past moment shows what it showed.
+      if (!travelling) {
         clearTimeout(pending);
         pending = setTimeout(() => refresh(false), 300);
       }
-    });
-    window.addEventListener("pagehide", () => source.close());
+    };
+    const url = base + "/events/stream?after_seq=" + page.head;
+    if (window.Worker) {
+      const worker = new Worker("/static/livestream.js");
+      worker.addEventListener("message", (event) => handle(event.data));
+      worker.postMessage(url);
+      window.addEventListener("pagehide", () => worker.terminate());
+    } else if (window.EventSource) {
+      const source = new EventSource(url);
+      source.addEventListener("open", () => handle({ kind: "open" }));
+      source.addEventListener("error", () => handle({ kind: "error" }));
+      source.addEventListener("record", (event) => handle({ kind: "record", data: event.data }));
+      window.addEventListener("pagehide", () => source.close());
+    }
   }
 
   // -- start ----------------------------------------------------------------------
@@ -262,7 +346,9 @@
     // Show exactly the snapshot that gets verified, not only the server's rendering of it.
     renderGrid(page.snapshot);
     verify(shownSeqs(page.snapshot), page.snapshot);
-    follow();
+    // The stream starts once the page has loaded, so loading never waits on it.
+    if (document.readyState === "complete") follow();
+    else window.addEventListener("load", follow, { once: true });
   } else {
     verify(page.shown, null).then(async (result) => {
       const shown = document.getElementById("record-hash");
