@@ -522,8 +522,8 @@ class RecentRecord:
 
 def recent_record(record: dict[str, Any], names: Catalog) -> RecentRecord:
     """One line of "Latest records": what the record says, in words."""
-    data = record.get("data") if isinstance(record.get("data"), dict) else {}
-    assert isinstance(data, dict)
+    raw = record.get("data")
+    data: dict[str, Any] = raw if isinstance(raw, dict) else {}
     party = record.get("party")
     topic = record.get("topic")
     who = names.parties.get(str(party), str(party)) if party else None
