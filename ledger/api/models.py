@@ -34,14 +34,18 @@ class LedgerCreate(BaseModel):
     )
     title: str | None = Field(
         default=None,
+        min_length=1,
         max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f\s](?:[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s])?$",
         description="What readers see as the ledger's name on its page: one line, "
         "no leading or trailing whitespace",
         examples=["US-Ukraine minerals deal, 2025"],
     )
     description: str | None = Field(
         default=None,
+        min_length=1,
         max_length=2000,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f\s](?:[^\x00-\x09\x0b-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s])?$",
         description="A few sentences for readers; newlines allowed, other control characters not",
     )
 
