@@ -120,6 +120,7 @@ def test_a_server_recreated_under_another_host_name_keeps_its_published_key(
         append(second, "offer")
         keys = httpx.get(f"{second.url}/v1/keys").json()["items"]
         assert [k["verifier_key"] for k in keys] == [published]
+        assert keys[0]["origin"] == origin.removesuffix(f"/{LEDGER}")
         checkpoint = httpx.get(f"{second.url}/v1/ledgers/{LEDGER}/checkpoint").text
         assert checkpoint.split("\n")[:2] == [origin, "3"]
         live = ledger_verify("server", second.url, "--ledger", LEDGER, "--key", published)
