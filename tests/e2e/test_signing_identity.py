@@ -158,14 +158,18 @@ def test_a_configured_identity_other_than_the_stored_one_refuses_to_start(
     assert "a.example" in said and "b.example" in said
     assert "ledger keys rotate --origin b.example" in said
     assert "Traceback" not in said
+    # The command the refusal names runs under the new configuration.
+    rotated = run_ledger("keys", "rotate", "--origin", "b.example", env=moved)
+    assert rotated.returncode == 0, rotated.stderr
+    assert run_ledger("keys", "show", env=moved).returncode == 0
 
     renamed = run_ledger(
         "keys",
         "show",
-        env=environment(database_url, data_dir, LEDGER_ORIGIN="a.example", LEDGER_KEY_NAME="k2"),
+        env=environment(database_url, data_dir, LEDGER_ORIGIN="b.example", LEDGER_KEY_NAME="k2"),
     )
     assert renamed.returncode != 0
-    assert "a.example" in renamed.stderr and "k2" in renamed.stderr
+    assert "b.example" in renamed.stderr and "k2" in renamed.stderr
     assert "--name k2" in renamed.stderr
 
 

@@ -137,3 +137,30 @@ def test_the_migration_keeps_one_registration_per_public_key(database_url: str) 
                 )
     finally:
         database.dispose()
+
+
+def test_a_rotation_to_a_new_origin_signs_under_both_names_then_moves_the_origin(
+    database_url: str, tmp_path: Path
+) -> None:
+    running = Runtime.start(settings_for(database_url, tmp_path, origin="a.example"))
+    try:
+        running.service.create_ledger("talks")
+        rotation = running.service.rotate_key(actor="admin", origin="b.example")
+        assert rotation.new_key.name == "b.example" != rotation.old_key.name
+        note = SignedCheckpoint.from_text(running.service.checkpoint("talks"))
+        # This process keeps its origin until it restarts; it already signs
+        # with the new key, under the name the key was registered with.
+        assert note.checkpoint.origin == "a.example/talks"
+        assert sorted(s.name for s in note.signatures) == ["a.example", "b.example"]
+        assert {k.origin for k in running.registry.all_keys()} == {"a.example", "b.example"}
+    finally:
+        running.close()
+    with pytest.raises(IdentityMismatch):
+        Runtime.start(settings_for(database_url, tmp_path, origin="a.example"))
+    moved = Runtime.start(settings_for(database_url, tmp_path, origin="b.example"))
+    try:
+        assert moved.service.recorder.checkpoint_origin("talks") == "b.example/talks"
+        moved.service.recorder.append("talks", sample_events.drafts(1), actor="t")
+        assert audit_ledger(moved, "talks").valid
+    finally:
+        moved.close()
