@@ -17,10 +17,17 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 USER ledger
 WORKDIR /data
-ENV LEDGER_DATA_DIR=/data \
+# The checkpoint origin (your domain): `--build-arg LEDGER_ORIGIN=…` or
+# `docker run -e LEDGER_ORIGIN=…`. Stored in the database at first start;
+# left empty, the first start stores ledger-<hex of the key> instead of the
+# container's host name, which changes whenever the container is recreated.
+ARG LEDGER_ORIGIN=
+ENV LEDGER_ORIGIN=${LEDGER_ORIGIN} \
+    LEDGER_DATA_DIR=/data \
     LEDGER_HOST=0.0.0.0 \
     LEDGER_PORT=8000 \
     PYTHONUNBUFFERED=1
+# The signing key and the SQLite database: mount a volume here.
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

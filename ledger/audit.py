@@ -5,8 +5,11 @@ offline client uses (SPEC §5 steps 2-4), and every derived row is compared
 with what the records give: each record's stored ``record_hash``, every stored
 Merkle node (``ledger.store.tree`` keeps levels 4 and up; lower ones are hashed
 from the records whenever needed, so there is nothing stored to compare),
-every stored checkpoint (a signed note that must be by a registered key and
-name the recomputed root and head), and the ledger's head row. Memory stays
+every stored checkpoint (a signed note that must be by a registered key, of
+an origin some registered key signs for, and name the recomputed root and
+head), and the ledger's head row. A registered public key is trusted under
+any name its signature lines give: before keys were registered once, a new
+host name could re-label the key, and the registry keeps only the first name. Memory stays
 ``O(log n)`` plus one page of records.
 
 An operator runs this to learn whether someone with database access edited
@@ -19,6 +22,7 @@ import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from ledger.core.checkpoint import SIGNATURE_PREFIX
 from ledger.core.errors import (
     ChainBroken,
     CheckpointInvalid,
@@ -27,7 +31,7 @@ from ledger.core.errors import (
 )
 from ledger.core.hashing import GENESIS_PREV, empty_root, record_hash
 from ledger.core.merkle import NodeId
-from ledger.core.signing import VerifierKey
+from ledger.core.signing import KEY_NAME_PATTERN, VerifierKey
 from ledger.core.verification import LogVerifier, VerificationReport, check_checkpoint
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
@@ -52,6 +56,31 @@ class _PendingNodes:
             self.computed[node] = digest
 
 
+@dataclass(frozen=True, slots=True)
+class _Trust:
+    """The registered keys, and the checkpoint origins they were registered for."""
+
+    keys: list[VerifierKey]
+    origins: frozenset[str]
+
+    def keys_for(self, note: str) -> list[VerifierKey]:
+        """The registered keys, plus each registered public key under the names
+        of ``note``'s signature lines that no registered key goes by."""
+        names = {key.name for key in self.keys}
+        extra = {
+            line[len(SIGNATURE_PREFIX) :].split(" ", 1)[0]
+            for line in note.split("\n\n", 1)[-1].splitlines()
+            if line.startswith(SIGNATURE_PREFIX)
+        } - names
+        aliases = [
+            VerifierKey(name, key.public_key)
+            for name in sorted(extra)
+            if KEY_NAME_PATTERN.match(name)
+            for key in self.keys
+        ]
+        return self.keys + aliases
+
+
 def audit_ledger(
     runtime_or_service: Runtime | LedgerService,
     ledger: str,
@@ -66,12 +95,16 @@ def audit_ledger(
     )
     reader = AuditReader(service.recorder.db)
     stored = reader.ledger(ledger)
-    keys = [VerifierKey.from_string(k.verifier_key) for k in service.keys.all_keys()]
-    origin = service.recorder.checkpoint_origin(ledger)
+    registered = service.keys.all_keys()
+    trust = _Trust(
+        keys=[VerifierKey.from_string(k.verifier_key) for k in registered],
+        origins=frozenset(f"{k.origin}/{ledger}" for k in registered)
+        | {service.recorder.checkpoint_origin(ledger)},
+    )
     pending = _PendingNodes()
     log = LogVerifier(ledger=ledger, on_node=pending.add)
     try:
-        _walk(reader, stored.ledger_id, log, pending, keys, origin, on_records)
+        _walk(reader, stored.ledger_id, log, pending, trust, on_records)
         if (stored.head_seq, stored.head_hash) != (log.last_seq, log.head_hash):
             raise ChainBroken(
                 "the ledger's head row is not the last record", seq=log.last_seq or None
@@ -103,18 +136,17 @@ def _walk(
     ledger_id: int,
     log: LogVerifier,
     pending: _PendingNodes,
-    keys: list[VerifierKey],
-    origin: str,
+    trust: _Trust,
     on_records: Callable[[int], None] | None,
 ) -> None:
     checkpoints = reader.checkpoints(ledger_id)
     upcoming = next(checkpoints, None)
-    upcoming = _checkpoints_at(0, upcoming, checkpoints, log, keys, origin)
+    upcoming = _checkpoints_at(0, upcoming, checkpoints, log, trust)
     for row in reader.records(ledger_id):
         if row.seq == log.next_seq and record_hash(row.canonical) != row.record_hash:
             raise ChainBroken("the stored record_hash is not the hash of the record", seq=row.seq)
         log.add_line(row.canonical)
-        upcoming = _checkpoints_at(log.last_seq, upcoming, checkpoints, log, keys, origin)
+        upcoming = _checkpoints_at(log.last_seq, upcoming, checkpoints, log, trust)
         if len(pending.computed) >= _NODE_BATCH:
             _compare_nodes(reader, ledger_id, pending)
         if on_records is not None and log.count % _PROGRESS_EVERY == 0:
@@ -134,8 +166,7 @@ def _checkpoints_at(
     upcoming: StoredCheckpoint | None,
     rest: Iterator[StoredCheckpoint],
     log: LogVerifier,
-    keys: list[VerifierKey],
-    origin: str,
+    trust: _Trust,
 ) -> StoredCheckpoint | None:
     """Check every stored checkpoint of tree size ``size``; return the next one."""
     while upcoming is not None and upcoming.tree_size <= size:
@@ -148,13 +179,17 @@ def _checkpoints_at(
         try:
             note = check_checkpoint(
                 upcoming.note,
-                keys,
+                trust.keys_for(upcoming.note),
                 ledger=log.ledger,
-                origin=origin,
                 tree_size=size,
                 root=root,
                 head_hash=head,
             )
+            if note.checkpoint.origin not in trust.origins:
+                raise CheckpointInvalid(
+                    f"the checkpoint's origin {note.checkpoint.origin!r} is not one this "
+                    "server's keys sign for"
+                )
         except VerificationError as e:
             raise CheckpointInvalid(
                 f"the stored checkpoint of tree size {size}: {e.reason}", seq=size or None

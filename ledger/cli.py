@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -30,11 +31,12 @@ from ledger import demo as demo_data
 from ledger.access import Scope, parse_scopes
 from ledger.config import Settings
 from ledger.core.errors import InputError, LedgerError, NotFound
+from ledger.core.identity import default_origin
 from ledger.core.jsonvalues import loads_strict
 from ledger.core.records import EventDraft
 from ledger.core.signing import Signer
 from ledger.intake import Intake
-from ledger.keyring import KeyFileError, write_private_key
+from ledger.keyring import KeyFileError, raw_public_key, write_private_key
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import Database
@@ -235,6 +237,9 @@ def serve(
 ) -> None:
     """Run the HTTP API (migrating the schema first)."""
     settings = Settings()
+    # Migrate and check the signing identity before uvicorn starts, so a
+    # refusal reads as one line rather than an application-startup traceback.
+    _runtime(settings).close()
     _serve(settings, host or settings.host, port or settings.port)
 
 
@@ -253,7 +258,9 @@ def demo(
     try:
         loaded = load_demo(runtime.service)
         info = runtime.service.get_ledger(DEMO_LEDGER)
-        verifier_key = runtime.keyring.primary().verifier.to_string()
+        verifier_key = [k for k in runtime.service.list_keys() if k.status == "active"][
+            -1
+        ].verifier_key
         admin = None
         if settings.auth == "tokens":
             # A fresh token per run: tokens are shown once and stored only as hashes.
@@ -334,11 +341,16 @@ def export_command(
 @keys_app.command("generate")
 def keys_generate(
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the PEM")],
-    name: Annotated[str | None, typer.Option(help="Key name; default: the origin")] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Key name shown; default: LEDGER_KEY_NAME, else the origin"),
+    ] = None,
 ) -> None:
     """Write a new Ed25519 private key (PKCS#8 PEM, mode 0600) for LEDGER_SIGNING_KEY."""
     settings = Settings()
-    signer = Signer.generate(name or settings.resolved_key_name())
+    key = Ed25519PrivateKey.generate()
+    shown = name or settings.key_name or settings.origin or default_origin(raw_public_key(key))
+    signer = Signer(name=shown, private_key=key)
     try:
         write_private_key(output, signer.private_key)
     except FileExistsError:
@@ -370,11 +382,31 @@ def keys_show() -> None:
 @keys_app.command("rotate")
 def keys_rotate(
     actor: Annotated[str, typer.Option(help="Recorded as the key.rotated records' actor")] = "cli",
+    origin: Annotated[
+        str | None,
+        typer.Option(help="New checkpoint origin; default: LEDGER_ORIGIN, else unchanged"),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="New key name; default: LEDGER_KEY_NAME, else unchanged "
+            "(a key named after its origin follows --origin)"
+        ),
+    ] = None,
 ) -> None:
-    """Make a new key, endorsed by the old one in a key.rotated record in every ledger."""
-    runtime = _runtime(Settings())
+    """Make a new key, endorsed by the old one in a key.rotated record in every ledger.
+
+    With --origin or --name it also changes the stored signing identity: the
+    one command that does, so verifiers can follow the change.
+    """
+    settings = Settings()
+    # The configuration may already state the new identity (a refused start
+    # points here): it is the target of this rotation, not a contradiction.
+    runtime = _runtime(settings.model_copy(update={"origin": None, "key_name": None}))
     try:
-        rotation = runtime.service.rotate_key(actor=actor)
+        rotation = runtime.service.rotate_key(
+            actor=actor, origin=origin or settings.origin, name=name or settings.key_name
+        )
     except LedgerError as e:
         raise _fail(str(e)) from None
     finally:
@@ -382,6 +414,7 @@ def keys_rotate(
     _audit("key.rotate", key_id=rotation.new_key.key_id_hex, old_key_id=rotation.old_key.key_id_hex)
     console.print(f"old key: {rotation.old_key.to_string()}")
     console.print(f"new key: {rotation.new_key.to_string()}")
+    console.print(f"origin: {rotation.identity.origin} (servers use it from their next start)")
     for ledger, receipt in rotation.receipts.items():
         console.print(f"  {ledger}: key.rotated at seq {receipt.seq}")
     console.print("Checkpoints now carry both signatures; `ledger keys retire OLD_KEY_ID` ends it.")

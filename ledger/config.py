@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -28,9 +27,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `ledger serve` binds.")
     port: int = Field(default=8000, description="Port `ledger serve` binds.")
-    origin: str = Field(
-        default_factory=socket.gethostname,
-        description="Host part of checkpoint origins (`<origin>/<ledger>`).",
+    origin: str | None = Field(
+        default=None,
+        description="Host part of checkpoint origins (`<origin>/<ledger>`), stored at first "
+        "start; default: ledger-<12 hex digits of the first key's SHA-256>. A later start "
+        "configured otherwise is refused (`ledger keys rotate --origin` changes it).",
     )
     signing_key: Path | None = Field(
         default=None,
@@ -38,7 +39,9 @@ class Settings(BaseSettings):
         "<data_dir>/keys/signing-key.pem on first start.",
     )
     key_name: str | None = Field(
-        default=None, description="Name in checkpoint signature lines; default: the origin."
+        default=None,
+        description="Name in checkpoint signature lines, stored at first start; default: "
+        "the origin (`ledger keys rotate --name` changes it).",
     )
     max_body_bytes: int = Field(
         default=1024 * 1024, description="Largest accepted request body; larger gets 413."
@@ -71,8 +74,11 @@ class Settings(BaseSettings):
         default=None, description="File for the JSON-lines audit log; default: standard error."
     )
 
-    def resolved_key_name(self) -> str:
-        return self.key_name or self.origin
+    @field_validator("origin", "key_name")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        # `-e LEDGER_ORIGIN=` (or an empty build argument) means "not configured".
+        return value or None
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -3,7 +3,9 @@
 ``LEDGER_SIGNING_KEY`` names the key file to use; without it the embedded
 default generates ``<data dir>/keys/signing-key.pem`` on first start. Keys
 created by rotation live beside it as ``<key id>.pem``, so every process
-sharing the data directory can sign with every active key.
+sharing the data directory can sign with every active key. A key's name
+comes from its registration (``ledger.store.keys``), not from the file: a
+rotation may rename.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import Connection
 
 from ledger.core.errors import StorageUnavailable
-from ledger.core.signing import Signer
+from ledger.core.signing import Signer, VerifierKey
 from ledger.store.keys import KeyRegistry
 
 __all__ = [
@@ -25,6 +27,8 @@ __all__ = [
     "KeyFileError",
     "KeyRing",
     "load_private",
+    "primary_key",
+    "raw_public_key",
     "write_private_key",
 ]
 
@@ -66,8 +70,27 @@ def load_private(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def raw_public_key(key: Ed25519PrivateKey) -> bytes:
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def primary_key(keys_dir: Path, configured: Path | None = None) -> Ed25519PrivateKey:
+    """The configured key, or the default one (generated on first use)."""
+    if configured is not None:
+        return load_private(configured)
+    path = keys_dir / DEFAULT_KEY_FILE
+    if not path.exists():
+        try:
+            write_private_key(path, Ed25519PrivateKey.generate())
+            log.warning("generated a signing key at %s", path)
+        except FileExistsError:
+            pass
+    return load_private(path)
+
+
 class KeyRing:
-    """The private keys this process can sign with, by key id."""
+    """The private keys this process can sign with; ``name`` is the signing
+    identity's key name, for the primary key and keys generated now."""
 
     def __init__(self, *, keys_dir: Path, name: str, configured: Path | None = None) -> None:
         self.keys_dir = keys_dir
@@ -75,47 +98,36 @@ class KeyRing:
         self.configured = configured
 
     def primary(self) -> Signer:
-        """The configured key, or the default one (generated on first use)."""
-        if self.configured is not None:
-            return Signer(name=self.name, private_key=load_private(self.configured))
-        path = self.keys_dir / DEFAULT_KEY_FILE
-        if not path.exists():
-            try:
-                write_private_key(path, Ed25519PrivateKey.generate())
-                signer = Signer(name=self.name, private_key=load_private(path))
-                log.warning(
-                    "generated a signing key at %s; verifier key: %s",
-                    path,
-                    signer.verifier.to_string(),
-                )
-                return signer
-            except FileExistsError:
-                pass
-        return Signer(name=self.name, private_key=load_private(path))
+        return Signer(name=self.name, private_key=primary_key(self.keys_dir, self.configured))
 
-    def generate(self) -> Signer:
+    def generate(self, name: str | None = None) -> Signer:
         """A new key for rotation, saved as ``<key id>.pem``."""
         key = Ed25519PrivateKey.generate()
-        signer = Signer(name=self.name, private_key=key)
+        signer = Signer(name=name or self.name, private_key=key)
         write_private_key(self.keys_dir / f"{signer.verifier.key_id_hex}.pem", key)
         return signer
 
-    def signers(self) -> dict[str, Signer]:
-        """Every key this process holds, keyed by verifier key string."""
-        found: dict[str, Signer] = {}
-        primary = self.primary()
-        found[primary.verifier.to_string()] = primary
+    def private_keys(self) -> dict[bytes, Ed25519PrivateKey]:
+        """Every key this process holds, by its 32 public key bytes."""
+        primary = primary_key(self.keys_dir, self.configured)
+        found = {raw_public_key(primary): primary}
         if self.keys_dir.is_dir():
             for path in sorted(self.keys_dir.glob("*.pem")):
                 if path.name == DEFAULT_KEY_FILE:
                     continue
                 try:
-                    signer = Signer(name=self.name, private_key=load_private(path))
+                    key = load_private(path)
                 except KeyFileError as e:
                     log.error("skipping key file: %s", e)
                     continue
-                found[signer.verifier.to_string()] = signer
+                found[raw_public_key(key)] = key
         return found
+
+    def signer_for(self, verifier_key: str) -> Signer | None:
+        """A signer for a registered verifier key string, under its registered name."""
+        public = VerifierKey.from_string(verifier_key)
+        key = self.private_keys().get(public.public_key)
+        return None if key is None else Signer(name=public.name, private_key=key)
 
 
 class ActiveSigners:
@@ -140,8 +152,16 @@ class ActiveSigners:
             # Read the key files again only when the active set changed: an
             # active key this server does not hold must not cost a directory
             # scan and a PEM parse on every append.
-            ring = self.keyring.signers()
-            state = (active, [ring[key] for key in active if key in ring])
+            ring = self.keyring.private_keys()
+            named = [VerifierKey.from_string(key) for key in active]
+            state = (
+                active,
+                [
+                    Signer(name=key.name, private_key=ring[key.public_key])
+                    for key in named
+                    if key.public_key in ring
+                ],
+            )
             self._state = state
         if not state[1]:
             raise StorageUnavailable(

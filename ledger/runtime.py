@@ -9,11 +9,14 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from ledger.config import Settings
+from ledger.core.identity import SigningIdentity, resolve_identity
+from ledger.core.signing import VerifierKey
 from ledger.core.times import format_recorded_at
 from ledger.intake import EventSchemas, Intake
-from ledger.keyring import ActiveSigners, KeyRing
+from ledger.keyring import ActiveSigners, KeyRing, primary_key, raw_public_key
 from ledger.service import LedgerService
 from ledger.store.database import Database
 from ledger.store.keys import KeyRegistry
@@ -42,21 +45,17 @@ class Runtime:
         try:
             if migrate:
                 database.migrate()
-            keyring = KeyRing(
-                keys_dir=settings.data_dir / "keys",
-                name=settings.resolved_key_name(),
-                configured=settings.signing_key,
-            )
+            keys_dir = settings.data_dir / "keys"
             registry = KeyRegistry(database=database)
-            primary = keyring.primary()
-            now = format_recorded_at(datetime.now(UTC))
-            if registry.register(primary.verifier, now=now):
-                log.warning("registered signing key %s", primary.verifier.to_string())
+            identity = _signing_identity(settings, registry, keys_dir)
+            keyring = KeyRing(
+                keys_dir=keys_dir, name=identity.name, configured=settings.signing_key
+            )
             intake = Intake(schemas=EventSchemas.bundled(), max_batch=settings.max_batch)
             positions = PositionsProjection(check_correction=intake.check_record)
             recorder = Recorder(
                 database=database,
-                origin=settings.origin,
+                origin=identity.origin,
                 signers=ActiveSigners(keyring=keyring, registry=registry),
                 projections=[positions],
             )
@@ -80,7 +79,32 @@ class Runtime:
             tokens=TokenStore(database=database),
         )
 
+    @property
+    def identity(self) -> SigningIdentity:
+        return SigningIdentity(origin=self.service.recorder.origin, name=self.keyring.name)
+
     def close(self) -> None:
         self.tokens.close()
         self.service.recorder.close()
         self.database.dispose()
+
+
+def _signing_identity(settings: Settings, registry: KeyRegistry, keys_dir: Path) -> SigningIdentity:
+    """The stored identity (refusing a configuration that contradicts it), with
+    the primary key registered under it; on first start, stored now."""
+    key = primary_key(keys_dir, settings.signing_key)
+    public = raw_public_key(key)
+    stored = registry.identity()
+    identity = resolve_identity(
+        stored, origin=settings.origin, name=settings.key_name, public_key=public
+    )
+    verifier = VerifierKey(identity.name, public)
+    now = format_recorded_at(datetime.now(UTC))
+    if registry.register(verifier, origin=identity.origin, now=now):
+        log.warning(
+            "registered signing key %s for origin %s", verifier.to_string(), identity.origin
+        )
+    if stored is None:
+        # Two first starts at once: whichever registered first fixed the identity.
+        return registry.identity() or identity
+    return identity

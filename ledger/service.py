@@ -21,6 +21,7 @@ from ledger.core.errors import (
     InvalidParameter,
     NotFound,
 )
+from ledger.core.identity import SigningIdentity, rotation_target
 from ledger.core.positions import sign_snapshot, snapshot_document
 from ledger.core.records import LEDGER_NAME_PATTERN, EventDraft
 from ledger.core.signing import VerifierKey, endorse
@@ -106,6 +107,7 @@ class Rotation:
     old_key: VerifierKey
     new_key: VerifierKey
     receipts: dict[str, Receipt]
+    identity: SigningIdentity
 
 
 class LedgerService:
@@ -366,11 +368,16 @@ class LedgerService:
     def list_keys(self) -> list[KeyRecord]:
         return self.keys.all_keys()
 
-    def rotate_key(self, *, actor: str) -> Rotation:
+    def rotate_key(
+        self, *, actor: str, origin: str | None = None, name: str | None = None
+    ) -> Rotation:
         """SPEC §3 rotation: a new key, endorsed by the old one in every ledger.
 
-        The new key is registered first, so the checkpoint of the append that
-        records the rotation already carries both signatures.
+        ``origin`` and ``name`` change the signing identity on purpose: the
+        new key is registered under them, and servers sign checkpoints of the
+        new origin from their next start. The new key is registered first, so
+        the checkpoint of the append that records the rotation already
+        carries both signatures.
         """
         active = [k for k in self.keys.all_keys() if k.status == "active"]
         if len(active) != 1:
@@ -378,13 +385,14 @@ class LedgerService:
                 "a rotation is already in progress (several active keys); "
                 "retire the old key first with `ledger keys retire`"
             )
-        held = self.keyring.signers()
-        old = held.get(active[0].verifier_key)
+        current = SigningIdentity(origin=active[0].origin, name=active[0].name)
+        target = rotation_target(current, origin=origin, name=name)
+        old = self.keyring.signer_for(active[0].verifier_key)
         if old is None:
             raise Conflict("this server does not hold the private key of the active key")
-        new = self.keyring.generate()
+        new = self.keyring.generate(target.name)
         now = datetime.now(UTC)
-        self.keys.register(new.verifier, now=format_recorded_at(now))
+        self.keys.register(new.verifier, origin=target.origin, now=format_recorded_at(now))
         data = {
             "new_key": new.verifier.to_string(),
             "old_key": old.verifier.to_string(),
@@ -400,7 +408,9 @@ class LedgerService:
             )
             result = self.recorder.append(info.name, [draft], actor=actor)
             receipts[info.name] = result.receipts[0]
-        return Rotation(old_key=old.verifier, new_key=new.verifier, receipts=receipts)
+        return Rotation(
+            old_key=old.verifier, new_key=new.verifier, receipts=receipts, identity=target
+        )
 
     def retire_key(self, key: str) -> KeyRecord:
         active = [k for k in self.keys.all_keys() if k.status == "active"]

@@ -69,8 +69,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def settings_for(database_url: str, data_dir: Path, **overrides: object) -> Settings:
     # Throttling is tested on its own (tests/api/test_auth_api.py), not by every test.
-    options: dict[str, object] = {"rate_limit": 0, **overrides}
-    return Settings(database_url=database_url, data_dir=data_dir, origin=ORIGIN, **options)
+    options: dict[str, object] = {"rate_limit": 0, "origin": ORIGIN, **overrides}
+    return Settings(database_url=database_url, data_dir=data_dir, **options)
 
 
 @pytest.fixture

@@ -117,6 +117,7 @@ class Problem(BaseModel):
 class KeyOut(BaseModel):
     key_id: str = Field(description="8 hex digits")
     name: str
+    origin: str = Field(description="Host part of the checkpoint origins this key signs for")
     verifier_key: str = Field(description="<name>+<key id>+<base64(0x01 || public key)>")
     status: str = Field(description="active or retired")
     not_before: str

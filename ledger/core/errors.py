@@ -16,7 +16,8 @@
     │   ├── LedgerExists
     │   ├── DuplicateEventId
     │   ├── HeadMismatch            ``expected_seq`` was not the head
-    │   └── IdempotencyInFlight     the same key is being processed now
+    │   ├── IdempotencyInFlight     the same key is being processed now
+    │   └── IdentityMismatch        configured origin or key name is not the stored one
     ├── IdempotencyKeyReused        same key, different body
     ├── StorageUnavailable          the database cannot be reached
     └── VerificationError           a record, chain or proof fails a check
@@ -43,6 +44,7 @@ __all__ = [
     "HeadMismatch",
     "IdempotencyInFlight",
     "IdempotencyKeyReused",
+    "IdentityMismatch",
     "InputError",
     "InvalidEvent",
     "InvalidParameter",
@@ -156,6 +158,10 @@ class HeadMismatch(Conflict):
 
 class IdempotencyInFlight(Conflict):
     title = "A request with this Idempotency-Key is in progress"
+
+
+class IdentityMismatch(Conflict):
+    title = "Signing identity mismatch"
 
 
 class IdempotencyKeyReused(LedgerError):

@@ -1,4 +1,9 @@
-"""The registry of signing keys: which verifier keys are active or retired."""
+"""The registry of signing keys: which verifier keys are active or retired,
+and the signing identity (origin and key name) each was registered under.
+
+A public key is registered once (a unique column holds its bytes): the same
+key under a second name would be a second verifier key string for one key.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.core.errors import NotFound
+from ledger.core.identity import SigningIdentity
 from ledger.core.signing import VerifierKey
 from ledger.store.database import Database, raw_execute
 from ledger.store.tables import signing_keys
@@ -20,6 +26,7 @@ __all__ = ["KeyRecord", "KeyRegistry"]
 class KeyRecord:
     key_id: str
     name: str
+    origin: str
     verifier_key: str
     status: str
     not_before: str
@@ -29,6 +36,7 @@ class KeyRecord:
         return {
             "key_id": self.key_id,
             "name": self.name,
+            "origin": self.origin,
             "verifier_key": self.verifier_key,
             "status": self.status,
             "not_before": self.not_before,
@@ -40,6 +48,7 @@ def _record(row: sa.Row[Any]) -> KeyRecord:
     return KeyRecord(
         key_id=row.key_id,
         name=row.name,
+        origin=row.origin,
         verifier_key=row.verifier_key,
         status=row.status,
         not_before=row.not_before,
@@ -56,13 +65,22 @@ class KeyRegistry:
     def __init__(self, *, database: Database) -> None:
         self.db = database
 
-    def register(self, key: VerifierKey, *, now: str, conn: Connection | None = None) -> bool:
-        """Record ``key`` as active unless known; True when newly added."""
+    def register(
+        self, key: VerifierKey, *, origin: str, now: str, conn: Connection | None = None
+    ) -> bool:
+        """Record ``key`` as active, for checkpoints of ``origin``, unless its
+        public key is known under any name; True when newly added."""
         if conn is None:
-            with self.db.write() as write_conn:
-                return self.register(key, now=now, conn=write_conn)
+            try:
+                with self.db.write() as write_conn:
+                    return self.register(key, origin=origin, now=now, conn=write_conn)
+            except sa.exc.IntegrityError:
+                # Another process starting at once registered it first.
+                return False
         known = conn.execute(
-            sa.select(signing_keys.c.status).where(signing_keys.c.verifier_key == key.to_string())
+            sa.select(signing_keys.c.status).where(
+                signing_keys.c.public_key == key.public_key.hex()
+            )
         ).first()
         if known is not None:
             return False
@@ -70,6 +88,8 @@ class KeyRegistry:
             signing_keys.insert().values(
                 key_id=key.key_id_hex,
                 name=key.name,
+                origin=origin,
+                public_key=key.public_key.hex(),
                 verifier_key=key.to_string(),
                 status="active",
                 not_before=now,
@@ -86,6 +106,16 @@ class KeyRegistry:
             sa.select(signing_keys).order_by(signing_keys.c.not_before, signing_keys.c.key_id)
         ).all()
         return [_record(row) for row in rows]
+
+    def identity(self, conn: Connection | None = None) -> SigningIdentity | None:
+        """The identity of the newest active key (of the newest key when none
+        is active); None before the first key is registered."""
+        keys = self.all_keys(conn)
+        if not keys:
+            return None
+        active = [k for k in keys if k.status == "active"]
+        newest = (active or keys)[-1]
+        return SigningIdentity(origin=newest.origin, name=newest.name)
 
     def active(self, conn: Connection) -> list[KeyRecord]:
         return [k for k in self.all_keys(conn) if k.status == "active"]

@@ -96,6 +96,10 @@ signing_keys = sa.Table(
     metadata,
     sa.Column("key_id", sa.String(8), nullable=False),
     sa.Column("name", sa.String(255), nullable=False),
+    # The checkpoint origin (host part) this key signs for (migration 0008).
+    sa.Column("origin", sa.String(255), nullable=False),
+    # Hex of the 32 key bytes: one registration per key, whatever its name.
+    sa.Column("public_key", sa.String(64), nullable=False, unique=True),
     sa.Column("verifier_key", sa.String(400), nullable=False, unique=True),
     sa.Column("status", sa.String(10), nullable=False),
     sa.Column("not_before", sa.String(27), nullable=False),

@@ -230,7 +230,9 @@ def test_a_rotated_key_sends_the_group_the_usual_way_and_signs_with_both(
     commit_wave(recorder, [request(draft(2))])
     # Another process's rotation: the key is registered, not yet seen by this recorder.
     new = runtime.keyring.generate()
-    runtime.registry.register(new.verifier, now="2025-03-01T12:00:00.000000Z")
+    runtime.registry.register(
+        new.verifier, origin=runtime.identity.origin, now="2025-03-01T12:00:00.000000Z"
+    )
     commit_wave(recorder, [request(draft(3))])
     assert spy.moved == [1, 0]
     with recorder.db.read() as conn:
