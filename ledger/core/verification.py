@@ -55,7 +55,7 @@ from ledger.core.errors import (
     RotationInvalid,
     VerificationError,
 )
-from ledger.core.fastline import RunSummary, check_run
+from ledger.core.fastline import ROTATION_TYPE, RunSummary, check_run
 from ledger.core.hashing import GENESIS_PREV, HASH_SIZE, empty_root, leaf_hash, node_hash
 from ledger.core.merkle import NodeId, fold_cover, verify_consistency, verify_inclusion
 from ledger.core.positions import (
@@ -318,9 +318,9 @@ class LogVerifier:
         """Whether ``add_run`` can append runs (not when ``on_record`` wants each record)."""
         return self._on_record is None
 
-    def wants_records(self, block: bytes) -> bool:
-        """Whether the records of ``block`` must be built: it may hold a rotation to follow."""
-        return self.keys is not None and self.keys.wants(block)
+    def wants_records(self, line: bytes) -> bool:
+        """Whether the record of ``line`` must be built: it may be a rotation to follow."""
+        return self.keys is not None and self.keys.wants(line)
 
     @property
     def wants_subtrees(self) -> bool:
@@ -331,10 +331,12 @@ class LogVerifier:
         """Append a run ``fastline.check_run`` passed.
 
         ``False``, with nothing appended, when the run does not link to the
-        records before it, or when ``on_record`` wants the records themselves:
-        the caller then feeds its lines one by one instead.
+        records before it, or when ``on_record`` or ``keys`` wants the records
+        themselves: the caller then feeds its lines one by one instead.
         """
-        if not self.takes_runs or not self._chain.link_run(run):
+        if not self.takes_runs or (run.rotations and self.keys is not None):
+            return False
+        if not self._chain.link_run(run):
             return False
         leaves = run.leaves
         self.last_leaf = leaves[-HASH_SIZE:]
@@ -394,10 +396,9 @@ class LogVerifier:
 
 # -- key rotations (SPEC §3) -----------------------------------------------------
 
-ROTATION_TYPE = "key.rotated"
 # The type member as a canonical line spells it. A line without these bytes
 # is no key.rotated record (inside a string the quotes would be escaped), so
-# blocks without them keep the fast path that never builds records.
+# a line checked on its own needs no record built without them.
 _ROTATION_MARK = b'"type":"key.rotated"'
 
 
@@ -448,7 +449,7 @@ class KeyTrail:
         return key in self.followed
 
     def wants(self, line: bytes) -> bool:
-        """Whether ``line`` (or a block of lines) may hold a rotation to follow."""
+        """Whether ``line`` may be a rotation to follow."""
         return _ROTATION_MARK in line
 
     def see(self, record: Record) -> None:
@@ -878,11 +879,7 @@ class _Runs:
     def add(self, block: bytes) -> None:
         count = block.count(b"\n") + 1
         log = self._log
-        if (
-            not log.takes_runs
-            or log.wants_records(block)
-            or self._next_seq + count - 1 > self._to_seq
-        ):
+        if not log.takes_runs or self._next_seq + count - 1 > self._to_seq:
             self.finish()
             self._line_by_line(block)
             self._next_seq = log.next_seq

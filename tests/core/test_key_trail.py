@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import replace
+from itertools import pairwise
 
 import pytest
 
 from ledger.core.errors import RotationInvalid
-from ledger.core.hashing import GENESIS_PREV
+from ledger.core.fastline import check_run
+from ledger.core.hashing import GENESIS_PREV, record_hash
 from ledger.core.records import Record
 from ledger.core.signing import Signer, endorse
-from ledger.core.verification import KeyTrail, UnnamedKey
+from ledger.core.verification import KeyTrail, LogVerifier, UnnamedKey
 
 
 def rotation(seq: int, old: Signer, new: Signer, *, endorser: Signer | None = None) -> Record:
@@ -73,3 +76,25 @@ def test_a_rotation_from_a_trusted_key_with_a_false_endorsement_is_refused() -> 
     broken.data["endorsement"] = "not base64!"
     with pytest.raises(RotationInvalid):
         trail.see(broken)
+
+
+def test_a_run_holding_a_rotation_is_read_record_by_record() -> None:
+    """The bulk path checks runs without building records; one holding a
+    key.rotated record must be handed back, or the rotation goes unseen."""
+    keys = [Signer.generate("vm") for _ in range(3)]
+    lines: list[bytes] = []
+    for seq, (old, new) in enumerate(pairwise(keys), start=1):
+        record = replace(
+            rotation(seq, old, new), prev=record_hash(lines[-1]) if lines else GENESIS_PREV
+        )
+        lines.append(record.canonical())
+    run = check_run(b"\n".join(lines), ledger="talks", first_seq=1, merkle=True)
+    assert run is not None and run.rotations == 2
+    trail = KeyTrail(keys[0].verifier)
+    log = LogVerifier(ledger="talks", keys=trail)
+    assert not log.add_run(run) and log.last_seq == 0
+    for line in lines:
+        log.check_line(line)
+    assert trail.followed == [keys[1].verifier, keys[2].verifier]
+    # Without a trail to grow, the same run is taken whole.
+    assert LogVerifier(ledger="talks").add_run(run)
