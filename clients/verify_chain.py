@@ -48,6 +48,7 @@ from ledger.core.errors import CheckpointInvalid, VerificationError
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey
 from ledger.core.verification import (
+    KeyTrail,
     LogVerifier,
     SnapshotClaim,
     TrustedKey,
@@ -56,7 +57,7 @@ from ledger.core.verification import (
     check_checkpoint,
     check_consistency,
     check_snapshot,
-    trusted_for_note,
+    key_label,
     verify_bundle,
     worker_count,
 )
@@ -138,11 +139,12 @@ class _SnapshotRecords:
             self.records.append(record)
 
     def check(
-        self, log: LogVerifier, report: VerificationReport, key: VerifierKey
+        self, log: LogVerifier, report: VerificationReport, keys: KeyTrail
     ) -> VerificationReport:
         claim = self.claim
         if claim is None or not report.valid or report.ledger is None:
             return report
+        key = _snapshot_key(claim, report, keys)
         root = log.roots.get(claim.known_at)
         if root is None:
             raise UsageError(
@@ -153,7 +155,20 @@ class _SnapshotRecords:
             check_snapshot(claim, self.records, ledger=report.ledger, root=root, key=key)
         except VerificationError as e:
             return report.failed(e, prefix="snapshot: ")
-        return report
+        return report.checked(f"snapshot recomputed (known_at {claim.known_at})")
+
+
+def _snapshot_key(claim: SnapshotClaim, report: VerificationReport, keys: KeyTrail) -> VerifierKey:
+    """The trusted key the snapshot names, else the checkpoint's signer (whose
+    check then fails, saying the snapshot is signed by another key)."""
+    assert report.key_name is not None and report.key_id is not None, "a valid report's signer"
+    signer = keys.find(report.key_name, report.key_id)
+    assert signer is not None, "the signer of a valid report is trusted"
+    given = keys.given
+    for candidate in (signer, *keys.followed, *([given] if isinstance(given, VerifierKey) else [])):
+        if candidate.key_id_hex == claim.document.get("key_id"):
+            return candidate
+    return signer
 
 
 # -- bundle mode ------------------------------------------------------------------
@@ -205,8 +220,7 @@ def verify_bundle_file(
         raise UsageError(f"cannot read the bundle {path}: {e.strerror or e}") from None
     if log is None or report.key_name is None:
         return report
-    signer = key if isinstance(key, VerifierKey) else key.named(report.key_name)
-    return keep.check(log, report, signer)
+    return keep.check(log, report, log.keys if log.keys is not None else KeyTrail(key))
 
 
 # -- server mode ------------------------------------------------------------------
@@ -258,15 +272,27 @@ def _lines(http: httpx.Client, ledger: str, after_seq: int) -> Iterator[bytes]:
         raise UsageError(f"reading records failed: {e}") from None
 
 
-def _read_state(path: Path, key: TrustedKey, ledger: str) -> SignedCheckpoint | None:
+def _read_state(path: Path) -> tuple[str, SignedCheckpoint] | None:
+    """The remembered note, read but not yet trusted: the key that signed it may
+    be one the records endorse, which only the walk learns."""
     if not path.exists():
         return None  # the first run trusts what it verifies, and remembers it
-    text = _read_small(path, "state file")
+    raw = _read_small(path, "state file")
     try:
-        return check_checkpoint(text, key, ledger=ledger)
+        return raw.decode("utf-8"), SignedCheckpoint.from_text(raw)
+    except (UnicodeDecodeError, VerificationError) as e:
+        raise UsageError(f"the state file {path} is not a checkpoint: {e}") from None
+
+
+def _trust_state(
+    path: Path, remembered: tuple[str, SignedCheckpoint], keys: KeyTrail, ledger: str
+) -> SignedCheckpoint:
+    try:
+        return check_checkpoint(remembered[0], keys, ledger=ledger)
     except VerificationError as e:
         raise UsageError(
-            f"the state file {path} is not a checkpoint of {ledger} by the trusted key: {e}"
+            f"the state file {path} is not a checkpoint of {ledger} by the trusted key "
+            f"(nor by a key it endorsed): {e}"
         ) from None
 
 
@@ -285,6 +311,11 @@ def write_state(path: Path, note: str) -> None:
         raise
 
 
+def _signed_by_given(note: SignedCheckpoint, keys: KeyTrail) -> bool:
+    signed = {(s.name, s.key_id) for s in note.signatures}
+    return any((k.name, k.key_id) in signed for k in keys.for_note(note))
+
+
 def verify_server(
     http: httpx.Client,
     ledger: str,
@@ -297,25 +328,54 @@ def verify_server(
     """Verify the ledger up to the latest checkpoint, fetched first.
 
     Records appended meanwhile are beyond that checkpoint's size and are not
-    read, so a busy ledger never fails for being busy.
+    read, so a busy ledger never fails for being busy. A checkpoint signed by
+    the given key is checked before the walk; one signed only by a key the
+    given key endorsed (SPEC §3 rotation) after it, once the walk has
+    followed the ``key.rotated`` records up to the checkpoint's size.
     """
     note_text = _get(http, f"/v1/ledgers/{ledger}/checkpoint").text
     empty = VerificationReport(valid=False, ledger=ledger)
+    keys = KeyTrail(key)
     try:
-        note = check_checkpoint(note_text, key, ledger=ledger)
+        unverified = SignedCheckpoint.from_text(note_text)
+        if _signed_by_given(unverified, keys):
+            check_checkpoint(note_text, keys, ledger=ledger)
     except VerificationError as e:
         return empty.failed(e, prefix="latest checkpoint: ")
-    checkpoint = note.checkpoint
-    signer = _signing_key(note, key)
+    checkpoint = unverified.checkpoint
     started = VerificationReport(
-        valid=False,
-        ledger=ledger,
-        from_seq=1,
-        to_seq=checkpoint.tree_size,
-        key_id=signer.key_id_hex,
-        key_name=signer.name,
+        valid=False, ledger=ledger, from_seq=1, to_seq=checkpoint.tree_size
     )
-    remembered = _read_state(state, key, ledger) if state is not None else None
+    pending = _read_state(state) if state is not None else None
+    remembered: SignedCheckpoint | None = None
+    if state is not None and pending is not None and _signed_by_given(pending[1], keys):
+        remembered = _trust_state(state, pending, keys, ledger)
+    sizes = {checkpoint.tree_size}
+    if pending is not None:
+        sizes.add(pending[1].checkpoint.tree_size)
+    if snapshot is not None:
+        sizes.add(snapshot.known_at)
+    keep = _SnapshotRecords(snapshot)
+    log = LogVerifier(ledger=ledger, root_sizes=sizes, on_record=keep, keys=keys)
+    task = (
+        progress.add_task(f"verifying {ledger}", total=checkpoint.tree_size) if progress else None
+    )
+    walked: VerificationError | None = None
+    try:
+        _stream_into(http, log, checkpoint.tree_size, progress, task)
+    except VerificationError as e:
+        walked = e
+    # What the walk learnt of the keys decides whether the checkpoint and the
+    # remembered one are trusted at all; only then are they compared.
+    if walked is None:
+        try:
+            check_checkpoint(note_text, keys, ledger=ledger)
+        except VerificationError as e:
+            return dataclasses.replace(started, count=log.count).failed(
+                e, prefix="latest checkpoint: "
+            )
+    if state is not None and pending is not None and remembered is None and walked is None:
+        remembered = _trust_state(state, pending, keys, ledger)
     # A checkpoint that does not extend the remembered one fails the run, but
     # the records are walked all the same: an edited record also breaks the
     # server's proof (it hashes low subtrees from the records), and the walk
@@ -327,21 +387,15 @@ def verify_server(
         if 0 < size1 < size2:
             proof = _consistency_proof(http, ledger, size1, size2)
         try:
-            check_consistency(remembered, note, proof)
+            check_consistency(remembered, unverified, proof)
         except VerificationError as e:
             fork = e
-    sizes = {checkpoint.tree_size}
-    if remembered is not None:
-        sizes.add(remembered.checkpoint.tree_size)
-    if snapshot is not None:
-        sizes.add(snapshot.known_at)
-    keep = _SnapshotRecords(snapshot)
-    log = LogVerifier(ledger=ledger, root_sizes=sizes, on_record=keep)
-    task = (
-        progress.add_task(f"verifying {ledger}", total=checkpoint.tree_size) if progress else None
-    )
+    signer = _signing_key(unverified, keys) if walked is None else None
+    if signer is not None:
+        started = dataclasses.replace(started, key_id=signer.key_id_hex, key_name=signer.name)
     try:
-        _stream_into(http, log, checkpoint.tree_size, progress, task)
+        if walked is not None:
+            raise walked
         log.require_end(
             to_seq=checkpoint.tree_size, head_hash=checkpoint.head_hash, source="the checkpoint"
         )
@@ -361,30 +415,42 @@ def verify_server(
         return dataclasses.replace(failed, reason=f"{failed.reason}; and {fork.reason}")
     if fork is not None:
         return dataclasses.replace(started, count=log.count).failed(fork)
-    report = VerificationReport(
+    assert signer is not None, "a walk that passed found the signer"
+    report = dataclasses.replace(
+        started,
         valid=True,
-        ledger=ledger,
-        from_seq=1,
-        to_seq=checkpoint.tree_size,
         count=log.count,
         head_hash=log.head_hash,
         merkle_root=base64.b64encode(checkpoint.root).decode("ascii"),
-        key_id=signer.key_id_hex,
-        key_name=signer.name,
+    ).checked(
+        "hash chain",
+        *(rotation.describe() for rotation in keys.path_to(signer)),
+        "Merkle root recomputed",
+        f"checkpoint signature by {key_label(signer)}",
     )
-    report = keep.check(log, report, signer)
+    if remembered is not None:
+        report = report.checked(
+            f"consistency with the remembered checkpoint "
+            f"(tree size {remembered.checkpoint.tree_size})"
+        )
+    report = keep.check(log, report, keys)
     if report.valid and state is not None:
         try:
             write_state(state, note_text)
         except OSError as e:
             raise UsageError(f"cannot write the state file {state}: {e.strerror}") from None
+        if remembered is None:
+            report = report.noted(
+                f"no remembered checkpoint yet: this one (tree size {checkpoint.tree_size}) "
+                f"saved to {state}"
+            )
     return report
 
 
-def _signing_key(note: SignedCheckpoint, key: TrustedKey) -> VerifierKey:
-    """The trusted key that signed ``note`` (already verified)."""
+def _signing_key(note: SignedCheckpoint, keys: KeyTrail) -> VerifierKey:
+    """The trusted key that signed ``note`` (already verified): the given one if it did."""
     signed = {(s.name, s.key_id) for s in note.signatures}
-    for candidate in trusted_for_note(note, key):
+    for candidate in keys.for_note(note):
         if (candidate.name, candidate.key_id) in signed:
             return candidate
     raise CheckpointInvalid("no signature from a trusted key")
@@ -442,18 +508,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _report(report: VerificationReport, *, as_json: bool, console: Console) -> None:
+def _report(report: VerificationReport, *, source: str, as_json: bool, console: Console) -> None:
+    """The verdict; ``source`` names what was verified while the ledger is unknown."""
     if as_json:
         print(json.dumps(report.to_dict()))
-    elif report.valid:
-        console.print(
-            f"[bold green]VALID[/] {report.ledger}: records {report.from_seq}-{report.to_seq} "
-            f"({report.count} checked), chain intact, head {report.head_hash}, "
-            f"root {report.merkle_root}, signed by {report.key_name}+{report.key_id}"
+        return
+    subject = report.ledger or source
+    if report.valid:
+        console.print("VALID", style="bold green", end=" ")
+        text = (
+            f"{subject}: records {report.from_seq}-{report.to_seq} ({report.count} checked); "
+            f"checked: {', '.join(report.checks)}; "
+            f"head {report.head_hash}, root {report.merkle_root}"
         )
+        text += "".join(f"; {note}" for note in report.notes)
     else:
+        console.print("INVALID", style="bold red", end=" ")
         where = f" at seq {report.failure_seq}" if report.failure_seq is not None else ""
-        console.print(f"[bold red]INVALID[/] {report.ledger}{where}: {report.reason}")
+        text = f"{subject}{where}: {report.reason}"
+    # One line however narrow the terminal: auditors grep and diff verdicts.
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _progress(console: Console, *, disable: bool) -> Progress:
@@ -502,7 +576,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage("interrupted", as_json=args.json, err=err)
     except Exception as e:  # never a traceback: an auditor's tool must end in a verdict
         return _usage(f"unexpected {type(e).__name__}: {e}", as_json=args.json, err=err)
-    _report(report, as_json=args.json, console=console)
+    source = args.file.name if args.mode == "bundle" else args.ledger
+    _report(report, source=source, as_json=args.json, console=console)
     return EXIT_VALID if report.valid else EXIT_INVALID
 
 

@@ -141,7 +141,12 @@ class Manifest:
         missing = sorted(MANIFEST_MEMBERS - obj.keys())
         extra = sorted(obj.keys() - MANIFEST_MEMBERS)
         if missing or extra:
-            raise BundleInvalid(f"manifest members missing {missing}, unexpected {extra}")
+            faults = [
+                f"{what} {'members' if len(names) > 1 else 'member'} {', '.join(names)}"
+                for what, names in (("lacks the", missing), ("has the unexpected", extra))
+                if names
+            ]
+            raise BundleInvalid(f"manifest.json {' and '.join(faults)}")
         if canonical_bytes(obj) != raw:
             raise BundleInvalid("manifest.json is not RFC 8785 canonical")
         manifest = cls._from_members(obj)

@@ -208,3 +208,9 @@ class CheckpointInvalid(VerificationError):
 
 class BundleInvalid(VerificationError):
     title = "Export bundle invalid"
+
+
+class RotationInvalid(VerificationError):
+    """A ``key.rotated`` record from a trusted key whose endorsement is not that key's."""
+
+    title = "Key rotation not endorsed"

@@ -61,7 +61,10 @@ from ledger.core.records import (
 )
 from ledger.core.times import OCCURRED_AT_PATTERN, RECORDED_AT_PATTERN
 
-__all__ = ["RunSummary", "check_run", "parse_line"]
+__all__ = ["ROTATION_TYPE", "RunSummary", "check_run", "parse_line"]
+
+# SPEC §3: the record type that hands trust from one signing key to the next.
+ROTATION_TYPE = "key.rotated"
 
 
 class RunSummary(NamedTuple):
@@ -76,6 +79,9 @@ class RunSummary(NamedTuple):
     leaves: bytes
     # (level, root) of aligned perfect subtrees covering the leaves, in order.
     subtrees: tuple[tuple[int, bytes], ...]
+    # How many of the lines are key.rotated records: a verifier following
+    # rotations reads those runs line by line, to see the records.
+    rotations: int = 0
 
 
 class _Refused(Exception):
@@ -332,6 +338,7 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
     leaves: list[bytes] = []
     head_hash = first_prev = recorded_at = first_recorded_at = ""
     seq = first_seq
+    rotations = 0
     for line in block.split(b"\n"):
         obj = parse_line(line)
         if obj is None or obj["ledger"] != ledger or obj["seq"] != seq:
@@ -342,6 +349,8 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
         elif obj["prev"] != head_hash or obj["recorded_at"] < recorded_at:
             return None
         recorded_at = obj["recorded_at"]
+        if obj["type"] == ROTATION_TYPE:
+            rotations += 1
         head_hash = sha256(line).hexdigest()
         leaf = sha256(LEAF_HASH_PREFIX)
         leaf.update(line)
@@ -355,6 +364,7 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
         head_hash=head_hash,
         leaves=b"".join(leaves),
         subtrees=_subtrees(first_seq - 1, leaves) if merkle else (),
+        rotations=rotations,
     )
 
 

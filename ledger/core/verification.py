@@ -52,9 +52,10 @@ from ledger.core.errors import (
     MalformedRecord,
     PrevMismatch,
     ProofInvalid,
+    RotationInvalid,
     VerificationError,
 )
-from ledger.core.fastline import RunSummary, check_run
+from ledger.core.fastline import ROTATION_TYPE, RunSummary, check_run
 from ledger.core.hashing import GENESIS_PREV, HASH_SIZE, empty_root, leaf_hash, node_hash
 from ledger.core.merkle import NodeId, fold_cover, verify_consistency, verify_inclusion
 from ledger.core.positions import (
@@ -65,17 +66,21 @@ from ledger.core.positions import (
     verify_snapshot_signature,
 )
 from ledger.core.records import Record
-from ledger.core.signing import VerifierKey
+from ledger.core.signing import VerifierKey, follow_rotation
 
 __all__ = [
+    "ROTATION_TYPE",
+    "KeyTrail",
     "LogVerifier",
     "MerkleAccumulator",
+    "Rotation",
     "SnapshotClaim",
     "UnnamedKey",
     "VerificationReport",
     "check_checkpoint",
     "check_consistency",
     "check_snapshot",
+    "key_label",
     "trusted_for_note",
     "verify_bundle",
     "worker_count",
@@ -135,6 +140,10 @@ class VerificationReport:
     key_name: str | None = None
     failure_seq: int | None = None
     reason: str | None = None
+    # What a valid run proved, in the order it was checked; only checks made.
+    checks: tuple[str, ...] = ()
+    # What the run did besides checking (a first state file written, say).
+    notes: tuple[str, ...] = ()
 
     def failed(self, error: VerificationError, *, prefix: str = "") -> VerificationReport:
         """This report, turned into the first failure ``error`` names (nothing is proved)."""
@@ -145,7 +154,15 @@ class VerificationReport:
             merkle_root=None,
             failure_seq=error.seq,
             reason=prefix + error.reason,
+            checks=(),
+            notes=(),
         )
+
+    def checked(self, *checks: str) -> VerificationReport:
+        return replace(self, checks=(*self.checks, *checks))
+
+    def noted(self, note: str) -> VerificationReport:
+        return replace(self, notes=(*self.notes, note))
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"valid": self.valid, "ledger": self.ledger, "count": self.count}
@@ -162,6 +179,10 @@ class VerificationReport:
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
+        if self.valid:
+            out["checks"] = list(self.checks)
+        if self.notes:
+            out["notes"] = list(self.notes)
         # ``checked`` and ``seq`` are the names earlier versions of the client printed.
         out["checked"] = self.count
         if self.failure_seq is not None:
@@ -225,7 +246,8 @@ class LogVerifier:
 
     ``root_sizes`` names tree sizes whose roots to remember on the way (a
     snapshot's ``known_at``, a remembered checkpoint); the full tree is only
-    recomputed when the run starts at seq 1.
+    recomputed when the run starts at seq 1. ``keys`` follows the key
+    rotations among the records, each once its record is linked.
     """
 
     def __init__(
@@ -237,9 +259,11 @@ class LogVerifier:
         root_sizes: Collection[int] = (),
         on_node: NodeSink | None = None,
         on_record: RecordSink | None = None,
+        keys: KeyTrail | None = None,
     ) -> None:
         self.ledger = ledger
         self.from_seq = from_seq
+        self.keys = keys
         self._chain = ChainVerifier(ledger=ledger, from_seq=from_seq, first_prev=first_prev)
         self._tree = MerkleAccumulator(on_node=on_node) if from_seq == 1 else None
         self._root_sizes = frozenset(root_sizes)
@@ -272,13 +296,15 @@ class LogVerifier:
         except PrevMismatch as e:
             self._blame(e)
         self._add_leaf(leaf_hash(line))
+        if self.keys is not None:
+            self.keys.see(record)
         if self._on_record is not None:
             self._on_record(record)
         return record
 
     def check_line(self, line: bytes) -> None:
         """``add_line`` without handing the record back (nor building it, if nobody asks)."""
-        if self._on_record is not None:
+        if self._on_record is not None or self.wants_records(line):
             self.add_line(line)
             return
         try:
@@ -292,6 +318,10 @@ class LogVerifier:
         """Whether ``add_run`` can append runs (not when ``on_record`` wants each record)."""
         return self._on_record is None
 
+    def wants_records(self, line: bytes) -> bool:
+        """Whether the record of ``line`` must be built: it may be a rotation to follow."""
+        return self.keys is not None and self.keys.wants(line)
+
     @property
     def wants_subtrees(self) -> bool:
         """Whether ``add_run`` can use a run's subtrees (else it folds the leaves)."""
@@ -301,10 +331,12 @@ class LogVerifier:
         """Append a run ``fastline.check_run`` passed.
 
         ``False``, with nothing appended, when the run does not link to the
-        records before it, or when ``on_record`` wants the records themselves:
-        the caller then feeds its lines one by one instead.
+        records before it, or when ``on_record`` or ``keys`` wants the records
+        themselves: the caller then feeds its lines one by one instead.
         """
-        if not self.takes_runs or not self._chain.link_run(run):
+        if not self.takes_runs or (run.rotations and self.keys is not None):
+            return False
+        if not self._chain.link_run(run):
             return False
         leaves = run.leaves
         self.last_leaf = leaves[-HASH_SIZE:]
@@ -362,13 +394,123 @@ class LogVerifier:
             )
 
 
+# -- key rotations (SPEC §3) -----------------------------------------------------
+
+# The type member as a canonical line spells it. A line without these bytes
+# is no key.rotated record (inside a string the quotes would be escaped), so
+# a line checked on its own needs no record built without them.
+_ROTATION_MARK = b'"type":"key.rotated"'
+
+
+def key_label(key: VerifierKey) -> str:
+    """``name+key id``: how reports name a key."""
+    return f"{key.name}+{key.key_id_hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """A rotation a verifier followed: ``old`` (trusted) endorsed ``new`` at ``seq``."""
+
+    seq: int
+    old: VerifierKey
+    new: VerifierKey
+
+    def describe(self) -> str:
+        return (
+            f"key rotation to {key_label(self.new)} endorsed by {key_label(self.old)} "
+            f"(seq {self.seq})"
+        )
+
+
+class KeyTrail:
+    """The keys a verifier trusts: the one it was given, and every key a trusted
+    key endorsed in a ``key.rotated`` record among the verified records.
+
+    A rotation from a key this verifier does not trust is passed over (it can
+    neither check nor use it); one from a trusted key whose endorsement is not
+    that key's signature is tampering, reported at its seq.
+    """
+
+    def __init__(self, given: TrustedKey) -> None:
+        self.given = given
+        self.rotations: list[Rotation] = []
+
+    @property
+    def followed(self) -> list[VerifierKey]:
+        return [rotation.new for rotation in self.rotations]
+
+    def trusts(self, key: VerifierKey) -> bool:
+        given = self.given
+        if isinstance(given, UnnamedKey):
+            if key.public_key == given.public_key:
+                return True
+        elif key == given:
+            return True
+        return key in self.followed
+
+    def wants(self, line: bytes) -> bool:
+        """Whether ``line`` may be a rotation to follow."""
+        return _ROTATION_MARK in line
+
+    def see(self, record: Record) -> None:
+        """Follow ``record`` if it is a rotation from a trusted key; raise if it is forged."""
+        if record.type != ROTATION_TYPE:
+            return
+        data = record.data
+        old_text = data.get("old_key")
+        try:
+            old = VerifierKey.from_string(old_text) if isinstance(old_text, str) else None
+        except ValueError:
+            old = None
+        if old is None or not self.trusts(old):
+            return
+        new_text = data.get("new_key")
+        endorsement = data.get("endorsement")
+        try:
+            if not isinstance(new_text, str) or not isinstance(endorsement, str):
+                raise VerificationError("new_key or endorsement is not a string")
+            signature = base64.b64decode(endorsement, validate=True)
+            new = follow_rotation(old, new_text, signature)
+        except (VerificationError, ValueError):
+            raise RotationInvalid(
+                f"key.rotated names a new key whose endorsement is not the signature of "
+                f"the trusted key {key_label(old)}",
+                seq=record.seq,
+            ) from None
+        if not self.trusts(new):
+            self.rotations.append(Rotation(seq=record.seq, old=old, new=new))
+
+    def find(self, name: str, key_id: str) -> VerifierKey | None:
+        """The trusted key of this name and hex key id, if there is one."""
+        given = self.given
+        candidates = [given if isinstance(given, VerifierKey) else given.named(name)]
+        for candidate in [*candidates, *self.followed]:
+            if candidate.name == name and candidate.key_id_hex == key_id:
+                return candidate
+        return None
+
+    def for_note(self, note: SignedCheckpoint) -> list[VerifierKey]:
+        return [*trusted_for_note(note, self.given), *self.followed]
+
+    def path_to(self, key: VerifierKey) -> list[Rotation]:
+        """The rotations, oldest first, through which ``key`` came to be trusted."""
+        by_new = {rotation.new: rotation for rotation in self.rotations}
+        path: list[Rotation] = []
+        while key in by_new:
+            path.append(by_new[key])
+            key = by_new[key].old
+        return path[::-1]
+
+
 # -- checkpoints and consistency (SPEC §3, §5 steps 5-6) ------------------------
 
 
 def trusted_for_note(
-    note: SignedCheckpoint, key: TrustedKey | Sequence[VerifierKey]
+    note: SignedCheckpoint, key: TrustedKey | KeyTrail | Sequence[VerifierKey]
 ) -> list[VerifierKey]:
     """The named keys to check ``note`` with: an unnamed key takes each line's name."""
+    if isinstance(key, KeyTrail):
+        return key.for_note(note)
     if isinstance(key, VerifierKey):
         return [key]
     if not isinstance(key, UnnamedKey):
@@ -386,7 +528,7 @@ def _is_key_name(name: str) -> bool:
 
 def check_checkpoint(
     text: str | bytes,
-    key: TrustedKey | Sequence[VerifierKey],
+    key: TrustedKey | KeyTrail | Sequence[VerifierKey],
     *,
     ledger: str,
     origin: str | None = None,
@@ -548,7 +690,13 @@ def verify_bundle(
 
 
 class _BundleCheck:
-    """SPEC §5 steps 1-5 in tar order; keeps what it learnt for the report."""
+    """SPEC §5 steps 1-5 in tar order; keeps what it learnt for the report.
+
+    A manifest signed by the given key is checked before any record. One
+    signed by another key can only be trusted through the rotations the
+    records hold, so its signature is checked once they are walked; until
+    then nothing the manifest says is taken as proved.
+    """
 
     def __init__(
         self,
@@ -559,7 +707,7 @@ class _BundleCheck:
         on_record: RecordSink | None,
         executor: Executor | None,
     ) -> None:
-        self.key = key
+        self.keys = KeyTrail(key)
         self.ledger = ledger
         self.root_sizes = root_sizes
         self.on_record = on_record
@@ -571,7 +719,13 @@ class _BundleCheck:
     def run(self, reader: _BundleReader, on_records: ProgressSink | None) -> None:
         manifest = self.manifest = Manifest.from_bytes(reader.small_member(MAX_MANIFEST_BYTES))
         signature = reader.small_member(SIGNATURE_SIZE)
-        trusted = self.trusted = _check_manifest_signature(manifest, signature, self.key)
+        if len(signature) != SIGNATURE_SIZE:
+            raise BundleInvalid(f"manifest.sig is {len(signature)} bytes, not {SIGNATURE_SIZE}")
+        if not manifest.origin.endswith(f"/{manifest.ledger}"):
+            raise BundleInvalid(f"the manifest origin does not end in /{manifest.ledger}")
+        given = self.keys.find(manifest.key_name, manifest.key_id)
+        if given is not None:
+            self.trusted = _check_manifest_signature(manifest, signature, given)
         if self.ledger is not None and manifest.ledger != self.ledger:
             raise BundleInvalid(f"the bundle is of ledger {manifest.ledger!r}, not {self.ledger!r}")
         log = self.log = LogVerifier(
@@ -580,16 +734,21 @@ class _BundleCheck:
             first_prev=manifest.first_prev,
             root_sizes=self.root_sizes,
             on_record=self.on_record,
+            keys=self.keys,
         )
         executor = self.executor if self.on_record is None else None
         digest = _stream_records(reader.next_member(), log, manifest, on_records, executor)
+        if self.trusted is None:
+            self.trusted = _check_manifest_signature(
+                manifest, signature, self._endorsed_signer(manifest)
+            )
         log.require_end(to_seq=manifest.to_seq, head_hash=manifest.head_hash, source="the manifest")
         if digest != manifest.records_sha256:
             raise BundleInvalid("records.jsonl does not match the manifest's records_sha256")
         _check_merkle(log, manifest)
         check_checkpoint(
             reader.small_member(MAX_NOTE_BYTES),
-            trusted,
+            self.keys,
             ledger=manifest.ledger,
             origin=manifest.origin,
             tree_size=manifest.tree_size,
@@ -599,10 +758,23 @@ class _BundleCheck:
         reader.small_member(MAX_PEM_BYTES)  # a convenience only: trust is the given key
         reader.require_end()
 
+    def _endorsed_signer(self, manifest: Manifest) -> VerifierKey:
+        found = self.keys.find(manifest.key_name, manifest.key_id)
+        if found is not None:
+            return found
+        given = self.keys.given
+        trusted = given if isinstance(given, VerifierKey) else given.named(manifest.key_name)
+        raise BundleInvalid(
+            f"the manifest names key {manifest.key_name}+{manifest.key_id}, not the trusted "
+            f"key {key_label(trusted)} nor a key it endorsed in a key.rotated record of "
+            f"records {manifest.from_seq}-{manifest.to_seq} (an export from seq 1 holds "
+            "every rotation)"
+        )
+
     def report(self, error: VerificationError | None) -> VerificationReport:
         manifest, log, trusted = self.manifest, self.log, self.trusted
         proved = manifest is not None and error is None
-        return VerificationReport(
+        report = VerificationReport(
             valid=error is None,
             ledger=manifest.ledger if manifest else self.ledger,
             from_seq=manifest.from_seq if manifest else None,
@@ -615,23 +787,30 @@ class _BundleCheck:
             failure_seq=error.seq if error else None,
             reason=error.reason if error else None,
         )
-
-
-def _check_manifest_signature(manifest: Manifest, signature: bytes, key: TrustedKey) -> VerifierKey:
-    if len(signature) != SIGNATURE_SIZE:
-        raise BundleInvalid(f"manifest.sig is {len(signature)} bytes, not {SIGNATURE_SIZE}")
-    trusted = key if isinstance(key, VerifierKey) else key.named(manifest.key_name)
-    if manifest.key_id != trusted.key_id_hex or manifest.key_name != trusted.name:
-        raise BundleInvalid(
-            f"the manifest names key {manifest.key_name}+{manifest.key_id}, "
-            f"not the trusted key {trusted.name}+{trusted.key_id_hex}"
+        if error is not None or manifest is None or trusted is None:
+            return report
+        signer = key_label(trusted)
+        if manifest.from_seq == 1:
+            merkle = "Merkle root recomputed"
+        else:
+            merkle = f"head inclusion proof into the root of {manifest.tree_size} records"
+        return report.checked(
+            *(rotation.describe() for rotation in self.keys.path_to(trusted)),
+            f"manifest signature by {signer}",
+            "hash chain",
+            "records_sha256",
+            merkle,
+            f"checkpoint signature by {signer}",
         )
+
+
+def _check_manifest_signature(
+    manifest: Manifest, signature: bytes, trusted: VerifierKey
+) -> VerifierKey:
     try:
         trusted.verify(signature, manifest.to_bytes())
     except VerificationError:
         raise BundleInvalid("manifest.sig is not the trusted key's signature") from None
-    if not manifest.origin.endswith(f"/{manifest.ledger}"):
-        raise BundleInvalid(f"the manifest origin does not end in /{manifest.ledger}")
     return trusted
 
 

@@ -224,6 +224,87 @@ def test_a_sub_range_bundle_verifies_by_its_head_inclusion_proof(
     assert verdict.result["count"] == 19
 
 
+def verify_line(
+    path: Path, exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str]:
+    """The human-readable verdict, as one line whatever the terminal's width."""
+    code = verify_main(["bundle", str(path), "--key", exports.key.to_string()])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return code, " ".join(captured.out.split())
+
+
+def test_the_success_line_names_the_checks_of_a_full_bundle(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = exports.directory / "full.tar"
+    path.write_bytes(exports.full)
+    code, line = verify_line(path, exports, capsys)
+    signer = f"{exports.key.name}+{exports.key.key_id_hex}"
+    assert code == 0, line
+    assert line.startswith(
+        f"VALID {LEDGER}: records 1-{SIZE} ({SIZE} checked); checked: "
+        f"manifest signature by {signer}, hash chain, records_sha256, "
+        f"Merkle root recomputed, checkpoint signature by {signer};"
+    ), line
+    for not_done in ("inclusion proof", "snapshot", "consistency", "rotation"):
+        assert not_done not in line, line
+
+
+def test_the_success_line_of_a_sub_range_names_the_inclusion_proof(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = exports.directory / "sub.tar"
+    path.write_bytes(exports.sub)
+    code, line = verify_line(path, exports, capsys)
+    assert code == 0, line
+    assert "records_sha256, head inclusion proof into the root of 25 records, checkpoint" in line
+    assert "Merkle root recomputed" not in line
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda m: {k: v for k, v in m.items() if k != "ledger"}, "lacks the member ledger"),
+        (
+            lambda m: {k: v for k, v in m.items() if k not in ("ledger", "origin")},
+            "lacks the members ledger, origin",
+        ),
+        (lambda m: {**m, "note": "x"}, "has the unexpected member note"),
+        (lambda m: {**m, "ledger": 7}, "manifest ledger is not a string"),
+        (lambda m: {**m, "format": "ledger-export/9"}, "manifest format is not"),
+        (lambda m: [m], "manifest.json is not a JSON object"),
+    ],
+    ids=["missing ledger", "missing two", "extra member", "ledger a number", "format", "array"],
+)
+def test_a_damaged_manifest_is_reported_by_the_file_it_is_in(
+    exports: Exports,
+    capsys: pytest.CaptureFixture[str],
+    damage: Callable[[dict[str, Any]], Any],
+    words: str,
+) -> None:
+    members = unpack(exports.full)
+    manifest = damage(json.loads(members["manifest.json"]))
+    path = exports.directory / "damaged.tar"
+    path.write_bytes(pack({**members, "manifest.json": canonical_bytes(manifest)}))
+    code, line = verify_line(path, exports, capsys)
+    assert code == 1, line
+    assert line.startswith("INVALID damaged.tar: "), line
+    assert words in line, line
+    assert "None" not in line and "[" not in line, line
+
+
+def test_an_unreadable_manifest_is_reported_by_the_file_it_is_in(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    members = unpack(exports.full)
+    path = exports.directory / "garbled.tar"
+    path.write_bytes(pack({**members, "manifest.json": b"{not json"}))
+    code, line = verify_line(path, exports, capsys)
+    assert code == 1 and line.startswith("INVALID garbled.tar: manifest.json is not strict JSON")
+    assert "None" not in line, line
+
+
 # -- tampered records --------------------------------------------------------------
 
 

@@ -302,3 +302,57 @@ def test_the_client_imports_only_the_core_httpx_cryptography_and_rich() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- what the success line says was checked ------------------------------------------
+
+
+def verify_line(server: ServerProcess, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+    """The human-readable verdict, as one line whatever the terminal's width."""
+    argv = ["server", server.url, "--ledger", LEDGER, "--key", server_key(server), *extra]
+    code = verify_main(argv)
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    return " ".join(captured.out.split())
+
+
+def test_the_success_line_names_the_checks_of_a_plain_run(
+    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    line = verify_line(server, capsys)
+    key = server_key(server)
+    signer = "+".join(key.split("+")[:2])
+    assert line.startswith(f"VALID {LEDGER}: records 1-10 (10 checked); checked: ")
+    assert f"hash chain, Merkle root recomputed, checkpoint signature by {signer};" in line
+    for not_done in ("snapshot", "remembered", "consistency", "rotation"):
+        assert not_done not in line, line
+    code, result = verify(server, capsys)
+    assert code == 0, result
+    assert result["checks"] == [
+        "hash chain",
+        "Merkle root recomputed",
+        f"checkpoint signature by {signer}",
+    ]
+
+
+def test_the_success_line_names_the_consistency_check_only_when_made(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "checkpoint.txt"
+    first = verify_line(server, capsys, "--state", str(state))
+    assert "consistency" not in first
+    assert f"no remembered checkpoint yet: this one (tree size 10) saved to {state}" in first
+    append(server, 2)
+    second = verify_line(server, capsys, "--state", str(state))
+    assert "consistency with the remembered checkpoint (tree size 10)" in second
+    assert "no remembered checkpoint" not in second
+
+
+def test_the_success_line_names_the_snapshot_recomputed(
+    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "snapshot.json"
+    fetch_snapshot(server, path, known_at="6")
+    line = verify_line(server, capsys, "--snapshot", str(path))
+    assert "snapshot recomputed (known_at 6)" in line
+    assert "consistency" not in line

@@ -177,11 +177,9 @@
     await Promise.all(runners);
   }
 
-  async function verifyInclusion(ledger, seq, checkpoint) {
-    const base = "/v1/ledgers/" + encodeURIComponent(ledger);
-    if (seq > checkpoint.size) fail("record #" + seq + " is not in the latest checkpoint");
-    // The exact stored bytes: re-serializing could hide a difference.
-    const bytes = await get(base + "/events/" + seq, "record #" + seq, "bytes");
+  // The exact stored bytes of a record: re-serializing could hide a difference.
+  async function fetchRecord(ledger, seq) {
+    const bytes = await get("/v1/ledgers/" + encodeURIComponent(ledger) + "/events/" + seq, "record #" + seq, "bytes");
     let record;
     try {
       record = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -189,6 +187,13 @@
       fail("record #" + seq + " is not UTF-8 JSON");
     }
     if (record.seq !== seq || record.ledger !== ledger) fail("the server sent another record for #" + seq);
+    return { bytes, record };
+  }
+
+  async function verifyInclusion(ledger, seq, checkpoint, fetched) {
+    const base = "/v1/ledgers/" + encodeURIComponent(ledger);
+    if (seq > checkpoint.size) fail("record #" + seq + " is not in the latest checkpoint");
+    const { bytes } = fetched || (await fetchRecord(ledger, seq));
     const proof = await get(
       base + "/proofs/inclusion?seq=" + seq + "&tree_size=" + checkpoint.size,
       "the inclusion proof of record #" + seq
@@ -211,6 +216,80 @@
     return bytes;
   }
 
+  // -- key rotations (SPEC §3) ------------------------------------------------
+  // The page trusts the first key the server published, the one a reader had
+  // before any rotation. A later key is trusted only through a key.rotated
+  // record that an already trusted key endorsed and that is in the signed log:
+  // a key the server merely lists proves nothing.
+
+  const sameKey = (a, b) => a.name === b.name && equal(a.id, b.id) && equal(a.pub, b.pub);
+
+  // The key.rotated record introducing ``key``: the first records recorded from
+  // its not_before on (found by bisection, recorded_at never decreasing), or none.
+  async function findRotation(ledger, key, size) {
+    const base = "/v1/ledgers/" + encodeURIComponent(ledger) + "/events";
+    if (typeof key.notBefore !== "string") return null;
+    let lo = 1;
+    let hi = size + 1;
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      const { record } = await fetchRecord(ledger, mid);
+      if (record.recorded_at < key.notBefore) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > size) return null;
+    const page = await get(base + "?after_seq=" + (lo - 1) + "&limit=100", "the records after #" + (lo - 1));
+    const found = (page.items || []).find(
+      (r) => r && r.type === "key.rotated" && r.seq <= size && r.data && r.data.new_key === key.text
+    );
+    return found ? found.seq : null;
+  }
+
+  // Trusts ``key`` if record #seq, proved in the checkpoint, is a trusted key's endorsement of it.
+  async function followRotation(ledger, seq, key, trusted, checkpoint) {
+    const fetched = await fetchRecord(ledger, seq);
+    const data = fetched.record.data || {};
+    if (fetched.record.type !== "key.rotated" || data.new_key !== key.text) {
+      fail("record #" + seq + " is not the rotation to key " + key.label);
+    }
+    let old;
+    try {
+      old = await parseVerifierKey(data.old_key);
+    } catch (e) {
+      if (e instanceof VerifyError) return null; // a rotation from a key this page cannot know
+      throw e;
+    }
+    const endorser = trusted.find((t) => sameKey(t.key, old));
+    if (!endorser) return null;
+    const endorsement = b64decode(String(data.endorsement || ""), "the endorsement in record #" + seq);
+    if (endorsement.length !== 64 || !(await ed25519Verify(old.pub, endorsement, enc.encode(key.text)))) {
+      fail("the endorsement in record #" + seq + " of key " + key.label + " is not the signature of key " + old.label);
+    }
+    await verifyInclusion(ledger, seq, checkpoint, fetched);
+    return { key, by: endorser, seq };
+  }
+
+  async function trustedKeys(ledger, keys, checkpoint) {
+    const trusted = [{ key: keys[0], by: null, seq: null }];
+    // Keys come oldest first, so each rotation finds the key before it trusted.
+    for (const key of keys.slice(1)) {
+      if (trusted.some((t) => sameKey(t.key, key))) continue;
+      const seq = await findRotation(ledger, key, checkpoint.size);
+      if (seq === null) continue;
+      const followed = await followRotation(ledger, seq, key, trusted, checkpoint);
+      if (followed) trusted.push(followed);
+    }
+    return trusted;
+  }
+
+  function endorsements(entry) {
+    let text = "";
+    for (let at = entry; at.by; at = at.by) {
+      text += ", which key " + at.by.key.label + " endorsed in record #" + at.seq;
+    }
+    return text;
+  }
+
   // Everything the page shows, proved: returns a summary, or throws VerifyError naming what failed.
   async function verifyPage(ledger, seqs, snapshot) {
     if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
@@ -218,29 +297,39 @@
     }
     const keyList = await get("/v1/keys", "the signing keys");
     const keys = [];
-    for (const item of keyList.items || []) keys.push(await parseVerifierKey(item.verifier_key));
+    for (const item of keyList.items || []) {
+      const key = await parseVerifierKey(item.verifier_key);
+      keys.push(Object.assign(key, { text: item.verifier_key, notBefore: item.not_before }));
+    }
     if (!keys.length) fail("the server publishes no signing key");
     const note = await get("/v1/ledgers/" + encodeURIComponent(ledger) + "/checkpoint", "the checkpoint", "text");
     const checkpoint = parseCheckpoint(note);
     if (!checkpoint.origin.endsWith("/" + ledger)) fail("the checkpoint is for another ledger (" + checkpoint.origin + ")");
+    const trusted = await trustedKeys(ledger, keys, checkpoint);
     let signer = null;
     for (const line of checkpoint.signatures) {
-      const key = keys.find((k) => k.name === line.name && equal(k.id, line.id));
-      if (!key) continue;
-      if (!(await ed25519Verify(key.pub, line.sig, checkpoint.body))) {
-        fail("the checkpoint signature by key " + key.label + " is invalid");
+      const entry = trusted.find((t) => t.key.name === line.name && equal(t.key.id, line.id));
+      if (!entry) continue;
+      if (!(await ed25519Verify(entry.key.pub, line.sig, checkpoint.body))) {
+        fail("the checkpoint signature by key " + entry.key.label + " is invalid");
       }
-      signer = signer || key;
+      signer = signer || entry;
     }
-    if (!signer) fail("the checkpoint is not signed by any published key");
+    if (!signer) {
+      fail(
+        "the checkpoint is not signed by key " + keys[0].label +
+          " (the first published) nor by a key it endorsed in a key.rotated record of this ledger"
+      );
+    }
     const records = {};
     await pool(seqs, 6, async (seq) => {
       records[seq] = await verifyInclusion(ledger, seq, checkpoint);
     });
     let snapshotNote = "";
     if (snapshot) {
-      const key = keys.find((k) => k.idHex === snapshot.key_id);
-      if (!key) fail("the snapshot is signed by an unpublished key " + snapshot.key_id);
+      const entry = trusted.find((t) => t.key.idHex === snapshot.key_id);
+      if (!entry) fail("the snapshot is signed by key " + snapshot.key_id + ", which is not a trusted key");
+      const key = entry.key;
       const stateHash = hex(await sha256(enc.encode(canonical(snapshot.state))));
       if (stateHash !== snapshot.state_hash) fail("the snapshot's state_hash does not match its state");
       const unsigned = Object.assign({}, snapshot);
@@ -256,12 +345,12 @@
     }
     return {
       checkpoint,
-      signer,
+      signer: signer.key,
       records,
       message:
         "Verified in your browser: " + seqs.length + " record" + (seqs.length === 1 ? "" : "s") +
         " shown are in the signed log of " + checkpoint.size + " records, checkpoint signed by key " +
-        signer.label + "." + snapshotNote,
+        signer.key.label + endorsements(signer) + "." + snapshotNote,
     };
   }
 
