@@ -42,6 +42,7 @@ from ledger.store.tables import (
     position_cells,
     position_marks,
     position_versions,
+    projection_rebuilds,
     record_fixes,
     records,
 )
@@ -592,7 +593,9 @@ def rebuild(
     First versions are projected by the database in one statement (the same
     one appends use); then the few corrections and retractions are replayed
     in seq order. Runs in one write transaction: appends wait, readers see
-    the old rows until it commits. Returns the number of records the ledger holds.
+    the old rows until it commits. The tables refuse UPDATE and DELETE
+    (migration 0010) unless the ledger's id is in ``projection_rebuilds``,
+    which only this transaction ever sees. Returns the number of records the ledger holds.
     """
     marker = "?" if database.is_sqlite else "%s"
 
@@ -608,6 +611,9 @@ def rebuild(
         if row is None:
             raise NotFound(f"no ledger named {ledger!r}")
         ledger_id, head = int(row.id), int(row.head_seq)
+        # Lifts the tables' guards (migration 0010) for this ledger, in this
+        # transaction only; removed below, before the commit.
+        conn.execute(projection_rebuilds.insert().values(ledger_id=ledger_id))
         for table in (position_versions, position_cells, position_marks, record_fixes):
             conn.execute(table.delete().where(table.c.ledger_id == ledger_id))
         if head:
@@ -687,6 +693,9 @@ def rebuild(
             )
         finally:
             cursor.close()
+        conn.execute(
+            projection_rebuilds.delete().where(projection_rebuilds.c.ledger_id == ledger_id)
+        )
         if progress is not None:
             progress(head - head // 2)
     return head
