@@ -33,6 +33,7 @@ from ledger.core.positions import (
     claimant_of,
     corrected,
 )
+from ledger.core.projection_rows import MARK_BLOCK, mark_block
 from ledger.core.records import Record, SealedDraft
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.groupstatement import PlannedRows, running_marks
@@ -47,7 +48,7 @@ from ledger.store.tables import (
     records,
 )
 
-__all__ = ["CorrectionCheck", "PositionsProjection", "rebuild"]
+__all__ = ["MARK_BLOCK", "CorrectionCheck", "PositionsProjection", "mark_block", "rebuild"]
 
 # Checks that a corrected record is still a valid event of its type.
 CorrectionCheck = Callable[[Record], None]
@@ -107,7 +108,6 @@ _UPSERT_CELLS = (
 _CELLS_PER_STATEMENT = 128
 # Valid-time marks (migration 0004): a version known at K occurred no later
 # than the mark of K's block, so a snapshot's scan starts there.
-MARK_BLOCK = 1024
 _SELECT_MARK = (
     "SELECT occurred_at FROM position_marks WHERE ledger_id = ? AND known_from <= ?"
     " ORDER BY known_from DESC LIMIT 1"
@@ -139,11 +139,6 @@ _REBUILD_MARKS = (
     " MAX(occurred_at) AS block_max FROM position_versions WHERE ledger_id = ?"
     " GROUP BY ledger_id, block) b"
 )
-
-
-def mark_block(seq: int) -> int:
-    """The first seq of the block holding ``seq``."""
-    return (seq - 1) // MARK_BLOCK * MARK_BLOCK + 1
 
 
 # The last fixed-width time: "no as_of bound".
