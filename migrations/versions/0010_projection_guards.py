@@ -85,13 +85,14 @@ def _pg_function(table: str) -> str:
 CREATE FUNCTION ledger_guard_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP <> 'TRUNCATE' THEN
+    -- What appends do first: they should not pay for the query below.
+    {_PG_FUNCTIONS[table]}
     IF {_PG_REBUILDING} THEN
       IF TG_OP = 'DELETE' THEN
         RETURN OLD;
       END IF;
       RETURN NEW;
     END IF;
-    {_PG_FUNCTIONS[table]}
   END IF;
   RAISE EXCEPTION 'ledger: % on % is forbidden: {_MESSAGE}',
     TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
