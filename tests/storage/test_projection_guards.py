@@ -107,3 +107,12 @@ def test_the_rebuild_lifts_the_guard_only_for_its_own_ledger(fixed: LedgerServic
             sa.text("INSERT INTO projection_rebuilds (ledger_id) VALUES (:l)"), {"l": ids["other"]}
         )
         conn.execute(sa.text("DELETE FROM position_cells WHERE ledger_id = :l"), {"l": ids[LEDGER]})
+
+
+def test_postgresql_refuses_to_commit_a_lifted_guard(fixed: LedgerService) -> None:
+    if fixed.recorder.db.is_sqlite:
+        pytest.skip("SQLite has no deferred triggers: there the rebuild alone removes its row")
+    with pytest.raises(sa.exc.DBAPIError, match="must remove its projection_rebuilds row"):
+        run(fixed, "INSERT INTO projection_rebuilds (ledger_id) SELECT id FROM ledgers")
+    with fixed.recorder.db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM projection_rebuilds")).scalar() == 0
