@@ -228,6 +228,16 @@ TAMPERING = {
         "DELETE FROM position_marks",
         ["position_marks", "block 1", "missing"],
     ),
+    "a mark inserted": (
+        "INSERT INTO position_marks (ledger_id, known_from, occurred_at)"
+        " SELECT ledger_id, 1025, occurred_at FROM position_marks",
+        ["position_marks", "block 1025", "not made by the records"],
+    ),
+    "a fix inserted": (
+        "INSERT INTO record_fixes (ledger_id, fix_seq, target_seq, kind)"
+        " SELECT ledger_id, 24, 22, 'retracted' FROM record_fixes WHERE fix_seq = 25",
+        ["record_fixes", "seq 24", "of seq 22", "not made by the records"],
+    ),
     "a fix deleted": (
         "DELETE FROM record_fixes WHERE fix_seq = 25",
         ["record_fixes", "seq 25", "party UA", "topic signing", "missing"],
