@@ -9,8 +9,8 @@ tables now refuse changes, except what the append path itself does:
   retraction does;
 - ``position_marks``: a mark may only rise (``ON CONFLICT DO UPDATE`` of
   the append's running maximum), which keeps it an upper bound;
-- ``position_cells`` and ``record_fixes``: never (their upserts are
-  ``DO NOTHING``).
+- ``position_cells`` and ``record_fixes``: never (cells are inserted with
+  ``ON CONFLICT DO NOTHING``, fixes plainly).
 
 The one exception is ``ledger projections rebuild``
 (``ledger.store.projection.rebuild``): inside its write transaction it
