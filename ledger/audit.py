@@ -220,6 +220,10 @@ def _stored_cell(text: str | None) -> dict[str, Any] | str | None:
     return {k: v for k, v in cell.items() if v is not None} if isinstance(cell, dict) else text
 
 
+def _json(value: object) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
 class _ProjectionCheck:
     """Compares the stored projection rows with those the walked records make.
 
@@ -289,8 +293,10 @@ class _ProjectionCheck:
                 raise ProjectionMismatch(
                     f"{self._version(expected)} has {column} {held!r}; the records give {made!r}"
                 )
+        # As JSON, not as Python values: True == 1 and 1.0 == 1, but the snapshot
+        # would serve them differently.
         held_cell = _stored_cell(row.cell)
-        if held_cell != expected.cell:
+        if _json(held_cell) != _json(expected.cell):
             made = "the record itself (NULL)" if expected.cell is None else repr(expected.cell)
             raise ProjectionMismatch(
                 f"{self._version(expected)} has cell {row.cell!r}; the records give {made}"

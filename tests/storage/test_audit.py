@@ -144,6 +144,16 @@ RETRACT_13 = {
     "data": {"target_seq": 13, "reason": "misattributed"},
 }
 # Spaces after the colons: ":16" would read as a bind parameter.
+# A correction whose stored cell holds a 1.
+CORRECT_12 = {
+    "type": "record.corrected",
+    "occurred_at": "2025-02-28",
+    "data": {
+        "target_seq": 12,
+        "reason": "the first draft's share",
+        "changes": {"data": {"stance": "demand", "summary": "1%", "terms": {"share_percent": 1}}},
+    },
+}
 FORGED_CELL = (
     '{"seq": 16, "since": "2025-02-22T00:00:00Z", "stance": "support", "summary": "forged"}'
 )
@@ -151,9 +161,10 @@ FORGED_CELL = (
 
 @pytest.fixture
 def projected(runtime: Runtime) -> Runtime:
-    """The demo (seq 23 corrects 16), a claim (24), and a retraction of 13 (25)."""
+    """The demo (seq 23 corrects 16), a claim (24), a retraction of 13 (25), and a
+    correction of 12 (26)."""
     events = [json.loads(line) for line in DEMO.read_text().splitlines()]
-    append_all(runtime.service, POSITIONS, [*events, CLAIM, RETRACT_13], [10, 23])
+    append_all(runtime.service, POSITIONS, [*events, CLAIM, RETRACT_13, CORRECT_12], [10, 23])
     return runtime
 
 
@@ -176,6 +187,13 @@ TAMPERING = {
     "a first version given a forged cell": (
         f"UPDATE position_versions SET cell = '{FORGED_CELL}' WHERE target_seq = 12",
         ["party US", "topic revenue-share", "seq 12", "cell"],
+    ),
+    # Equal in Python (True == 1), not in the JSON the snapshot would sign.
+    "a corrected version's 1 turned into true": (
+        # "\\:" keeps SQLAlchemy from reading ":1" as a bind parameter.
+        "UPDATE position_versions SET cell = replace(cell, '\"share_percent\"\\:1',"
+        " '\"share_percent\"\\:true') WHERE target_seq = 12 AND known_from = 26",
+        ["party US", "topic revenue-share", "seq 12", "known from 26", "cell"],
     ),
     "a version moved to another topic": (
         "UPDATE position_versions SET topic = 'signing' WHERE target_seq = 17",
@@ -252,7 +270,7 @@ TAMPERING = {
 def test_a_clean_projection_audits_valid(projected: Runtime) -> None:
     report = audit_ledger(projected, POSITIONS)
     assert report.valid, report
-    assert report.count == 25
+    assert report.count == 26
 
 
 @pytest.mark.parametrize("case", sorted(TAMPERING))
