@@ -84,13 +84,10 @@ def _pg_function(table: str) -> str:
     return f"""
 CREATE FUNCTION ledger_guard_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF TG_OP <> 'TRUNCATE' THEN
+  IF TG_OP = 'UPDATE' THEN
     -- What appends do first: they should not pay for the query below.
     {_PG_FUNCTIONS[table]}
     IF {_PG_REBUILDING} THEN
-      IF TG_OP = 'DELETE' THEN
-        RETURN OLD;
-      END IF;
       RETURN NEW;
     END IF;
   END IF;
@@ -99,6 +96,21 @@ BEGIN
 END $$;
 """
 
+
+# DELETE is checked once per statement, on the rows it removed: a rebuild
+# deletes every row of its ledger, and a per-row lookup doubled its time on
+# PostgreSQL. Raising in an AFTER trigger undoes the statement.
+_PG_DELETE_GUARD = f"""
+CREATE FUNCTION ledger_guard_projection_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM gone WHERE NOT EXISTS
+      (SELECT 1 FROM projection_rebuilds r WHERE r.ledger_id = gone.ledger_id)) THEN
+    RAISE EXCEPTION 'ledger: DELETE on % is forbidden: {_MESSAGE}',
+      TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NULL;
+END $$;
+"""
 
 _PG_LEFT_BEHIND = """
 CREATE FUNCTION ledger_rebuild_left_behind() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -125,11 +137,17 @@ def upgrade() -> None:
             " ON projection_rebuilds DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
             " EXECUTE FUNCTION ledger_rebuild_left_behind()"
         )
+        op.execute(_PG_DELETE_GUARD)
         for table in GUARDED:
             op.execute(_pg_function(table))
             op.execute(
-                f"CREATE TRIGGER {table}_guard BEFORE UPDATE OR DELETE ON {table}"
+                f"CREATE TRIGGER {table}_guard BEFORE UPDATE ON {table}"
                 f" FOR EACH ROW EXECUTE FUNCTION ledger_guard_{table}()"
+            )
+            op.execute(
+                f"CREATE TRIGGER {table}_no_delete AFTER DELETE ON {table}"
+                " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT"
+                " EXECUTE FUNCTION ledger_guard_projection_delete()"
             )
             op.execute(
                 f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
@@ -155,8 +173,10 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in GUARDED:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete ON {table}")
             op.execute(f"DROP TRIGGER IF EXISTS {table}_guard ON {table}")
             op.execute(f"DROP FUNCTION IF EXISTS ledger_guard_{table}()")
+        op.execute("DROP FUNCTION IF EXISTS ledger_guard_projection_delete()")
         op.execute("DROP TRIGGER IF EXISTS projection_rebuilds_removed ON projection_rebuilds")
         op.execute("DROP FUNCTION IF EXISTS ledger_rebuild_left_behind()")
     else:

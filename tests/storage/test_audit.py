@@ -178,6 +178,7 @@ def tamper(runtime: Runtime, sql: str) -> None:
                 conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
             else:
                 conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_guard ON {table}"))
+                conn.execute(sa.text(f"DROP TRIGGER IF EXISTS {table}_no_delete ON {table}"))
         conn.execute(sa.text(sql))
 
 

@@ -116,3 +116,11 @@ def test_postgresql_refuses_to_commit_a_lifted_guard(fixed: LedgerService) -> No
         run(fixed, "INSERT INTO projection_rebuilds (ledger_id) SELECT id FROM ledgers")
     with fixed.recorder.db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM projection_rebuilds")).scalar() == 0
+
+
+@pytest.mark.parametrize("table", sorted(EDITS))
+def test_postgresql_refuses_truncate(fixed: LedgerService, table: str) -> None:
+    if fixed.recorder.db.is_sqlite:
+        pytest.skip("SQLite has no TRUNCATE")
+    with pytest.raises(sa.exc.DBAPIError, match=f"TRUNCATE on {table} is forbidden"):
+        run(fixed, f"TRUNCATE {table}")
