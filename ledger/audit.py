@@ -7,13 +7,18 @@ Merkle node (``ledger.store.tree`` keeps levels 4 and up; lower ones are hashed
 from the records whenever needed, so there is nothing stored to compare),
 every stored checkpoint (a signed note that must be by a registered key, of
 an origin some registered key signs for, and name the recomputed root and
-head), and the ledger's head row. A registered public key is trusted under
-any name its signature lines give: before keys were registered once, a new
-host name could re-label the key, and the registry keeps only the first name. Memory stays
-``O(log n)`` plus one page of records.
+head), the ledger's head row, and every row of the positions projection
+(``ledger.core.projection_rows`` derives them again): ``/snapshot`` signs
+what those tables say, so an edited row there is a forgery the server would
+sign. A registered public key is trusted under any name its signature lines
+give: before keys were registered once, a new host name could re-label the
+key, and the registry keeps only the first name. Memory stays ``O(log n)``
+plus one page of records, plus what fixes make, the cells and the marks
+(few: versions, one per position record, are compared as a stream).
 
 An operator runs this to learn whether someone with database access edited
-rows behind the append-only triggers; the first fault is named by its seq.
+rows behind the append-only triggers; the first fault is named by its seq,
+or, in the projection, by its ledger, party, topic and column.
 """
 
 from __future__ import annotations
@@ -21,21 +26,28 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
 
 from ledger.core.checkpoint import SIGNATURE_PREFIX
 from ledger.core.errors import (
     ChainBroken,
     CheckpointInvalid,
+    ProjectionMismatch,
     ProofInvalid,
     VerificationError,
 )
 from ledger.core.hashing import GENESIS_PREV, empty_root, record_hash
+from ledger.core.jsonvalues import loads_strict
 from ledger.core.merkle import NodeId
+from ledger.core.projection_rows import MARK_BLOCK, ExpectedVersion, ProjectionRows
+from ledger.core.records import Record
 from ledger.core.signing import KEY_NAME_PATTERN, VerifierKey
 from ledger.core.verification import LogVerifier, VerificationReport, check_checkpoint
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
-from ledger.store.auditread import AuditReader, StoredCheckpoint
+from ledger.store.auditread import AuditReader, StoredCheckpoint, StoredVersion
 from ledger.store.tree import is_stored, stored_node_count
 
 __all__ = ["audit_ledger"]
@@ -103,8 +115,9 @@ def audit_ledger(
     )
     pending = _PendingNodes()
     log = LogVerifier(ledger=ledger, on_node=pending.add)
+    projection = _ProjectionCheck(reader, ledger, stored.ledger_id)
     try:
-        _walk(reader, stored.ledger_id, log, pending, trust, on_records)
+        _walk(reader, stored.ledger_id, log, pending, trust, on_records, projection)
         if (stored.head_seq, stored.head_hash) != (log.last_seq, log.head_hash):
             raise ChainBroken(
                 "the ledger's head row is not the last record", seq=log.last_seq or None
@@ -115,6 +128,7 @@ def audit_ledger(
             raise ProofInvalid(
                 f"the store holds {held} tree nodes; {log.last_seq} records make {expected_nodes}"
             )
+        projection.finish()
     except VerificationError as e:
         walked = VerificationReport(
             valid=False, ledger=ledger, from_seq=1, to_seq=stored.head_seq, count=log.count
@@ -138,6 +152,7 @@ def _walk(
     pending: _PendingNodes,
     trust: _Trust,
     on_records: Callable[[int], None] | None,
+    projection: _ProjectionCheck,
 ) -> None:
     checkpoints = reader.checkpoints(ledger_id)
     upcoming = next(checkpoints, None)
@@ -145,7 +160,7 @@ def _walk(
     for row in reader.records(ledger_id):
         if row.seq == log.next_seq and record_hash(row.canonical) != row.record_hash:
             raise ChainBroken("the stored record_hash is not the hash of the record", seq=row.seq)
-        log.add_line(row.canonical)
+        projection.add(log.add_line(row.canonical))
         upcoming = _checkpoints_at(log.last_seq, upcoming, checkpoints, log, trust)
         if len(pending.computed) >= _NODE_BATCH:
             _compare_nodes(reader, ledger_id, pending)
@@ -218,3 +233,197 @@ def _compare_nodes(reader: AuditReader, ledger_id: int, pending: _PendingNodes) 
                 seq=first_seq,
             )
     pending.computed.clear()
+
+
+def _named(ledger: str, party: str | None, topic: str | None, claimant: str = "") -> str:
+    where = f"ledger {ledger}"
+    if party is not None:
+        where += f", party {party}"
+    if topic is not None:
+        where += f", topic {topic}"
+    return where + (f", claim by {claimant}" if claimant else "")
+
+
+def _stored_cell(text: str | None) -> dict[str, Any] | str | None:
+    """A stored cell as the snapshot reads it (``read_cell``), or its text if not JSON."""
+    if text is None:
+        return None
+    try:
+        cell = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+    return {k: v for k, v in cell.items() if v is not None} if isinstance(cell, dict) else text
+
+
+def _json(value: object) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+class _ProjectionCheck:
+    """Compares the stored projection rows with those the walked records make.
+
+    First versions arrive in seq order, as the stored rows are read (by
+    target_seq, known_from), so the two are merged as streams; the rest is
+    compared by ``finish``.
+    """
+
+    def __init__(self, reader: AuditReader, ledger: str, ledger_id: int) -> None:
+        self.reader = reader
+        self.ledger = ledger
+        self.ledger_id = ledger_id
+        self.rows = ProjectionRows(record_at=self._record_at)
+        self._stored = reader.versions(ledger_id)
+        self._peek = next(self._stored, None)
+        # Stored versions that are not first versions, and every closed one.
+        self._later: dict[tuple[int, int], StoredVersion] = {}
+        self._known_to: dict[tuple[int, int], StoredVersion] = {}
+
+    def _record_at(self, seq: int) -> Record:
+        canonical = self.reader.record(self.ledger_id, seq)
+        if canonical is None:  # pragma: no cover - the walk has read it already
+            raise ProjectionMismatch(f"a fix names seq {seq}, which is not stored")
+        return Record.from_dict(loads_strict(canonical))
+
+    def add(self, record: Record) -> None:
+        expected = self.rows.add(record)
+        if expected is None:
+            return
+        key = (expected.target_seq, expected.known_from)
+        while self._peek is not None and (self._peek.target_seq, self._peek.known_from) < key:
+            self._other(self._next())
+        if self._peek is None or (self._peek.target_seq, self._peek.known_from) != key:
+            raise self._missing(expected)
+        self._compare(expected, self._next())
+
+    def _next(self) -> StoredVersion:
+        row = self._peek
+        assert row is not None
+        self._peek = next(self._stored, None)
+        if row.known_to is not None:
+            self._known_to[(row.target_seq, row.known_from)] = row
+        return row
+
+    def _other(self, row: StoredVersion) -> None:
+        if row.known_from == row.target_seq:
+            raise self._extra(row)
+        self._later[(row.target_seq, row.known_from)] = row
+
+    def _version(self, version: ExpectedVersion | StoredVersion) -> str:
+        where = _named(self.ledger, version.party, version.topic, version.claimant)
+        return (
+            f"position_versions of {where}: the version of seq {version.target_seq} "
+            f"known from {version.known_from}"
+        )
+
+    def _missing(self, expected: ExpectedVersion) -> ProjectionMismatch:
+        return ProjectionMismatch(f"{self._version(expected)} is missing")
+
+    def _extra(self, row: StoredVersion) -> ProjectionMismatch:
+        return ProjectionMismatch(f"{self._version(row)} is not made by the records")
+
+    def _compare(self, expected: ExpectedVersion, row: StoredVersion) -> None:
+        made_row = (expected.party, expected.topic, expected.claimant, expected.occurred_at)
+        if (row.party, row.topic, row.claimant, row.occurred_at, row.cell) == (*made_row, None):
+            return  # the usual first version, equal
+        for column in ("party", "topic", "claimant", "occurred_at"):
+            held, made = getattr(row, column), getattr(expected, column)
+            if held != made:
+                raise ProjectionMismatch(
+                    f"{self._version(expected)} has {column} {held!r}; the records give {made!r}"
+                )
+        # As JSON, not as Python values: True == 1 and 1.0 == 1, but the snapshot
+        # would serve them differently.
+        held_cell = _stored_cell(row.cell)
+        if _json(held_cell) != _json(expected.cell):
+            made = "the record itself (NULL)" if expected.cell is None else repr(expected.cell)
+            raise ProjectionMismatch(
+                f"{self._version(expected)} has cell {row.cell!r}; the records give {made}"
+            )
+
+    def finish(self) -> None:
+        while self._peek is not None:
+            self._other(self._next())
+        made = self.rows.corrected_versions
+        for key in sorted(self._later.keys() | made.keys()):
+            if key not in self._later:
+                raise self._missing(made[key])
+            if key not in made:
+                raise self._extra(self._later[key])
+            self._compare(made[key], self._later[key])
+        self._closures()
+        self._cells()
+        self._marks()
+        self._fixes()
+
+    def _closures(self) -> None:
+        closed = self.rows.closed
+        for key in sorted(self._known_to.keys() | closed.keys()):
+            row = self._known_to.get(key)
+            held = None if row is None else row.known_to
+            made = closed[key][0] if key in closed else None
+            if held == made:
+                continue
+            if key in closed:
+                _, party, topic, claimant = closed[key]
+            else:
+                assert row is not None
+                party, topic, claimant = row.party, row.topic, row.claimant
+            where = _named(self.ledger, party, topic, claimant)
+            raise ProjectionMismatch(
+                f"position_versions of {where}: the version of seq {key[0]} known from "
+                f"{key[1]} has known_to {'NULL' if held is None else held}; the records give "
+                + ("NULL (still current)" if made is None else str(made))
+            )
+
+    def _cells(self) -> None:
+        held = self.reader.cells(self.ledger_id)
+        made = self.rows.cells
+        for party, topic, claimant in sorted(held ^ made):
+            what = (
+                "is missing" if (party, topic, claimant) in made else "is not made by the records"
+            )
+            where = _named(self.ledger, party, topic, claimant)
+            raise ProjectionMismatch(f"position_cells of {where}: the cell {what}")
+
+    def _marks(self) -> None:
+        held = self.reader.marks(self.ledger_id)
+        made = dict(self.rows.marks())
+        for block in sorted(held.keys() | made.keys()):
+            if held.get(block) == made.get(block):
+                continue
+            mark = (
+                f"position_marks of ledger {self.ledger}: the mark of block {block} "
+                f"(seq {block}-{block + MARK_BLOCK - 1})"
+            )
+            if block not in held:
+                raise ProjectionMismatch(f"{mark} is missing")
+            if block not in made:
+                raise ProjectionMismatch(f"{mark} is not made by the records")
+            raise ProjectionMismatch(
+                f"{mark} has occurred_at {held[block]!r}; the records give {made[block]!r}"
+            )
+
+    def _fixes(self) -> None:
+        held = self.reader.fixes(self.ledger_id)
+        made = self.rows.fixes
+        for fix_seq in sorted(held.keys() | made.keys()):
+            expected = made.get(fix_seq)
+            row = held.get(fix_seq)
+            if expected is None:
+                assert row is not None
+                raise ProjectionMismatch(
+                    f"record_fixes of ledger {self.ledger}: the row at seq {fix_seq} "
+                    f"(of seq {row.target_seq}) is not made by the records"
+                )
+            fix = (
+                f"record_fixes of {_named(self.ledger, expected.party, expected.topic)}: "
+                f"the {expected.kind} fix at seq {fix_seq} of seq {expected.target_seq}"
+            )
+            if row is None:
+                raise ProjectionMismatch(f"{fix} is missing")
+            for column in ("target_seq", "kind"):
+                if getattr(row, column) != getattr(expected, column):
+                    raise ProjectionMismatch(
+                        f"{fix} has {column} {getattr(row, column)!r}; the records give "
+                        f"{getattr(expected, column)!r}"
+                    )

@@ -542,7 +542,8 @@ def verify_command(
     ledger: Annotated[str | None, typer.Argument(help="Ledger name; default: every ledger")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
 ) -> None:
-    """Audit the stored records, Merkle tree and checkpoints; exit 1 if anything is off."""
+    """Audit the stored records, Merkle tree, checkpoints and positions projection;
+    exit 1 if anything is off."""
     from ledger.audit import audit_ledger
 
     runtime = _runtime(Settings())
@@ -569,8 +570,9 @@ def verify_command(
             print(json.dumps(report.to_dict()))
         elif report.valid:
             console.print(
-                f"[bold green]VALID[/] {report.ledger}: {report.count} records; chain, tree "
-                f"and checkpoints agree; head {report.head_hash}, root {report.merkle_root}"
+                f"[bold green]VALID[/] {report.ledger}: {report.count} records; chain, tree, "
+                "checkpoints and positions projection agree; "
+                f"head {report.head_hash}, root {report.merkle_root}"
             )
         else:
             where = f" at seq {report.failure_seq}" if report.failure_seq is not None else ""

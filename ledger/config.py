@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         description="Parse append bodies over 64 KiB in a worker process (the second core); "
         "false: in a thread of the server.",
     )
+    web_recompute_limit: int = Field(
+        default=10_000,
+        ge=0,
+        description="Largest ledger (in records) whose positions grid the timeline page "
+        "recomputes in the browser from every verified record; above it the badge says "
+        "the grid is signed but not recomputed.",
+    )
     audit_log: Path | None = Field(
         default=None, description="File for the JSON-lines audit log; default: standard error."
     )

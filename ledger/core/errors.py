@@ -26,6 +26,7 @@
         │   └── PrevMismatch        ``prev`` is not the hash of the record before
         ├── ProofInvalid            a Merkle inclusion or consistency proof fails
         ├── CheckpointInvalid       a checkpoint note that does not parse or verify
+        ├── ProjectionMismatch      a positions projection row the records do not make
         └── BundleInvalid           an export bundle's tar layout or manifest
 
 HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
@@ -54,6 +55,7 @@ __all__ = [
     "MalformedRecord",
     "NotFound",
     "PrevMismatch",
+    "ProjectionMismatch",
     "ProofInvalid",
     "RateLimited",
     "RequestTimeout",
@@ -204,6 +206,10 @@ class ProofInvalid(VerificationError):
 
 class CheckpointInvalid(VerificationError):
     title = "Checkpoint invalid"
+
+
+class ProjectionMismatch(VerificationError):
+    title = "Positions projection differs from the records"
 
 
 class BundleInvalid(VerificationError):

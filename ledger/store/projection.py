@@ -33,6 +33,7 @@ from ledger.core.positions import (
     claimant_of,
     corrected,
 )
+from ledger.core.projection_rows import MARK_BLOCK, mark_block
 from ledger.core.records import Record, SealedDraft
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.groupstatement import PlannedRows, running_marks
@@ -42,11 +43,12 @@ from ledger.store.tables import (
     position_cells,
     position_marks,
     position_versions,
+    projection_rebuilds,
     record_fixes,
     records,
 )
 
-__all__ = ["CorrectionCheck", "PositionsProjection", "rebuild"]
+__all__ = ["MARK_BLOCK", "CorrectionCheck", "PositionsProjection", "mark_block", "rebuild"]
 
 # Checks that a corrected record is still a valid event of its type.
 CorrectionCheck = Callable[[Record], None]
@@ -106,7 +108,6 @@ _UPSERT_CELLS = (
 _CELLS_PER_STATEMENT = 128
 # Valid-time marks (migration 0004): a version known at K occurred no later
 # than the mark of K's block, so a snapshot's scan starts there.
-MARK_BLOCK = 1024
 _SELECT_MARK = (
     "SELECT occurred_at FROM position_marks WHERE ledger_id = ? AND known_from <= ?"
     " ORDER BY known_from DESC LIMIT 1"
@@ -138,11 +139,6 @@ _REBUILD_MARKS = (
     " MAX(occurred_at) AS block_max FROM position_versions WHERE ledger_id = ?"
     " GROUP BY ledger_id, block) b"
 )
-
-
-def mark_block(seq: int) -> int:
-    """The first seq of the block holding ``seq``."""
-    return (seq - 1) // MARK_BLOCK * MARK_BLOCK + 1
 
 
 # The last fixed-width time: "no as_of bound".
@@ -594,7 +590,9 @@ def rebuild(
     First versions are projected by the database in one statement (the same
     one appends use); then the few corrections and retractions are replayed
     in seq order. Runs in one write transaction: appends wait, readers see
-    the old rows until it commits. Returns the number of records the ledger holds.
+    the old rows until it commits. The tables refuse UPDATE and DELETE
+    (migration 0010) unless the ledger's id is in ``projection_rebuilds``,
+    which only this transaction ever sees. Returns the number of records the ledger holds.
     """
     marker = "?" if database.is_sqlite else "%s"
 
@@ -610,6 +608,9 @@ def rebuild(
         if row is None:
             raise NotFound(f"no ledger named {ledger!r}")
         ledger_id, head = int(row.id), int(row.head_seq)
+        # Lifts the tables' guards (migration 0010) for this ledger, in this
+        # transaction only; removed below, before the commit.
+        conn.execute(projection_rebuilds.insert().values(ledger_id=ledger_id))
         for table in (position_versions, position_cells, position_marks, record_fixes):
             conn.execute(table.delete().where(table.c.ledger_id == ledger_id))
         if head:
@@ -689,6 +690,9 @@ def rebuild(
             )
         finally:
             cursor.close()
+        conn.execute(
+            projection_rebuilds.delete().where(projection_rebuilds.c.ledger_id == ledger_id)
+        )
         if progress is not None:
             progress(head - head // 2)
     return head

@@ -18,6 +18,7 @@ __all__ = [
     "position_cells",
     "position_marks",
     "position_versions",
+    "projection_rebuilds",
     "record_fixes",
     "records",
     "signing_keys",
@@ -152,6 +153,16 @@ position_marks = sa.Table(
     sa.Column("known_from", sa.BigInteger, nullable=False),
     sa.Column("occurred_at", sa.String(20), nullable=False),
     sa.PrimaryKeyConstraint("ledger_id", "known_from", name="pk_position_marks"),
+)
+
+# Holds a ledger's id only inside ``ledger.store.projection.rebuild``'s
+# transaction: the projection tables' guards (migration 0010) let that
+# ledger's rows change while it is there.
+projection_rebuilds = sa.Table(
+    "projection_rebuilds",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", name="pk_projection_rebuilds"),
 )
 
 api_tokens = sa.Table(

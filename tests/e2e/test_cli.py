@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from ledger.core.chain import verify_chain
@@ -156,3 +157,33 @@ def test_projections_rebuild_reports_every_ledger(database_url: str, tmp_path: P
         "projections", "rebuild", "nope", database_url=database_url, data_dir=tmp_path
     )
     assert missing.returncode == 1 and "no ledger named" in missing.stderr
+
+
+def test_verify_names_an_edited_projection_row_and_exits_1(
+    database_url: str, tmp_path: Path
+) -> None:
+    demo = run_ledger("demo", "--no-serve", database_url=database_url, data_dir=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    clean = run_ledger("verify", database_url=database_url, data_dir=tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert "positions projection agree" in clean.stdout
+    # With database access, past the guard: the US revenue-share position now "supports".
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(sa.text("DROP TRIGGER position_versions_no_update"))
+            else:
+                conn.execute(sa.text("DROP TRIGGER position_versions_guard ON position_versions"))
+            conn.execute(
+                sa.text("UPDATE position_versions SET cell = :c WHERE target_seq = 10"),
+                {"c": '{"seq": 10, "since": "2025-02-12T00:00:00Z", "stance": "support"}'},
+            )
+    finally:
+        engine.dispose()
+    forged = run_ledger("verify", database_url=database_url, data_dir=tmp_path)
+    assert forged.returncode == 1, forged.stdout + forged.stderr
+    out = " ".join(forged.stdout.split())
+    assert "INVALID us-ua-minerals-2025" in out
+    assert "ledger us-ua-minerals-2025, party US, topic revenue-share" in out
+    assert "seq 10" in out and "has cell" in out

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import threading
 import time
@@ -473,5 +474,75 @@ def test_an_open_stream_does_not_hold_up_shutdown(tmp_path: Path) -> None:
         # uvicorn re-raises the SIGTERM it caught once it has shut down cleanly.
         assert process.process.returncode in (0, -15)
         assert "graceful shutdown exceeded" not in process.log_path.read_text()
+    finally:
+        process.stop()
+
+
+# -- the positions grid, recomputed in the browser ------------------------------
+
+FORGED_SUMMARY = "Forged: the US drops its revenue demand"
+
+
+def _demo_server(
+    data_dir: Path, *, forge: bool, env: dict[str, str] | None = None
+) -> ServerProcess:
+    """The demo on its own server; ``forge``: a projection row edited in the database first."""
+    database_url = f"sqlite:///{data_dir / 'ledger.db'}"
+    loaded = run_ledger("demo", "--no-serve", database_url=database_url, data_dir=data_dir)
+    assert loaded.returncode == 0, loaded.stderr
+    if forge:
+        # An attacker with database access, past the guard (migration 0010):
+        # US revenue-share (the corrected seq 17) now reads as support.
+        where = "WHERE target_seq = 17 AND known_from = 23"
+        with sqlite3.connect(data_dir / "ledger.db") as conn:
+            (stored,) = conn.execute(f"SELECT cell FROM position_versions {where}").fetchone()
+            cell = {**json.loads(stored), "stance": "support", "summary": FORGED_SUMMARY}
+            conn.execute("DROP TRIGGER position_versions_no_update")
+            conn.execute(f"UPDATE position_versions SET cell = ? {where}", (json.dumps(cell),))
+    return ServerProcess(database_url=database_url, data_dir=data_dir, env=env)
+
+
+def test_the_badge_says_the_grid_was_recomputed(
+    server: tuple[ServerProcess, str], page: Any
+) -> None:
+    page.goto(_url(server))
+    text = _badge(page, "ok")
+    # The module's server: other tests append to it, so 23 or more records.
+    assert re.search(
+        r"grid was recomputed in your browser from the \d\d verified records and matches", text
+    ), text
+    assert "not recomputed" not in text
+
+
+def test_a_forged_projection_row_turns_the_badge_red_naming_the_cell(
+    tmp_path: Path, page: Any
+) -> None:
+    process = _demo_server(tmp_path, forge=True)
+    try:
+        # The server signs the forgery: the snapshot alone cannot tell.
+        snapshot = httpx.get(process.url + f"/v1/ledgers/{LEDGER}/snapshot").json()
+        assert snapshot["state"]["US"]["revenue-share"]["summary"] == FORGED_SUMMARY
+        page.goto(process.url + f"/ledgers/{LEDGER}")
+        text = _badge(page, "fail")
+        assert "Verification failed" in text
+        assert "the positions grid differs from the verified records" in text, text
+        assert 'party US, topic revenue-share, stance: the grid shows "support"' in text, text
+        assert page.locator(BADGE).evaluate("e => getComputedStyle(e).borderColor") != (
+            "rgb(26, 127, 55)"
+        )
+        page.screenshot(path=str(ARTIFACTS / "badge-forged-grid.png"))
+    finally:
+        process.stop()
+
+
+def test_above_the_limit_the_badge_says_the_grid_is_signed_not_recomputed(
+    tmp_path: Path, page: Any
+) -> None:
+    process = _demo_server(tmp_path, forge=False, env={"LEDGER_WEB_RECOMPUTE_LIMIT": "22"})
+    try:
+        page.goto(process.url + f"/ledgers/{LEDGER}")
+        text = _badge(page, "ok")
+        assert "not recomputed" in text and "more than 22 records" in text, text
+        assert "ledger-verify" in text and "--snapshot" in text, text
     finally:
         process.stop()

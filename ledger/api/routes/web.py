@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from ledger.access import Principal
 from ledger.api.auth import Caller
-from ledger.api.deps import ServiceDep
+from ledger.api.deps import ServiceDep, SettingsDep
 from ledger.core.errors import (
     Forbidden,
     InputError,
@@ -187,6 +187,7 @@ def _timeline_context(
 async def timeline_page(
     principal: Caller,
     service: ServiceDep,
+    settings: SettingsDep,
     ledger: Annotated[str, Path()],
     as_of: Annotated[str | None, Query()] = None,
     known_at: Annotated[str | None, Query()] = None,
@@ -204,6 +205,7 @@ async def timeline_page(
         )
     except LedgerError as e:
         return _error_page(e, ledger)
+    context["page_data"]["recompute_limit"] = settings.web_recompute_limit
     return _page("timeline.html", **context)
 
 

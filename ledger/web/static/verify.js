@@ -290,6 +290,107 @@
     return text;
   }
 
+  // -- the positions grid -------------------------------------------------------
+  // The snapshot's signature says only that the server signed the grid, and the
+  // server signs whatever its projection tables hold. So, up to a size the page
+  // can fetch quickly, every record is fetched, proved to make the signed root,
+  // and folded again here (positions.js, the SPEC §6 fold) to compare with the grid.
+
+  const RECOMPUTE_LIMIT = 10000;
+
+  function recomputeLimit() {
+    const node = document.getElementById("page-data");
+    try {
+      const limit = JSON.parse(node.textContent).recompute_limit;
+      if (Number.isInteger(limit) && limit >= 0) return limit;
+    } catch (e) {
+      // no page data: the default
+    }
+    return RECOMPUTE_LIMIT;
+  }
+
+  // RFC 9162 MTH, level by level: a lone last node moves up unchanged.
+  async function treeRoot(leaves) {
+    if (!leaves.length) return sha256(new Uint8Array(0));
+    let level = leaves;
+    while (level.length > 1) {
+      const pairs = [];
+      for (let i = 0; i + 1 < level.length; i += 2) pairs.push(nodeHash(level[i], level[i + 1]));
+      const next = await Promise.all(pairs);
+      if (level.length % 2) next.push(level[level.length - 1]);
+      level = next;
+    }
+    return level[0];
+  }
+
+  async function allRecords(ledger, size) {
+    let response;
+    try {
+      response = await fetch("/v1/ledgers/" + encodeURIComponent(ledger) + "/events?after_seq=0", {
+        cache: "no-store",
+        credentials: "omit",
+        headers: { Accept: "application/x-ndjson" },
+      });
+    } catch (e) {
+      fail("could not fetch the records to recompute the positions grid (network error)");
+    }
+    if (!response.ok) fail("could not fetch the records to recompute the positions grid (HTTP " + response.status + ")");
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    // The exact stored bytes, one record a line: a line's hash is its leaf.
+    const lines = [];
+    let start = 0;
+    for (let i = 0; i < bytes.length && lines.length < size; i++) {
+      if (bytes[i] === 0x0a) {
+        lines.push(bytes.subarray(start, i));
+        start = i + 1;
+      }
+    }
+    if (lines.length < size && start < bytes.length) lines.push(bytes.subarray(start));
+    if (lines.length < size) fail("the server sent " + lines.length + " records; the signed checkpoint has " + size);
+    return lines;
+  }
+
+  async function checkGrid(ledger, checkpoint, snapshot, key) {
+    const limit = recomputeLimit();
+    const knownAt = snapshot.known_at;
+    if (checkpoint.size > limit || !Number.isInteger(knownAt) || knownAt > checkpoint.size) {
+      const why = checkpoint.size > limit ? "the ledger has more than " + limit + " records" : "it is newer than the checkpoint";
+      return (
+        " The positions grid is the snapshot signed by key " + key.label + ", not recomputed in your browser (" + why +
+        "): ledger-verify server URL --ledger " + ledger + " --key KEY --snapshot FILE recomputes it from the records."
+      );
+    }
+    const lines = await allRecords(ledger, checkpoint.size);
+    const leaves = await Promise.all(lines.map(leafHash));
+    if (!equal(await treeRoot(leaves), checkpoint.root)) {
+      fail("the records the server sent for the positions grid do not make the signed checkpoint's root");
+    }
+    const known = knownAt === checkpoint.size ? checkpoint.root : await treeRoot(leaves.slice(0, knownAt));
+    if (b64decode(String(snapshot.merkle_root), "the snapshot's Merkle root").length !== 32 ||
+        snapshot.merkle_root !== btoa(String.fromCharCode(...known))) {
+      fail("the snapshot's Merkle root is not the root of the first " + knownAt + " verified records");
+    }
+    const decoder = new TextDecoder("utf-8", { fatal: true });
+    const records = [];
+    for (let i = 0; i < knownAt; i++) {
+      let record;
+      try {
+        record = JSON.parse(decoder.decode(lines[i]));
+      } catch (e) {
+        fail("record #" + (i + 1) + " is not UTF-8 JSON");
+      }
+      if (record.seq !== i + 1 || record.ledger !== ledger) fail("the server sent another record for #" + (i + 1));
+      records.push(record);
+    }
+    const made = window.LedgerPositions.fold(records, { asOf: snapshot.as_of, knownAt });
+    const difference = window.LedgerPositions.firstDifference({ state: snapshot.state, claims: snapshot.claims }, made);
+    if (difference !== null) fail("the positions grid differs from the verified records: " + difference);
+    return (
+      " The positions grid was recomputed in your browser from the " + knownAt + " verified records" +
+      " and matches the snapshot signed by key " + key.label + "."
+    );
+  }
+
   // Everything the page shows, proved: returns a summary, or throws VerifyError naming what failed.
   async function verifyPage(ledger, seqs, snapshot) {
     if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
@@ -341,7 +442,7 @@
       if (snapshot.tree_size === checkpoint.size && snapshot.merkle_root !== btoa(String.fromCharCode(...checkpoint.root))) {
         fail("the snapshot's Merkle root differs from the signed checkpoint's");
       }
-      snapshotNote = " The positions grid is the snapshot signed by the same key.";
+      snapshotNote = await checkGrid(ledger, checkpoint, snapshot, key);
     }
     return {
       checkpoint,
