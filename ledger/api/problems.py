@@ -55,8 +55,31 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
 ]
 
 
+# As on the HTML pages: a browser must not take a problem document for another type.
+_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its strings written as ``\\udXXX`` text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    return value
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            # Some text of the request, repeated in the problem, holds a lone
+            # surrogate, which has no UTF-8 form: refuse the request all the same.
+            return super().render(_without_lone_surrogates(content))
 
 
 def status_for(error: errors.LedgerError) -> tuple[int, str]:
@@ -85,7 +108,7 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
-    return ProblemResponse(body, status_code=status, headers=headers)
+    return ProblemResponse(body, status_code=status, headers={**(headers or {}), **_HEADERS})
 
 
 def ledger_error_response(request: Request, error: errors.LedgerError) -> ProblemResponse:
