@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ledger.api.auditlog import CLIENT_CLOSED
 from ledger.core import errors
 from ledger.core.jsonvalues import format_path
 
@@ -43,6 +44,8 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
     (errors.Forbidden, 403, "forbidden"),
     (errors.RateLimited, 429, "rate-limited"),
     (errors.RequestTimeout, 408, "request-timeout"),
+    # nginx's "client closed request": no one reads the answer, the audit line does.
+    (errors.ClientDisconnected, CLIENT_CLOSED, "client-disconnected"),
     (errors.NotFound, 404, "not-found"),
     (errors.LedgerExists, 409, "ledger-exists"),
     (errors.DuplicateEventId, 409, "duplicate-event-id"),
@@ -126,7 +129,9 @@ def ledger_error_response(request: Request, error: errors.LedgerError) -> Proble
         extra.update(expected_seq=error.expected_seq, head_seq=error.head_seq)
     if isinstance(error, errors.VerificationError) and error.seq is not None:
         extra["seq"] = error.seq
-    if status >= 500:
+    if isinstance(error, errors.ClientDisconnected):
+        log.info("client disconnected: %s %s: %s", request.method, request.url.path, error)
+    elif status >= 500:
         log.error("request failed: %s %s: %r", request.method, request.url.path, error)
     return problem_response(
         status,
