@@ -74,6 +74,9 @@ class EventSchemas:
         registry: Registry[Any] = Registry().with_resources(resources)
         fast_registry = jsonschema_rs.Registry([(doc["$id"], doc) for doc in with_ids])
         self.documents = dict(documents)
+        # common.json's date or date-time: refusals by it are worded by parse_instant.
+        instant = documents.get("common.json", {}).get("$defs", {}).get("instant", {})
+        self.instant_pattern: str | None = instant.get("pattern")
         self.validators = {
             name.removesuffix(".json"): Draft202012Validator(doc, registry=registry)
             for name, doc in documents.items()
@@ -157,7 +160,7 @@ def _schema_error_field(error: ValidationError, prefix: tuple[str | int, ...]) -
     return format_path(path)
 
 
-def _schema_error_detail(error: ValidationError) -> str:
+def _schema_error_detail(error: ValidationError, instant_pattern: str | None = None) -> str:
     if error.validator == "additionalProperties":
         extra = _extra_members(error)
         if extra:
@@ -168,6 +171,13 @@ def _schema_error_detail(error: ValidationError) -> str:
     if error.validator == "enum":
         return f"must be one of: {', '.join(map(str, _validator_values(error)))}"
     if error.validator == "pattern":
+        if error.validator_value == instant_pattern and isinstance(error.instance, str):
+            # The pattern of a real calendar date is long; parse_instant says
+            # in words what is wrong (a 30 February, an hour 24, no offset).
+            try:
+                parse_instant(error.instance, allow_fraction=True)
+            except ValueError as e:
+                return str(e)
         return f"{error.instance!r} does not match the pattern {error.validator_value}"
     return error.message
 
@@ -343,7 +353,8 @@ class Intake:
             error = best_match(validator.iter_errors(event))
             if error is not None:
                 raise InvalidEvent(
-                    _schema_error_detail(error), field=_schema_error_field(error, prefix)
+                    _schema_error_detail(error, self.schemas.instant_pattern),
+                    field=_schema_error_field(error, prefix),
                 )
             # The validators disagree (a test guards against it): refuse, naming the spot.
             fast_error = next(self.schemas.fast[event_type].iter_errors(event))
