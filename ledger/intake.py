@@ -13,6 +13,7 @@ random read per body (``new_event_ids``, time-ordered).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from importlib.resources import files
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
@@ -59,6 +60,48 @@ _UUID_RANDOM_BITS = 0x0FFF_3FFF_FFFF_FFFF_FFFF
 _UUID_V7_BITS = 0x7000_8000_0000_0000_0000
 
 
+@functools.cache
+def _ecma_262(pattern: str) -> re.Pattern[str]:
+    """A schema ``pattern`` (ECMA 262) as Python's ``re`` must be told it.
+
+    Two readings differ for the patterns a schema may hold: ECMA's ``$``
+    matches only at the end of the text (Python's also before a final
+    newline), and its ``\\d`` is ``[0-9]`` (Python's any Unicode digit).
+    jsonschema-rs reads them as ECMA does; so must the reference validator.
+    """
+    out: list[str] = []
+    in_class = False
+    at = 0
+    while at < len(pattern):
+        char = pattern[at]
+        if char == "\\" and at + 1 < len(pattern):
+            escape = pattern[at : at + 2]
+            out.append(("0-9" if in_class else "[0-9]") if escape == "\\d" else escape)
+            at += 2
+            continue
+        if char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        out.append("\\Z" if char == "$" and not in_class else char)
+        at += 1
+    return re.compile("".join(out))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """The ``pattern`` keyword, as ``jsonschema`` words it, read as ECMA 262."""
+    if validator.is_type(instance, "string") and not _ecma_262(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# The stubs leave extend untyped; it returns a validator class.
+_ReferenceValidator: Any = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _pattern}
+)
+
+
 class EventSchemas:
     """The JSON Schemas of ``schemas/``: one per event type, plus shared ``$defs``.
 
@@ -78,7 +121,7 @@ class EventSchemas:
         instant = documents.get("common.json", {}).get("$defs", {}).get("instant", {})
         self.instant_pattern: str | None = instant.get("pattern")
         self.validators = {
-            name.removesuffix(".json"): Draft202012Validator(doc, registry=registry)
+            name.removesuffix(".json"): _ReferenceValidator(doc, registry=registry)
             for name, doc in documents.items()
             if name != "common.json"
         }

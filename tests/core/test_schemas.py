@@ -552,3 +552,46 @@ def test_both_validators_accept_exactly_the_real_dates(
     real = _is_real_date(text)
     assert (not _errors(event)) == real, (path, text)
     assert schemas.fast[event_type].is_valid(event) == real, (path, text)
+
+
+def _pattern_members(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for name, member in _resolve(schema).get("properties", {}).items():
+        path = f"{prefix}{name}"
+        resolved = _resolve(member)
+        if "pattern" in resolved:
+            found.append((path, resolved["pattern"]))
+        found += _pattern_members(member, f"{path}.")
+    return found
+
+
+_PATTERN_CASES = [
+    (event_type, path, pattern)
+    for event_type in EVENT_TYPES
+    for path, pattern in _pattern_members(_load(f"{event_type}.json"))
+]
+_PATTERN_EXAMPLES = {
+    "id": "0b6f3c1e-2a4d-4e8f-9b7a-1c2d3e4f5a6b",
+    "party": "US",
+    "topic": "signing",
+    "claimed_by": "UA",
+    "url": "https://example.org/a",
+    "occurred_at": "2025-02-24",
+    "reported_at": "2025-02-24",
+}
+
+
+@pytest.mark.parametrize(("event_type", "path", "pattern"), _PATTERN_CASES)
+@pytest.mark.parametrize("tail", ["", "\n", "\n\n", "\r"])
+def test_every_pattern_means_the_same_to_both_validators(
+    event_type: str, path: str, pattern: str, tail: str
+) -> None:
+    # JSON Schema patterns are ECMA 262, where $ is the end of the text only;
+    # Python's re also lets it match before a final newline.
+    schemas = EventSchemas.bundled()
+    text = _PATTERN_EXAMPLES[path.rsplit(".", 1)[-1]] + tail
+    event = _with_date(event_type, path, text)
+    reference = not list(schemas.validators[event_type].iter_errors(event))
+    assert schemas.fast[event_type].is_valid(event) == reference, (path, text)
+    anchored = not pattern.startswith("^https?://")  # a URL may go on
+    assert reference == (tail == "" or not anchored), (path, text)
