@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import position
 from tests.e2e.test_intake_worker import descendants
 from tests.servers import ServerProcess
+
+pytestmark = pytest.mark.slow
 
 LEDGER = "talks"
 EVENTS = f"/v1/ledgers/{LEDGER}/events"
