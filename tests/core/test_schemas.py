@@ -531,13 +531,26 @@ def _is_real_date(text: str) -> bool:
     """Whether ``parse_instant`` reads it, before it moves the time to UTC."""
     try:
         parse_instant(text, allow_fraction=True)
-    except ValueError:
-        # A real local time its offset moves off the calendar (before year 1
-        # or after 9999) is still a real date as written.
-        return bool(re.fullmatch(r"(0001-01-01|9999-12-31)[Tt ].*[+-]\d\d:\d\d", text)) and (
-            _is_real_date(text[:19] + "Z")
-        )
+    except ValueError as e:
+        # A real local time that a real offset moves off the calendar (before
+        # year 1 or after 9999) is still a real date as written.
+        edge = re.fullmatch(r"(0001-01-01|9999-12-31)[Tt ].*[+-]\d\d:\d\d", text)
+        return bool(edge) and "not a real time" in str(e) and _is_real_date(text[:19] + "Z")
     return True
+
+
+@pytest.mark.parametrize(
+    ("text", "real"),
+    [
+        ("0001-01-01T00:00:00+01:00", True),
+        ("9999-12-31T23:59:59-01:00", True),
+        ("0001-01-01T00:00:00+24:00", False),
+        ("0001-01-01T24:00:00+01:00", False),
+        ("2025-02-29T00:00:00Z", False),
+    ],
+)
+def test_the_real_date_oracle(text: str, real: bool) -> None:
+    assert _is_real_date(text) == real
 
 
 @settings(max_examples=1500, deadline=None)
