@@ -13,6 +13,7 @@ random read per body (``new_event_ids``, time-ordered).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ from importlib.resources import files
 from typing import Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
@@ -59,6 +60,48 @@ _UUID_RANDOM_BITS = 0x0FFF_3FFF_FFFF_FFFF_FFFF
 _UUID_V7_BITS = 0x7000_8000_0000_0000_0000
 
 
+@functools.cache
+def _ecma_262(pattern: str) -> re.Pattern[str]:
+    """A schema ``pattern`` (ECMA 262) as Python's ``re`` must be told it.
+
+    Two readings differ for the patterns a schema may hold: ECMA's ``$``
+    matches only at the end of the text (Python's also before a final
+    newline), and its ``\\d`` is ``[0-9]`` (Python's any Unicode digit).
+    jsonschema-rs reads them as ECMA does; so must the reference validator.
+    """
+    out: list[str] = []
+    in_class = False
+    at = 0
+    while at < len(pattern):
+        char = pattern[at]
+        if char == "\\" and at + 1 < len(pattern):
+            escape = pattern[at : at + 2]
+            out.append(("0-9" if in_class else "[0-9]") if escape == "\\d" else escape)
+            at += 2
+            continue
+        if char == "[":
+            in_class = True
+        elif char == "]":
+            in_class = False
+        out.append("\\Z" if char == "$" and not in_class else char)
+        at += 1
+    return re.compile("".join(out))
+
+
+def _pattern(
+    validator: Any, pattern: str, instance: Any, schema: Mapping[str, Any]
+) -> Iterator[ValidationError]:
+    """The ``pattern`` keyword, as ``jsonschema`` words it, read as ECMA 262."""
+    if validator.is_type(instance, "string") and not _ecma_262(pattern).search(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# The stubs leave extend untyped; it returns a validator class.
+_ReferenceValidator: Any = validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator, {"pattern": _pattern}
+)
+
+
 class EventSchemas:
     """The JSON Schemas of ``schemas/``: one per event type, plus shared ``$defs``.
 
@@ -74,8 +117,11 @@ class EventSchemas:
         registry: Registry[Any] = Registry().with_resources(resources)
         fast_registry = jsonschema_rs.Registry([(doc["$id"], doc) for doc in with_ids])
         self.documents = dict(documents)
+        # common.json's date or date-time: refusals by it are worded by parse_instant.
+        instant = documents.get("common.json", {}).get("$defs", {}).get("instant", {})
+        self.instant_pattern: str | None = instant.get("pattern")
         self.validators = {
-            name.removesuffix(".json"): Draft202012Validator(doc, registry=registry)
+            name.removesuffix(".json"): _ReferenceValidator(doc, registry=registry)
             for name, doc in documents.items()
             if name != "common.json"
         }
@@ -157,7 +203,7 @@ def _schema_error_field(error: ValidationError, prefix: tuple[str | int, ...]) -
     return format_path(path)
 
 
-def _schema_error_detail(error: ValidationError) -> str:
+def _schema_error_detail(error: ValidationError, instant_pattern: str | None = None) -> str:
     if error.validator == "additionalProperties":
         extra = _extra_members(error)
         if extra:
@@ -168,6 +214,13 @@ def _schema_error_detail(error: ValidationError) -> str:
     if error.validator == "enum":
         return f"must be one of: {', '.join(map(str, _validator_values(error)))}"
     if error.validator == "pattern":
+        if error.validator_value == instant_pattern and isinstance(error.instance, str):
+            # The pattern of a real calendar date is long; parse_instant says
+            # in words what is wrong (a 30 February, an hour 24, no offset).
+            try:
+                parse_instant(error.instance, allow_fraction=True)
+            except ValueError as e:
+                return str(e)
         return f"{error.instance!r} does not match the pattern {error.validator_value}"
     return error.message
 
@@ -343,7 +396,8 @@ class Intake:
             error = best_match(validator.iter_errors(event))
             if error is not None:
                 raise InvalidEvent(
-                    _schema_error_detail(error), field=_schema_error_field(error, prefix)
+                    _schema_error_detail(error, self.schemas.instant_pattern),
+                    field=_schema_error_field(error, prefix),
                 )
             # The validators disagree (a test guards against it): refuse, naming the spot.
             fast_error = next(self.schemas.fast[event_type].iter_errors(event))

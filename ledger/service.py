@@ -158,6 +158,10 @@ class LedgerService:
         return self.recorder.list_ledgers()
 
     def get_ledger(self, name: str) -> LedgerInfo:
+        if not LEDGER_NAME_PATTERN.match(name):
+            # No ledger has this name, and a database may not take it (PostgreSQL
+            # text holds no NUL byte): every route reads its ledger here first.
+            raise NotFound(f"no ledger named {name!r}")
         return self.recorder.get_ledger(name)
 
     def prepare_append(

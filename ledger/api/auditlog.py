@@ -22,7 +22,17 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["AuditLogMiddleware", "audit_event", "configure_audit_log", "log_request"]
+__all__ = [
+    "CLIENT_CLOSED",
+    "AuditLogMiddleware",
+    "audit_event",
+    "configure_audit_log",
+    "log_request",
+]
+
+# The status of a request whose client hung up before it was answered (as
+# nginx logs it): its own outcome, neither a refusal nor a server error.
+CLIENT_CLOSED = 499
 
 _LEDGER_PATH = re.compile(r"\A/v1/ledgers/([^/]+)(/.*)?\Z")
 
@@ -112,6 +122,14 @@ def _action(method: str, path: str, status: int) -> str | None:
     return None
 
 
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "ok"
+    if status == CLIENT_CLOSED:
+        return "disconnected"
+    return "refused" if status < 500 else "error"
+
+
 def log_request(scope: Scope, status: int) -> None:
     """The audit line of one answered HTTP request, if its kind is audited."""
     method, path = scope["method"], scope["path"]
@@ -124,7 +142,7 @@ def log_request(scope: Scope, status: int) -> None:
     audit_event(
         action,
         principal=str(state.get("principal", "unauthenticated")),
-        outcome="ok" if status < 400 else "refused" if status < 500 else "error",
+        outcome=_outcome(status),
         status=status,
         method=method,
         route=path,

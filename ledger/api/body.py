@@ -8,8 +8,14 @@ import weakref
 from dataclasses import dataclass, field
 
 from fastapi import Request
+from starlette.requests import ClientDisconnect
 
-from ledger.core.errors import BodyTooLarge, RequestTimeout, UnsupportedMediaType
+from ledger.core.errors import (
+    BodyTooLarge,
+    ClientDisconnected,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 
 __all__ = ["read_json_body"]
 
@@ -126,9 +132,12 @@ async def _read(request: Request, *, max_bytes: int) -> bytes:
         raise BodyTooLarge(too_large)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise BodyTooLarge(too_large)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise BodyTooLarge(too_large)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected(f"the client hung up after {size} bytes of the body") from None
     return b"".join(chunks)

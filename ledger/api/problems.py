@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ledger.api.auditlog import CLIENT_CLOSED
 from ledger.core import errors
 from ledger.core.jsonvalues import format_path
 
@@ -43,6 +44,8 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
     (errors.Forbidden, 403, "forbidden"),
     (errors.RateLimited, 429, "rate-limited"),
     (errors.RequestTimeout, 408, "request-timeout"),
+    # nginx's "client closed request": no one reads the answer, the audit line does.
+    (errors.ClientDisconnected, CLIENT_CLOSED, "client-disconnected"),
     (errors.NotFound, 404, "not-found"),
     (errors.LedgerExists, 409, "ledger-exists"),
     (errors.DuplicateEventId, 409, "duplicate-event-id"),
@@ -55,8 +58,31 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
 ]
 
 
+# As on the HTML pages: a browser must not take a problem document for another type.
+_HEADERS = {"X-Content-Type-Options": "nosniff"}
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its strings written as ``\\udXXX`` text."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    return value
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            # Some text of the request, repeated in the problem, holds a lone
+            # surrogate, which has no UTF-8 form: refuse the request all the same.
+            return super().render(_without_lone_surrogates(content))
 
 
 def status_for(error: errors.LedgerError) -> tuple[int, str]:
@@ -85,7 +111,7 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update({k: v for k, v in extra.items() if v is not None})
-    return ProblemResponse(body, status_code=status, headers=headers)
+    return ProblemResponse(body, status_code=status, headers={**(headers or {}), **_HEADERS})
 
 
 def ledger_error_response(request: Request, error: errors.LedgerError) -> ProblemResponse:
@@ -103,7 +129,9 @@ def ledger_error_response(request: Request, error: errors.LedgerError) -> Proble
         extra.update(expected_seq=error.expected_seq, head_seq=error.head_seq)
     if isinstance(error, errors.VerificationError) and error.seq is not None:
         extra["seq"] = error.seq
-    if status >= 500:
+    if isinstance(error, errors.ClientDisconnected):
+        log.info("client disconnected: %s %s: %s", request.method, request.url.path, error)
+    elif status >= 500:
         log.error("request failed: %s %s: %r", request.method, request.url.path, error)
     return problem_response(
         status,

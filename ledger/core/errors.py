@@ -11,6 +11,7 @@
     ├── Forbidden                   a valid token without the scope (or party) needed
     ├── RateLimited                 over the per-principal request rate
     ├── RequestTimeout              the request body arrived too slowly
+    ├── ClientDisconnected          the client hung up before its body was read
     ├── NotFound                    unknown ledger or record
     ├── Conflict                    the request clashes with the ledger's state
     │   ├── LedgerExists
@@ -39,6 +40,7 @@ __all__ = [
     "BundleInvalid",
     "ChainBroken",
     "CheckpointInvalid",
+    "ClientDisconnected",
     "Conflict",
     "DuplicateEventId",
     "Forbidden",
@@ -127,6 +129,12 @@ class RateLimited(LedgerError):
 
 class RequestTimeout(LedgerError):
     title = "Request timeout"
+
+
+class ClientDisconnected(LedgerError):
+    """No one is left to answer: not the server's failure, nor a refusal."""
+
+    title = "Client closed the connection"
 
 
 class NotFound(LedgerError):

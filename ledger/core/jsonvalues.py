@@ -60,12 +60,19 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any] | _Duplicate:
 
 
 def format_path(path: tuple[str | int, ...]) -> str:
-    """``("data", "terms", 0)`` -> ``data.terms[0]``; the root is ``(root)``."""
+    """``("data", "terms", 0)`` -> ``data.terms[0]``; the root is ``(root)``.
+
+    A name holding a lone surrogate is written with it as the six characters
+    ``\\ud800``: the path goes into error messages, which must be UTF-8, and
+    such a name has no UTF-8 form (refusing it is what the message is for).
+    """
     out = ""
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
+            if not part.isascii():
+                part = part.encode("utf-8", "backslashreplace").decode("utf-8")
             out += f".{part}" if out else part
     return out or "(root)"
 

@@ -547,6 +547,72 @@ def test_an_occurred_at_in_non_ascii_digits_is_refused(client: TestClient, talks
     )
 
 
+def _correction(changes: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "record.corrected",
+        "occurred_at": "2025-02-25",
+        "data": {"target_seq": 1, "reason": "Wrong date.", "changes": changes},
+        **extra,
+    }
+
+
+CNN = {"name": "CNN", "kind": "media"}
+UNREAL_DATES: list[tuple[str, Any, str, str]] = [
+    ("occurred_at", position(occurred_at="9999-99-99"), "occurred_at", "9999-99-99"),
+    (
+        "source.reported_at",
+        position(source={**CNN, "reported_at": "9999-99-99"}),
+        "source.reported_at",
+        "9999-99-99",
+    ),
+    (
+        "source.reported_at, 29 February 2025",
+        position(source={**CNN, "reported_at": "2025-02-29T10:00:00Z"}),
+        "source.reported_at",
+        "2025-02-29T10:00:00Z",
+    ),
+    (
+        "data.changes.occurred_at",
+        _correction({"occurred_at": "2025-02-30"}),
+        "data.changes.occurred_at",
+        "2025-02-30",
+    ),
+    (
+        "data.changes.source.reported_at",
+        _correction({"source": {**CNN, "reported_at": "2025-04-31"}}),
+        "data.changes.source.reported_at",
+        "2025-04-31",
+    ),
+    (
+        "a batch item's source.reported_at",
+        [position(), position(source={**CNN, "reported_at": "2025-13-01"})],
+        "[1].source.reported_at",
+        "2025-13-01",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "text"),
+    [(e, f, t) for _, e, f, t in UNREAL_DATES],
+    ids=[n for n, *_ in UNREAL_DATES],
+)
+def test_every_date_member_must_be_a_real_calendar_date(
+    client: TestClient, talks: str, event: Any, field: str, text: str
+) -> None:
+    problem = refused(client, "POST", EVENTS, json=event, status=422, field=field)
+    # Said in words, not by the pattern that refused it.
+    assert f"{text!r} is not a real " in problem["detail"], problem
+    assert "pattern" not in problem["detail"], problem
+
+
+def test_a_real_reported_at_on_the_29th_of_february_of_a_leap_year_is_accepted(
+    client: TestClient, talks: str
+) -> None:
+    event = position(source={**CNN, "reported_at": "2024-02-29T23:59:59+23:59"})
+    assert client.post(EVENTS, json=event).status_code == 201
+
+
 # -- Idempotency-Key -----------------------------------------------------------------
 
 

@@ -135,6 +135,23 @@ def test_a_lone_surrogate_is_refused_with_its_path(raw: bytes, field: str) -> No
     assert "surrogate" in error.detail
 
 
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"\\ud800":1}', "\\ud800"),
+        (b'{"data":{"terms":{"a\\udc00b":1}}}', "data.terms.a\\udc00b"),
+        (b'[{"x":1},{"\\udbff":[]}]', "[1].\\udbff"),
+        (b'{"data":{"\\ud800":1,"\\ud800":2}}', "data.\\ud800"),
+    ],
+)
+def test_a_lone_surrogate_in_a_member_name_is_named_in_utf8_text(raw: bytes, field: str) -> None:
+    # The refusal is sent as UTF-8, which the name itself has no form in.
+    error = refusal(raw)
+    assert error.field == field
+    str(error).encode("utf-8")
+    assert str(error).startswith(field)
+
+
 def test_an_escaped_surrogate_pair_is_one_valid_character() -> None:
     assert loads_strict(b'{"s":"\\ud83d\\udd4a"}') == {"s": "\U0001f54a"}
 
@@ -210,6 +227,8 @@ def test_text_that_is_not_json_is_malformed_json(raw: bytes) -> None:
         ((0,), "[0]"),
         ((3, "data", "stance"), "[3].data.stance"),
         ((1, 2), "[1][2]"),
+        (("data", "Zürich"), "data.Zürich"),
+        (("data", "\ud800x", 0), "data.\\ud800x[0]"),
     ],
 )
 def test_paths_are_formatted_as_dotted_members_and_bracketed_indexes(

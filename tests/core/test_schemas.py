@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from ledger.core.times import parse_instant
 from ledger.intake import EventSchemas
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -394,3 +395,216 @@ def test_the_fast_validator_accepts_the_fixtures_and_the_demo(event_type: str) -
     assert schemas.fast[event_type].is_valid(VALID[event_type])
     for event in _demo():
         assert schemas.fast[event["type"]].is_valid(event)
+
+
+# --- date members are real calendar dates, to both validators ---------------------------
+
+# Every member of an event that holds a date or date-time, by type.
+DATE_MEMBERS: dict[str, list[str]] = {
+    "party.registered": ["occurred_at", "source.reported_at"],
+    "topic.registered": ["occurred_at", "source.reported_at"],
+    "position.stated": ["occurred_at", "source.reported_at"],
+    "position.withdrawn": ["occurred_at", "source.reported_at"],
+    "draft.presented": ["occurred_at", "source.reported_at"],
+    "record.corrected": [
+        "occurred_at",
+        "source.reported_at",
+        "data.changes.occurred_at",
+        "data.changes.source.reported_at",
+    ],
+    "record.retracted": ["occurred_at", "source.reported_at"],
+}
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        name, _, pointer = schema["$ref"].partition("#")
+        document = _load(name) if name else _load("common.json")
+        for part in pointer.strip("/").split("/"):
+            document = document[part]
+        schema = {**document, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _members_named_at(schema: dict[str, Any], prefix: str = "") -> list[str]:
+    found = []
+    for name, member in _resolve(schema).get("properties", {}).items():
+        path = f"{prefix}{name}"
+        if name.endswith("_at"):
+            found.append(path)
+        found += _members_named_at(member, f"{path}.")
+    return found
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_the_list_of_date_members_is_complete(event_type: str) -> None:
+    named = _members_named_at(_load(f"{event_type}.json"))
+    assert sorted(named) == sorted(DATE_MEMBERS[event_type])
+
+
+def _with_date(event_type: str, path: str, value: str) -> dict[str, Any]:
+    event = copy.deepcopy(VALID[event_type])
+    *parents, last = path.split(".")
+    target = event
+    for part in parents:
+        target = target.setdefault(part, {"name": "CNN", "kind": "media"})
+    target[last] = value
+    return event
+
+
+_DATE_CASES = [(t, p) for t, paths in DATE_MEMBERS.items() for p in paths]
+UNREAL_DATES = [
+    "9999-99-99",
+    "2025-02-30",
+    "2025-02-29",
+    "1900-02-29",
+    "2025-04-31",
+    "2025-13-01",
+    "2025-00-10",
+    "2025-01-00",
+    "0000-01-01",
+    "2025-02-24T24:00:00Z",
+    "2025-02-24T23:60:00Z",
+    "2025-02-24T23:59:60Z",
+    "2025-02-24T12:00:00+24:00",
+    "2025-02-24T12:00:00+01:60",
+    "2025-02-30T12:00:00Z",
+    "\u0662\u0660\u0662\u0665-02-24",
+    "2025-02-24\n",
+    "2025-02-24T12:00:00Z\n",
+]
+REAL_DATES = ["2024-02-29", "2000-02-29", "0001-01-01", "9999-12-31", "2025-02-24T23:59:59+23:59"]
+
+
+@pytest.mark.parametrize(("event_type", "path"), _DATE_CASES)
+@pytest.mark.parametrize("value", UNREAL_DATES)
+def test_a_date_member_that_is_not_a_real_date_is_refused_by_both_validators(
+    event_type: str, path: str, value: str
+) -> None:
+    schemas = EventSchemas.bundled()
+    event = _with_date(event_type, path, value)
+    assert _errors(event), (path, value)
+    assert not schemas.fast[event_type].is_valid(event), (path, value)
+
+
+@pytest.mark.parametrize(("event_type", "path"), _DATE_CASES)
+@pytest.mark.parametrize("value", REAL_DATES)
+def test_a_real_date_is_accepted_by_both_validators(event_type: str, path: str, value: str) -> None:
+    schemas = EventSchemas.bundled()
+    event = _with_date(event_type, path, value)
+    assert _errors(event) == [], (path, value)
+    assert schemas.fast[event_type].is_valid(event), (path, value)
+
+
+@st.composite
+def _date_texts(draw: st.DrawFn) -> str:
+    year = draw(st.integers(0, 9999))
+    month, day = draw(st.integers(0, 13)), draw(st.integers(0, 32))
+    hour, minute, second = (
+        draw(st.integers(0, 25)),
+        draw(st.integers(0, 61)),
+        draw(st.integers(0, 61)),
+    )
+    time = f"{hour:02d}:{minute:02d}:{second:02d}"
+    shape = draw(
+        st.sampled_from(
+            [
+                "{d}",
+                "{d}T{t}Z",
+                "{d}t{t}z",
+                "{d} {t}Z",
+                "{d}T{t}+05:30",
+                "{d}T{t}-23:59",
+                "{d}T{t}+24:00",
+                "{d}T{t}.25Z",
+                "{d}T{t}",
+                "{d}\n",
+                " {d}",
+                "{d}T{t}ZZ",
+            ]
+        )
+    )
+    return shape.format(d=f"{year:04d}-{month:02d}-{day:02d}", t=time)
+
+
+def _is_real_date(text: str) -> bool:
+    """Whether ``parse_instant`` reads it, before it moves the time to UTC."""
+    try:
+        parse_instant(text, allow_fraction=True)
+    except ValueError as e:
+        # A real local time that a real offset moves off the calendar (before
+        # year 1 or after 9999) is still a real date as written.
+        edge = re.fullmatch(r"(0001-01-01|9999-12-31)[Tt ].*[+-]\d\d:\d\d", text)
+        return bool(edge) and "not a real time" in str(e) and _is_real_date(text[:19] + "Z")
+    return True
+
+
+@pytest.mark.parametrize(
+    ("text", "real"),
+    [
+        ("0001-01-01T00:00:00+01:00", True),
+        ("9999-12-31T23:59:59-01:00", True),
+        ("0001-01-01T00:00:00+24:00", False),
+        ("0001-01-01T24:00:00+01:00", False),
+        ("2025-02-29T00:00:00Z", False),
+    ],
+)
+def test_the_real_date_oracle(text: str, real: bool) -> None:
+    assert _is_real_date(text) == real
+
+
+@settings(max_examples=1500, deadline=None)
+@given(event_type=st.sampled_from(EVENT_TYPES), data=st.data())
+def test_both_validators_accept_exactly_the_real_dates(
+    event_type: str, data: st.DataObject
+) -> None:
+    schemas = EventSchemas.bundled()
+    path = data.draw(st.sampled_from(DATE_MEMBERS[event_type]))
+    text = data.draw(_date_texts())
+    event = _with_date(event_type, path, text)
+    real = _is_real_date(text)
+    assert (not _errors(event)) == real, (path, text)
+    assert schemas.fast[event_type].is_valid(event) == real, (path, text)
+
+
+def _pattern_members(schema: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    found = []
+    for name, member in _resolve(schema).get("properties", {}).items():
+        path = f"{prefix}{name}"
+        resolved = _resolve(member)
+        if "pattern" in resolved:
+            found.append((path, resolved["pattern"]))
+        found += _pattern_members(member, f"{path}.")
+    return found
+
+
+_PATTERN_CASES = [
+    (event_type, path, pattern)
+    for event_type in EVENT_TYPES
+    for path, pattern in _pattern_members(_load(f"{event_type}.json"))
+]
+_PATTERN_EXAMPLES = {
+    "id": "0b6f3c1e-2a4d-4e8f-9b7a-1c2d3e4f5a6b",
+    "party": "US",
+    "topic": "signing",
+    "claimed_by": "UA",
+    "url": "https://example.org/a",
+    "occurred_at": "2025-02-24",
+    "reported_at": "2025-02-24",
+}
+
+
+@pytest.mark.parametrize(("event_type", "path", "pattern"), _PATTERN_CASES)
+@pytest.mark.parametrize("tail", ["", "\n", "\n\n", "\r"])
+def test_every_pattern_means_the_same_to_both_validators(
+    event_type: str, path: str, pattern: str, tail: str
+) -> None:
+    # JSON Schema patterns are ECMA 262, where $ is the end of the text only;
+    # Python's re also lets it match before a final newline.
+    schemas = EventSchemas.bundled()
+    text = _PATTERN_EXAMPLES[path.rsplit(".", 1)[-1]] + tail
+    event = _with_date(event_type, path, text)
+    reference = not list(schemas.validators[event_type].iter_errors(event))
+    assert schemas.fast[event_type].is_valid(event) == reference, (path, text)
+    anchored = not pattern.startswith("^https?://")  # a URL may go on
+    assert reference == (tail == "" or not anchored), (path, text)

@@ -83,6 +83,7 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert response.headers["content-type"].startswith("application/problem+json")
     assert response.json()["status"] == 503
     assert int(response.headers["retry-after"]) >= 1
+    assert response.headers["x-content-type-options"] == "nosniff"
 
 
 @dataclass

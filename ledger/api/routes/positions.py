@@ -22,6 +22,11 @@ _SEQ_OR_TIME_SCHEMA: dict[str, object] = {
     "anyOf": [{"type": "string", "pattern": "^[0-9]+$"}, *_DATE_OR_TIME]
 }
 
+# common.json's $defs/party and $defs/topic: a text that is no code is refused
+# (422) rather than looked up (PostgreSQL text cannot even hold a NUL byte).
+PARTY_CODE = "^[A-Z][A-Z0-9-]{0,31}$"
+TOPIC_CODE = "^[a-z0-9][a-z0-9-]{0,62}$"
+
 AsOf = Annotated[
     str | None,
     Query(
@@ -76,7 +81,7 @@ def get_snapshot(
 def get_party(
     service: ServiceDep,
     ledger: Annotated[str, Path(description="Ledger name")],
-    party: Annotated[str, Path(description="Party code, e.g. US")],
+    party: Annotated[str, Path(description="Party code, e.g. US", pattern=PARTY_CODE)],
     as_of: AsOf = None,
     known_at: KnownAt = None,
 ) -> Response:
@@ -94,8 +99,8 @@ def get_party(
 def get_history(
     service: ServiceDep,
     ledger: Annotated[str, Path(description="Ledger name")],
-    party: Annotated[str | None, Query(description="Only this party")] = None,
-    topic: Annotated[str | None, Query(description="Only this topic")] = None,
+    party: Annotated[str | None, Query(description="Only this party", pattern=PARTY_CODE)] = None,
+    topic: Annotated[str | None, Query(description="Only this topic", pattern=TOPIC_CODE)] = None,
     known_at: KnownAt = None,
 ) -> Response:
     return json_response(service.history(ledger, party=party, topic=topic, known_at=known_at))
