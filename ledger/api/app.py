@@ -17,6 +17,7 @@ from ledger.api.auth import RateLimiter, RevocationCheck, caller, ledger_reader
 from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
 from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
+from ledger.api.streamhub import StreamHub
 from ledger.config import Settings
 from ledger.intake import EventSchemas
 from ledger.intakepool import IntakePool
@@ -60,6 +61,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         failures = settings.auth_failures_per_minute
         app.state.auth_failures = RateLimiter(rate=failures / 60, burst=failures)
         app.state.ledger_visibility = {}
+        app.state.stream_hub = StreamHub(
+            runtime.service,
+            max_streams=settings.max_streams,
+            read_threads=settings.stream_read_threads,
+        )
         intake_pool = IntakePool(max_batch=settings.max_batch) if settings.intake_worker else None
         app.state.intake_pool = intake_pool
         configure_audit_log(settings.audit_log)
