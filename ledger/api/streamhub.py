@@ -117,10 +117,19 @@ class StreamHub:
         (or one under way), else from a new read."""
         now = time.monotonic()
         entry = self._heads.get(ledger)
-        if entry is None or (entry[1].done() and (now - entry[0] > max_age or _failed(entry[1]))):
+        if entry is None or (entry[1].done() and now - entry[0] > max_age):
             entry = (now, self._start(_read_head, ledger))
             self._heads[ledger] = entry
-        return await asyncio.shield(entry[1])
+        task = entry[1]
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            # A failed read is not kept (nor is a name of no ledger, which
+            # would otherwise stay for good); a cancelled stream leaves its
+            # read to the others.
+            if task.done() and self._heads.get(ledger) is entry:
+                del self._heads[ledger]
+            raise
 
     async def page(self, ledger: str, after: int) -> Page:
         """The records after seq ``after``: up to ``PAGE_RECORDS``, at least one

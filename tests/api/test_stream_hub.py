@@ -57,6 +57,11 @@ def test_a_failed_read_is_not_kept(service: LedgerService) -> None:
             await hub.head("talks", max_age=60)
         _fill(service, 1)
         assert await hub.head("talks", max_age=60) == 1
+        # Names of no ledger leave nothing behind: asking for many costs no memory.
+        for n in range(100):
+            with pytest.raises(NotFound):
+                await hub.head(f"nothing-{n}", max_age=60)
+        assert list(hub._heads) == ["talks"]
 
     asyncio.run(main())
 

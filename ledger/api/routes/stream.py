@@ -148,7 +148,12 @@ async def _events(
                 }
             },
         },
-        **PROBLEMS(404, 422, 503),
+        **PROBLEMS(404, 422),
+        503: {
+            **PROBLEMS(503)[503],
+            "description": "At the limit of open streams (`LEDGER_MAX_STREAMS`), or the "
+            "database unavailable; see Retry-After",
+        },
     },
 )
 async def stream_events(
