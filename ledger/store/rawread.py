@@ -51,9 +51,10 @@ class RawReader:
 def raw_read(database: Database) -> Iterator[RawReader]:
     dbapi = database.engine.dialect.loaded_dbapi
     if database.is_sqlite:
-        with database.sqlite_reading() as connection:
+        held = database.lend_sqlite_reader()
+        try:
             try:
-                cursor = connection.cursor()
+                cursor = held[1].cursor()
             except Exception as e:
                 raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
             try:
@@ -62,6 +63,8 @@ def raw_read(database: Database) -> Iterator[RawReader]:
                 raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
             finally:
                 cursor.close()
+        finally:
+            database.return_sqlite_reader(held)
         return
     try:
         pooled = database.engine.raw_connection()
