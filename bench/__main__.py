@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bench import appends, export, positions, proofs, verify
+from bench import appends, export, positions, proofs, readers, verify
 from bench.harness import Report, console
 
 SUITES: dict[str, Callable[[Report], None]] = {
@@ -14,6 +14,7 @@ SUITES: dict[str, Callable[[Report], None]] = {
     "export": export.run,
     "verify": verify.run,
     "appends": appends.run,
+    "readers": readers.run,
 }
 
 
@@ -38,6 +39,8 @@ def main() -> None:
             verify.run(report, sizes=(10_000,))
         elif args.quick and name == "appends":
             appends.run(report, seconds=2, batch_seconds=2, es_events=5_000, rounds=1)
+        elif args.quick and name == "readers":
+            readers.run(report, rounds=1)
         else:
             SUITES[name](report)
     report.print_table()

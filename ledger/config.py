@@ -81,6 +81,35 @@ class Settings(BaseSettings):
         default=None, description="File for the JSON-lines audit log; default: standard error."
     )
 
+    database_pool_size: int | None = Field(
+        default=None,
+        ge=1,
+        description="Connections the database pool keeps; default 44 on PostgreSQL, 5 on SQLite.",
+    )
+    database_pool_overflow: int | None = Field(
+        default=None,
+        ge=0,
+        description="Connections the pool may open beyond that under load (closed on return); "
+        "default 16 on PostgreSQL, 0 on SQLite. A request finding all busy for 10 s gets 503.",
+    )
+    read_connections: int = Field(
+        default=8,
+        ge=1,
+        description="SQLite: connections for point reads (each caches pages and maps the "
+        "file); more readers at once wait for one.",
+    )
+    max_streams: int = Field(
+        default=1000,
+        ge=1,
+        description="Event streams open at once; more are refused with 503 and Retry-After.",
+    )
+    stream_read_threads: int = Field(
+        default=2,
+        ge=1,
+        description="Threads that read records for event streams at once; streams share "
+        "each read of the head and of a page.",
+    )
+
     @field_validator("origin", "key_name")
     @classmethod
     def _empty_is_unset(cls, value: str | None) -> str | None:

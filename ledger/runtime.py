@@ -41,7 +41,12 @@ class Runtime:
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
-        database = Database(url=settings.resolved_database_url())
+        database = Database(
+            url=settings.resolved_database_url(),
+            pool_size=settings.database_pool_size,
+            pool_overflow=settings.database_pool_overflow,
+            read_connections=settings.read_connections,
+        )
         try:
             if migrate:
                 database.migrate()

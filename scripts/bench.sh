@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite: fresh ledgers, each figure beside an in-run baseline.
-# Usage: scripts/bench.sh [proofs|positions|export|verify|appends ...] [--quick]
-# (no suite: all of them; appends also wants PostgreSQL, LEDGER_BENCH_POSTGRES_URL)
+# Usage: scripts/bench.sh [proofs|positions|export|verify|appends|readers ...] [--quick]
+# (no suite: all of them; appends and readers also want PostgreSQL, LEDGER_BENCH_POSTGRES_URL)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev

@@ -14,9 +14,11 @@ from ledger import __version__
 from ledger.api.appendlane import AppendLane, append_ledger
 from ledger.api.auditlog import AuditLogMiddleware, configure_audit_log
 from ledger.api.auth import RateLimiter, RevocationCheck, caller, ledger_reader
+from ledger.api.docspages import install_docs
 from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
 from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
+from ledger.api.streamhub import StreamHub
 from ledger.config import Settings
 from ledger.intake import EventSchemas
 from ledger.intakepool import IntakePool
@@ -60,6 +62,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         failures = settings.auth_failures_per_minute
         app.state.auth_failures = RateLimiter(rate=failures / 60, burst=failures)
         app.state.ledger_visibility = {}
+        app.state.stream_hub = StreamHub(
+            runtime.service,
+            max_streams=settings.max_streams,
+            read_threads=settings.stream_read_threads,
+        )
         intake_pool = IntakePool(max_batch=settings.max_batch) if settings.intake_worker else None
         app.state.intake_pool = intake_pool
         configure_audit_log(settings.audit_log)
@@ -91,6 +98,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
             "change of the parties to an agreement. Errors are RFC 9457 problem details."
         ),
         lifespan=lifespan,
+        # Served by install_docs from local copies: FastAPI's pages load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     app.add_middleware(AuditLogMiddleware)
@@ -109,4 +119,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
     app.include_router(web.router)
     app.mount("/static", web.static_files(), name="static")
     install_openapi(app, schemas)
+    install_docs(app)
     return app

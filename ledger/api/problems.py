@@ -54,6 +54,7 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
     (errors.Conflict, 409, "conflict"),
     (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
     (errors.StorageUnavailable, 503, "storage-unavailable"),
+    (errors.ServerBusy, 503, "server-busy"),
     (errors.VerificationError, 500, "verification-failed"),
 ]
 
@@ -117,7 +118,7 @@ def problem_response(
 def ledger_error_response(request: Request, error: errors.LedgerError) -> ProblemResponse:
     status, slug = status_for(error)
     headers = {"Retry-After": "1"} if status == 503 else None
-    if isinstance(error, errors.RateLimited):
+    if isinstance(error, errors.RateLimited | errors.ServerBusy):
         headers = {"Retry-After": str(error.retry_after)}
     elif isinstance(error, errors.Unauthenticated):
         headers = {"WWW-Authenticate": 'Bearer realm="ledger"'}

@@ -21,6 +21,7 @@
     │   └── IdentityMismatch        configured origin or key name is not the stored one
     ├── IdempotencyKeyReused        same key, different body
     ├── StorageUnavailable          the database cannot be reached
+    ├── ServerBusy                  at a cap of the server's (open event streams)
     └── VerificationError           a record, chain or proof fails a check
         ├── MalformedRecord         not a SPEC §1 record, or not canonical
         ├── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
@@ -61,6 +62,7 @@ __all__ = [
     "ProofInvalid",
     "RateLimited",
     "RequestTimeout",
+    "ServerBusy",
     "StorageUnavailable",
     "Unauthenticated",
     "UnsupportedMediaType",
@@ -180,6 +182,17 @@ class IdempotencyKeyReused(LedgerError):
 
 class StorageUnavailable(LedgerError):
     title = "Storage unavailable"
+
+
+class ServerBusy(LedgerError):
+    """The server holds as many of something as it is configured to (event
+    streams); ``retry_after`` seconds is a fair wait before trying again."""
+
+    title = "Server busy"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class VerificationError(LedgerError):

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import exc as sa_exc
+
 from ledger.core.errors import StorageUnavailable
 from ledger.store.database import Database
 
@@ -49,19 +51,25 @@ class RawReader:
 def raw_read(database: Database) -> Iterator[RawReader]:
     dbapi = database.engine.dialect.loaded_dbapi
     if database.is_sqlite:
+        held = database.lend_sqlite_reader()
         try:
-            cursor = database.sqlite_reader().cursor()
-        except Exception as e:
-            raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
-        try:
-            yield RawReader(cursor, qmark=True)
-        except dbapi.OperationalError as e:
-            raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
+            try:
+                cursor = held[1].cursor()
+            except Exception as e:
+                raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
+            try:
+                yield RawReader(cursor, qmark=True)
+            except dbapi.OperationalError as e:
+                raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
+            database.return_sqlite_reader(held)
         return
     try:
         pooled = database.engine.raw_connection()
+    except sa_exc.TimeoutError as e:
+        raise StorageUnavailable("every pooled database connection stayed busy") from e
     except Exception as e:
         raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
     driver = pooled.driver_connection

@@ -2,7 +2,8 @@
 
 The stream polls the ledger's head (one indexed row) every half second and
 reads records only when the head moved, so an idle subscriber costs almost
-nothing. Each event carries ``id: <seq>``: a client that reconnects (browsers'
+nothing; the streams of a server share those reads (``ledger.api.streamhub``).
+Each event carries ``id: <seq>``: a client that reconnects (browsers'
 ``EventSource`` does so by itself) sends ``Last-Event-ID`` and resumes exactly
 after the last record it saw.
 """
@@ -12,19 +13,18 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from ledger.api.deps import ServiceDep
 from ledger.api.openapi import PROBLEMS
+from ledger.api.streamhub import StreamHub
 from ledger.core.errors import InvalidParameter, StorageUnavailable
-from ledger.service import LedgerService
 
-__all__ = ["EVENT_STREAM", "router", "server_is_exiting"]
+__all__ = ["EVENT_STREAM", "router", "server_is_exiting", "stream_hub"]
 
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
 
@@ -33,8 +33,6 @@ MAX_SEQ = 2**53 - 1
 POLL_SECONDS = 0.5
 # A comment line this often keeps proxies from closing an idle stream.
 HEARTBEAT_SECONDS = 15.0
-# Records per read when a subscriber catches up on a long backlog.
-BATCH = 500
 # How long the browser waits before reconnecting after the stream ended.
 RETRY_MS = 2000
 
@@ -63,12 +61,32 @@ def _start_after(after_seq: int, last_event_id: str) -> int:
     return max(after_seq, int(text))
 
 
-def _head(service: LedgerService, ledger: str) -> int:
-    return service.get_ledger(ledger).size
+def stream_hub(request: Request) -> StreamHub:
+    hub: StreamHub = request.app.state.stream_hub
+    return hub
+
+
+class _CountedStream(StreamingResponse):
+    """A stream that counts itself out of the hub's open streams when it ends,
+    however it ends (finished, the client gone, the server stopping)."""
+
+    def __init__(self, release: Callable[[], None], content: AsyncIterator[bytes]) -> None:
+        super().__init__(
+            content,
+            media_type=EVENT_STREAM,
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _events(
-    service: LedgerService, ledger: str, after: int, head: int, lifetime: float
+    hub: StreamHub, ledger: str, after: int, head: int, lifetime: float
 ) -> AsyncIterator[bytes]:
     yield f"retry: {RETRY_MS}\n\n".encode()
     deadline = time.monotonic() + lifetime
@@ -76,17 +94,12 @@ async def _events(
     try:
         while True:
             while after < head:
-                lines, head = await run_in_threadpool(
-                    service.read_page, ledger, after_seq=after, limit=BATCH
-                )
-                if not lines:
+                page = await hub.page(ledger, after)
+                head = max(head, page.head)
+                if not page.count:
                     break
-                chunk = bytearray()
-                for line in lines:
-                    after += 1
-                    # Canonical JSON (RFC 8785) has no line breaks: one data line a record.
-                    chunk += b"id: %d\nevent: record\ndata: %s\n\n" % (after, line)
-                yield bytes(chunk)
+                yield page.text
+                after += page.count
                 last_sent = time.monotonic()
             now = time.monotonic()
             if now >= deadline or server_is_exiting():
@@ -95,7 +108,7 @@ async def _events(
                 yield b": keep-alive\n\n"
                 last_sent = now
             await asyncio.sleep(min(POLL_SECONDS, deadline - now))
-            head = await run_in_threadpool(_head, service, ledger)
+            head = max(head, await hub.head(ledger, max_age=POLL_SECONDS))
     except StorageUnavailable:
         # End the stream; the client reconnects with Last-Event-ID once the database is back.
         return
@@ -111,7 +124,8 @@ async def _events(
         "then each new record as it is appended. Each event is `id: <seq>`, "
         "`event: record`, `data: <the record's canonical bytes>`. The stream ends after "
         "`timeout` seconds, or when the server stops; clients reconnect with "
-        "`Last-Event-ID` and miss nothing."
+        "`Last-Event-ID` and miss nothing. A server already serving its limit of "
+        "streams (`LEDGER_MAX_STREAMS`) answers 503 with `Retry-After`."
     ),
     responses={
         200: {
@@ -135,10 +149,15 @@ async def _events(
             },
         },
         **PROBLEMS(404, 422),
+        503: {
+            **PROBLEMS(503)[503],
+            "description": "At the limit of open streams (`LEDGER_MAX_STREAMS`), or the "
+            "database unavailable; see Retry-After",
+        },
     },
 )
 async def stream_events(
-    service: ServiceDep,
+    hub: Annotated[StreamHub, Depends(stream_hub)],
     ledger: Annotated[str, Path(description="Ledger name")],
     after_seq: Annotated[
         int,
@@ -160,11 +179,9 @@ async def stream_events(
     ] = "",
 ) -> StreamingResponse:
     after = _start_after(after_seq, last_event_id)
-    # 404 before the stream starts, not inside it. An after_seq beyond the head
-    # is no error (as for GET /events): the stream waits for records past it.
-    head = await run_in_threadpool(_head, service, ledger)
-    return StreamingResponse(
-        _events(service, ledger, after, head, timeout),
-        media_type=EVENT_STREAM,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    # 404 (or 503 at the cap of open streams) before the stream starts, not
+    # inside it. An after_seq beyond the head is no error (as for GET
+    # /events): the stream waits for records past it.
+    head = await hub.head(ledger, max_age=0)
+    release = hub.admit()
+    return _CountedStream(release, _events(hub, ledger, after, head, timeout))
