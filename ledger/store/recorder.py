@@ -347,12 +347,16 @@ _INSERT_CHECKPOINT = (
 )
 # PostgreSQL runs a data-modifying WITH exactly once, whether or not it is read.
 _UPDATE_HEAD_AND_INSERT_CHECKPOINT = f"WITH moved AS ({_UPDATE_HEAD}) " + _INSERT_CHECKPOINT
+# A key belongs to the principal that sent it (the records' actor): another
+# principal's same key is another request.
 _SELECT_IDEMPOTENCY = (
-    "SELECT request_sha256, response FROM idempotency_keys WHERE ledger_id = ? AND key = ?"
+    "SELECT request_sha256, response FROM idempotency_keys"
+    " WHERE ledger_id = ? AND principal = ? AND key = ?"
 )
 _INSERT_IDEMPOTENCY = (
-    "INSERT INTO idempotency_keys (ledger_id, key, request_sha256, response, created_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO idempotency_keys"
+    " (ledger_id, principal, key, request_sha256, response, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -679,9 +683,7 @@ class Recorder:
         the earlier result its Idempotency-Key replays."""
         head = state.head
         if request.idempotency_key is not None:
-            replay = self._replay(
-                conn, head.ledger_id, request.idempotency_key, request.request_sha256
-            )
+            replay = self._replay(conn, head.ledger_id, request)
             if replay is not None:
                 return replay
         entries, rows, sealed = self._check_and_seal(state, request, used)
@@ -800,7 +802,9 @@ class Recorder:
             return False
         for request in ahead.requests:
             key = request.idempotency_key
-            if key is not None and raw_execute(conn, _SELECT_IDEMPOTENCY, [head.ledger_id, key]):
+            if key is not None and raw_execute(
+                conn, _SELECT_IDEMPOTENCY, [head.ledger_id, request.actor, key]
+            ):
                 return False
         return True
 
@@ -843,6 +847,7 @@ class Recorder:
                 rows.append(
                     (
                         head.ledger_id,
+                        request.actor,
                         request.idempotency_key,
                         request.request_sha256 or "",
                         receipts,
@@ -907,13 +912,15 @@ class Recorder:
         return _Head(int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
 
     def _replay(
-        self, conn: Connection, ledger_id: int, key: str, request_sha256: str | None
+        self, conn: Connection, ledger_id: int, request: AppendRequest
     ) -> AppendResult | None:
-        rows = raw_execute(conn, _SELECT_IDEMPOTENCY, [ledger_id, key])
+        """The earlier result of ``request``'s Idempotency-Key, sent by its actor."""
+        key = [ledger_id, request.actor, request.idempotency_key]
+        rows = raw_execute(conn, _SELECT_IDEMPOTENCY, key)
         if not rows:
             return None
         stored_sha256, response = rows[0]
-        if stored_sha256 != (request_sha256 or ""):
+        if stored_sha256 != (request.request_sha256 or ""):
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used for a different request body; "
                 "use a new key for a new request"
