@@ -25,7 +25,8 @@
         │   └── PrevMismatch        ``prev`` is not the hash of the record before
         ├── ProofInvalid            a Merkle inclusion or consistency proof fails
         ├── CheckpointInvalid       a checkpoint note that does not parse or verify
-        └── BundleInvalid           an export bundle's tar layout or manifest
+        ├── BundleInvalid           an export bundle's tar layout or manifest
+        └── IntegrityAlarm          a ledger's stored head and last records disagree
 
 HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
 """
@@ -44,6 +45,7 @@ __all__ = [
     "IdempotencyInFlight",
     "IdempotencyKeyReused",
     "InputError",
+    "IntegrityAlarm",
     "InvalidEvent",
     "InvalidParameter",
     "LedgerError",
@@ -202,3 +204,10 @@ class CheckpointInvalid(VerificationError):
 
 class BundleInvalid(VerificationError):
     title = "Export bundle invalid"
+
+
+class IntegrityAlarm(VerificationError):
+    """The head row and the last stored records of a ledger disagree (tampering,
+    or a restore gone wrong): appends to it are refused rather than chained on."""
+
+    title = "Ledger integrity alarm"
