@@ -7,8 +7,8 @@ records (or, for a rolled-back row, collide with records already stored).
 So before it seals onto a head it did not write itself, the recorder runs
 ``head_fault`` and refuses to append while it finds one.
 
-The check reads the last two records and the last checkpoint (three
-indexed probes): the last record must be at the head's seq, hash to the
+The check reads the last two records and the last checkpoint (two
+indexed reads): the last record must be at the head's seq, hash to the
 head's hash (its stored hash and its bytes), have been recorded at the
 head's ``last_recorded_at``, and link by ``prev`` to the record before it;
 the last checkpoint must be of the head's tree size and name its hash.
@@ -83,7 +83,7 @@ def head_fault(conn: Connection, ledger: str, head: StoredHead) -> IntegrityAlar
 
 def _alarm(ledger: str, seq: int, reason: str) -> IntegrityAlarm:
     return IntegrityAlarm(
-        f"ledger {ledger!r}: {reason}; appends to it are refused until an operator has examined it",
+        f"ledger {ledger!r}: {reason}; appends to it are refused while this holds",
         seq=seq,
     )
 
