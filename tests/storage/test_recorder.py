@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
@@ -29,7 +30,7 @@ from ledger.core.records import EventDraft
 from ledger.service import LedgerService
 from ledger.store import recorder as recorder_module
 from ledger.store.database import Database
-from ledger.store.recorder import AppendResult, Recorder
+from ledger.store.recorder import AppendRequest, AppendResult, Recorder
 from tests.conftest import ORIGIN
 
 LEDGER = "us-ua-minerals-2025"
@@ -422,4 +423,39 @@ def test_another_processs_appends_are_checked_and_accepted(
     assert checked == [0, 6, 7, 9, 10, 12, 13]
     lines = all_lines(recorder)
     assert len(lines) == 15
+    verify_chain(lines, ledger=LEDGER)
+
+
+def test_groups_from_the_event_loop_do_not_check_the_head_they_left(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[int] = []
+    real = recorder_module.head_fault
+
+    def counted(conn: Any, ledger: str, head: Any) -> Any:
+        checked.append(head[1])
+        return real(conn, ledger, head)
+
+    monkeypatch.setattr(recorder_module, "head_fault", counted)
+    n = itertools.count()
+
+    def single() -> AppendRequest:
+        return AppendRequest.build(LEDGER, [draft(next(n))], actor="t")
+
+    # Single events (on PostgreSQL one statement, on SQLite sealed ahead while the
+    # last group commits), a batch over the one-statement cap, an Idempotency-Key.
+    waves = [[single() for _ in range(16)] for _ in range(10)]
+    waves.append([AppendRequest.build(LEDGER, [draft(next(n)) for _ in range(100)], actor="t")])
+    waves.append([AppendRequest.build(LEDGER, [draft(next(n))], actor="t", idempotency_key="k")])
+    waves += [[single() for _ in range(16)] for _ in range(3)]
+
+    async def commit_waves() -> None:
+        for wave in waves:
+            outcomes = await asyncio.gather(*(recorder.commit_async(r) for r in wave))
+            assert all(isinstance(o, AppendResult) for o in outcomes)
+
+    asyncio.run(commit_waves())
+    assert checked == [0]  # the first group only: every later head was its own
+    lines = all_lines(recorder)
+    assert len(lines) == 16 * 13 + 101
     verify_chain(lines, ledger=LEDGER)
