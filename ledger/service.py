@@ -127,7 +127,8 @@ class LedgerService:
         self.log = log
         self.keys = keys
         self.keyring = keyring
-        self._in_flight: set[tuple[str, str]] = set()
+        # (ledger, actor, Idempotency-Key) of the appends being committed.
+        self._in_flight: set[tuple[str, str, str]] = set()
         self._in_flight_lock = threading.Lock()
 
     def create_ledger(
@@ -233,7 +234,8 @@ class LedgerService:
 
     def _claim(self, request: AppendRequest) -> _Claim:
         key = request.idempotency_key
-        return _Claim(self, (request.ledger, key) if key is not None else None)
+        slot = (request.ledger, request.actor, key) if key is not None else None
+        return _Claim(self, slot)
 
     def read_page(self, ledger: str, *, after_seq: int, limit: int) -> tuple[list[bytes], int]:
         return self.recorder.read_page(ledger, after_seq=after_seq, limit=limit)
@@ -440,7 +442,7 @@ def _changes(before: dict[str, Any], after: dict[str, Any], *, depth: int = 2) -
 class _Claim:
     """Marks an Idempotency-Key as in flight in this process (409 for a twin)."""
 
-    def __init__(self, service: LedgerService, slot: tuple[str, str] | None) -> None:
+    def __init__(self, service: LedgerService, slot: tuple[str, str, str] | None) -> None:
         self.service = service
         self.slot = slot
 

@@ -51,6 +51,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runtime = Runtime.start(settings, migrate=migrate)
+        # Logs an integrity alarm for every ledger whose head was tampered with
+        # while no server watched (appends to it are refused either way).
+        runtime.service.recorder.check_heads()
         app.state.settings = settings
         app.state.database = runtime.database
         app.state.service = runtime.service

@@ -55,6 +55,7 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
     (errors.IdempotencyKeyReused, 422, "idempotency-key-reused"),
     (errors.StorageUnavailable, 503, "storage-unavailable"),
     (errors.ServerBusy, 503, "server-busy"),
+    (errors.IntegrityAlarm, 503, "integrity-alarm"),
     (errors.VerificationError, 500, "verification-failed"),
 ]
 
@@ -117,7 +118,9 @@ def problem_response(
 
 def ledger_error_response(request: Request, error: errors.LedgerError) -> ProblemResponse:
     status, slug = status_for(error)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    # An integrity alarm lasts until an operator acts: no retry time to promise.
+    transient = status == 503 and not isinstance(error, errors.IntegrityAlarm)
+    headers = {"Retry-After": "1"} if transient else None
     if isinstance(error, errors.RateLimited | errors.ServerBusy):
         headers = {"Retry-After": str(error.retry_after)}
     elif isinstance(error, errors.Unauthenticated):

@@ -29,7 +29,9 @@
         ├── ProofInvalid            a Merkle inclusion or consistency proof fails
         ├── CheckpointInvalid       a checkpoint note that does not parse or verify
         ├── ProjectionMismatch      a positions projection row the records do not make
-        └── BundleInvalid           an export bundle's tar layout or manifest
+        ├── RotationInvalid         a ``key.rotated`` endorsement that fails
+        ├── BundleInvalid           an export bundle's tar layout or manifest
+        └── IntegrityAlarm          a ledger's stored head and last records disagree
 
 HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
 """
@@ -50,6 +52,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "IdentityMismatch",
     "InputError",
+    "IntegrityAlarm",
     "InvalidEvent",
     "InvalidParameter",
     "LedgerError",
@@ -241,3 +244,10 @@ class RotationInvalid(VerificationError):
     """A ``key.rotated`` record from a trusted key whose endorsement is not that key's."""
 
     title = "Key rotation not endorsed"
+
+
+class IntegrityAlarm(VerificationError):
+    """The head row and the last stored records of a ledger disagree (tampering,
+    or a restore gone wrong): appends to it are refused rather than chained on."""
+
+    title = "Ledger integrity alarm"

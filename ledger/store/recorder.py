@@ -22,6 +22,13 @@ process last committed and written by one statement that checks that head
 and the active keys first (``_write_group``, ``ledger.store.groupstatement``);
 when they changed, or a row is refused, or sealing needs the database (an
 Idempotency-Key, a fix, a refusal), the group goes the way above.
+
+A group transaction that locks a head other than the one this process
+committed last (at start, after another process appended, after the
+statement found the head moved) first checks it against the last stored
+records (``ledger.store.headcheck``) and refuses the group with an
+``IntegrityAlarm`` when they disagree; a head this process wrote itself is
+not read again, so the usual append pays nothing for the check.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from ledger.core.errors import (
     DuplicateEventId,
     HeadMismatch,
     IdempotencyKeyReused,
+    IntegrityAlarm,
     LedgerError,
     LedgerExists,
     NotFound,
@@ -63,6 +71,7 @@ from ledger.store.database import (
 )
 from ledger.store.groupcommit import GroupCommitter
 from ledger.store.groupstatement import GROUP_STATEMENT, GroupWrite, PlannedRows
+from ledger.store.headcheck import head_fault, log_alarm
 from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, is_stored, load_nodes, node_key
@@ -352,12 +361,16 @@ _INSERT_CHECKPOINT = (
 )
 # PostgreSQL runs a data-modifying WITH exactly once, whether or not it is read.
 _UPDATE_HEAD_AND_INSERT_CHECKPOINT = f"WITH moved AS ({_UPDATE_HEAD}) " + _INSERT_CHECKPOINT
+# A key belongs to the principal that sent it (the records' actor): another
+# principal's same key is another request.
 _SELECT_IDEMPOTENCY = (
-    "SELECT request_sha256, response FROM idempotency_keys WHERE ledger_id = ? AND key = ?"
+    "SELECT request_sha256, response FROM idempotency_keys"
+    " WHERE ledger_id = ? AND principal = ? AND key = ?"
 )
 _INSERT_IDEMPOTENCY = (
-    "INSERT INTO idempotency_keys (ledger_id, key, request_sha256, response, created_at)"
-    " VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO idempotency_keys"
+    " (ledger_id, principal, key, request_sha256, response, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -548,6 +561,10 @@ class Recorder:
             with translate_errors():
                 conn = transaction.connection
                 head = self._lock_head(conn, ledger)
+                if self._heads.get(ledger) != head:
+                    # Not the head this process committed last: another process
+                    # moved it, or someone else did. Check it before chaining on.
+                    self._check_head(conn, ledger, head)
                 chosen = [d.id for r in group for d in r.drafts if not d.id_assigned]
                 used = self._used_ids(conn, head.ledger_id, chosen)
                 staged: list[list[_Sealed] | AppendResult | Exception] = []
@@ -699,9 +716,7 @@ class Recorder:
         the earlier result its Idempotency-Key replays."""
         head = state.head
         if request.idempotency_key is not None:
-            replay = self._replay(
-                conn, head.ledger_id, request.idempotency_key, request.request_sha256
-            )
+            replay = self._replay(conn, head.ledger_id, request)
             if replay is not None:
                 return replay
         entries, rows, sealed = self._check_and_seal(state, request, used)
@@ -820,7 +835,9 @@ class Recorder:
             return False
         for request in ahead.requests:
             key = request.idempotency_key
-            if key is not None and raw_execute(conn, _SELECT_IDEMPOTENCY, [head.ledger_id, key]):
+            if key is not None and raw_execute(
+                conn, _SELECT_IDEMPOTENCY, [head.ledger_id, request.actor, key]
+            ):
                 return False
         return True
 
@@ -863,6 +880,7 @@ class Recorder:
                 rows.append(
                     (
                         head.ledger_id,
+                        request.actor,
                         request.idempotency_key,
                         request.request_sha256 or "",
                         receipts,
@@ -926,14 +944,43 @@ class Recorder:
         ledger_id, seq, head_hash, last_recorded_at = rows[0]
         return _Head(int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
 
+    @staticmethod
+    def _check_head(conn: Connection, ledger: str, head: _Head) -> None:
+        """Raise (and log) the ``IntegrityAlarm`` ``head`` and the last records give."""
+        alarm = head_fault(
+            conn, ledger, (head.ledger_id, head.seq, head.hash, head.last_recorded_at)
+        )
+        if alarm is not None:
+            log_alarm(alarm)
+            raise alarm
+
+    def check_heads(self) -> list[IntegrityAlarm]:
+        """Check every ledger's head against its last records (a server does at
+        start); log and return what is wrong. Appends to those ledgers are
+        refused anyway, each group checking again until the head is sound."""
+        found = []
+        with self.db.read() as conn:
+            rows = raw_execute(
+                conn, "SELECT name, id, head_seq, head_hash, last_recorded_at FROM ledgers"
+            )
+            for name, ledger_id, seq, head_hash, last_recorded_at in rows:
+                head = (int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
+                alarm = head_fault(conn, str(name), head)
+                if alarm is not None:
+                    log_alarm(alarm)
+                    found.append(alarm)
+        return found
+
     def _replay(
-        self, conn: Connection, ledger_id: int, key: str, request_sha256: str | None
+        self, conn: Connection, ledger_id: int, request: AppendRequest
     ) -> AppendResult | None:
-        rows = raw_execute(conn, _SELECT_IDEMPOTENCY, [ledger_id, key])
+        """The earlier result of ``request``'s Idempotency-Key, sent by its actor."""
+        key = [ledger_id, request.actor, request.idempotency_key]
+        rows = raw_execute(conn, _SELECT_IDEMPOTENCY, key)
         if not rows:
             return None
         stored_sha256, response = rows[0]
-        if stored_sha256 != (request_sha256 or ""):
+        if stored_sha256 != (request.request_sha256 or ""):
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was used for a different request body; "
                 "use a new key for a new request"

@@ -64,11 +64,13 @@ idempotency_keys = sa.Table(
     "idempotency_keys",
     metadata,
     sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    # The token's name (the records' actor): each principal's keys are its own.
+    sa.Column("principal", sa.String(64), nullable=False, server_default=""),
     sa.Column("key", sa.String(255), nullable=False),
     sa.Column("request_sha256", sa.String(64), nullable=False),
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", sa.String(27), nullable=False),
-    sa.PrimaryKeyConstraint("ledger_id", "key", name="pk_idempotency_keys"),
+    sa.PrimaryKeyConstraint("ledger_id", "principal", "key", name="pk_idempotency_keys"),
 )
 
 tree_nodes = sa.Table(

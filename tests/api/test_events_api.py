@@ -22,6 +22,7 @@ import pytest
 import rfc8785
 from fastapi.testclient import TestClient
 
+from ledger.access import Scope
 from ledger.core.chain import verify_chain
 from ledger.core.records import Record
 from ledger.core.times import RECORDED_AT_PATTERN
@@ -702,6 +703,55 @@ def test_a_refused_request_does_not_use_up_its_key(client: TestClient, talks: st
         client, "POST", EVENTS, json=position(), params={"expected_seq": 0}, headers=key, status=409
     )
     assert client.post(EVENTS, json=position(), headers=key).status_code == 201
+
+
+def desk(client: TestClient, name: str) -> dict[str, str]:
+    """The Authorization header of a new token ``name`` that may append."""
+    token, _ = client.app.state.tokens.create(name, (Scope("append"),))  # type: ignore[attr-defined]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_two_tokens_may_use_one_key_for_different_events(client: TestClient, talks: str) -> None:
+    key = {"idempotency-key": "desk-1"}
+    first = client.post(EVENTS, json=position(), headers={**desk(client, "desk-a"), **key})
+    second = client.post(
+        EVENTS, json=position(stance="support"), headers={**desk(client, "desk-b"), **key}
+    )
+    assert first.status_code == 201, first.text
+    assert second.status_code == 201, second.text
+    assert second.json()["seq"] == first.json()["seq"] + 1
+    assert json.loads(record_at(client, second.json()["seq"]))["actor"] == "desk-b"
+
+
+def test_another_tokens_key_and_body_make_its_own_append(client: TestClient, talks: str) -> None:
+    key = {"idempotency-key": "desk-2"}
+    first = client.post(EVENTS, json=position(), headers={**desk(client, "desk-a"), **key})
+    assert first.status_code == 201, first.text
+    before = head(client)
+    other = client.post(EVENTS, json=position(), headers={**desk(client, "desk-b"), **key})
+    assert other.status_code == 201, other.text
+    assert "idempotent-replayed" not in other.headers
+    assert other.json()["seq"] == before["size"] + 1
+    assert other.json()["id"] != first.json()["id"]
+    assert json.loads(record_at(client, other.json()["seq"]))["actor"] == "desk-b"
+    assert head(client)["size"] == before["size"] + 1
+
+
+def test_each_token_replays_its_own_receipt_for_a_shared_key(
+    client: TestClient, talks: str
+) -> None:
+    key = {"idempotency-key": "desk-3"}
+    a, b = desk(client, "desk-a"), desk(client, "desk-b")
+    first_a = client.post(EVENTS, json=position(), headers={**a, **key})
+    first_b = client.post(EVENTS, json=position(), headers={**b, **key})
+    assert (first_a.status_code, first_b.status_code) == (201, 201)
+    after = head(client)
+    again_a = client.post(EVENTS, json=position(), headers={**a, **key})
+    again_b = client.post(EVENTS, json=position(), headers={**b, **key})
+    assert (again_a.status_code, again_b.status_code) == (200, 200)
+    assert again_a.json() == first_a.json()
+    assert again_b.json() == first_b.json()
+    assert head(client) == after
 
 
 @pytest.mark.parametrize("key", ["x" * 300, "tab\there"], ids=["300 characters", "a tab"])

@@ -133,3 +133,34 @@ def test_tree_nodes_below_level_4_are_dropped_and_the_downgrade_hashes_them_back
     lines = list(runtime.service.iter_records("sparse"))
     proof = runtime.service.inclusion("sparse", seq=7, tree_size=None)
     assert proof.root == root_from_leaves([leaf_hash(line) for line in lines])
+
+
+def test_stored_idempotency_keys_still_replay_for_the_principal_that_sent_them(
+    runtime: Runtime,
+) -> None:
+    recorder = runtime.service.recorder
+    recorder.create_ledger("keys")
+    first = recorder.append(
+        "keys", sample_events.drafts(2), actor="desk-a", idempotency_key="k", request_sha256="ab"
+    )
+    # Back to keys without a principal, and up again: the key's principal is derived.
+    with runtime.database.write() as conn:
+        command.downgrade(alembic_config(conn), "0007")
+        assert "principal" not in {
+            c["name"] for c in sa.inspect(conn).get_columns("idempotency_keys")
+        }
+    runtime.database.migrate("head")
+    again = recorder.append(
+        "keys", sample_events.drafts(2), actor="desk-a", idempotency_key="k", request_sha256="ab"
+    )
+    assert again.replayed
+    assert again.sealed == first.sealed
+    other = recorder.append(
+        "keys",
+        sample_events.drafts(2, start=10),
+        actor="desk-b",
+        idempotency_key="k",
+        request_sha256="ab",
+    )
+    assert not other.replayed
+    assert [s[0] for s in other.sealed] == [3, 4]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import logging
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -18,14 +21,16 @@ from ledger.core.errors import (
     DuplicateEventId,
     HeadMismatch,
     IdempotencyKeyReused,
+    IntegrityAlarm,
     LedgerExists,
     NotFound,
 )
 from ledger.core.hashing import GENESIS_PREV, record_hash
 from ledger.core.records import EventDraft
 from ledger.service import LedgerService
+from ledger.store import recorder as recorder_module
 from ledger.store.database import Database
-from ledger.store.recorder import AppendResult, Recorder
+from ledger.store.recorder import AppendRequest, AppendResult, Recorder
 from tests.conftest import ORIGIN
 
 LEDGER = "us-ua-minerals-2025"
@@ -293,3 +298,164 @@ def test_a_group_connection_ended_by_the_server_is_replaced_unnoticed(
     time.sleep(0.2)  # the server's goodbye reaches the socket
     recorder.append(LEDGER, [draft(2)], actor="t")
     assert len(all_lines(recorder)) == 2
+
+
+# -- a head it did not write: checked before it is chained on -------------------------
+
+
+def other_recorder(recorder: Recorder) -> Recorder:
+    """What another server process on the same database appends with."""
+    return Recorder(
+        database=recorder.db,
+        origin=recorder.origin,
+        signers=recorder.signers,
+        projections=recorder.projections,
+    )
+
+
+def stored_count(database: Database) -> int:
+    with database.read() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM records")).scalar_one())
+
+
+def set_head(database: Database, **columns: object) -> None:
+    assignments = ", ".join(f"{name} = :{name}" for name in columns)
+    with database.write() as conn:
+        conn.execute(sa.text(f"UPDATE ledgers SET {assignments}"), columns)
+
+
+def edit_last_record(database: Database) -> None:
+    """What an attacker with database access does: lift the guard, rewrite record 4."""
+    with database.write() as conn:
+        if database.is_sqlite:
+            conn.execute(sa.text("DROP TRIGGER records_no_update"))
+        else:
+            conn.execute(sa.text("DROP TRIGGER records_append_only ON records"))
+        canonical = conn.execute(
+            sa.text("SELECT canonical FROM records WHERE seq = 4")
+        ).scalar_one()
+        edited = bytes(canonical).replace(b'"stance":"oppose"', b'"stance":"support"')
+        assert edited != bytes(canonical)
+        conn.execute(sa.text("UPDATE records SET canonical = :c WHERE seq = 4"), {"c": edited})
+
+
+def four_records(recorder: Recorder) -> list[AppendResult]:
+    return [recorder.append(LEDGER, [draft(n), draft(n)], actor="t") for n in range(2)]
+
+
+def assert_alarm_refuses(
+    recorder: Recorder, database: Database, caplog: pytest.LogCaptureFixture, seq: int
+) -> None:
+    """An append raises the alarm naming ``seq``, writes nothing, and logs it."""
+    caplog.clear()
+    with (
+        caplog.at_level(logging.ERROR, logger="ledger.integrity"),
+        pytest.raises(IntegrityAlarm) as raised,
+    ):
+        recorder.append(LEDGER, [draft(9)], actor="t")
+    assert raised.value.seq == seq
+    assert stored_count(database) == 4
+    alarms = [r for r in caplog.records if r.name == "ledger.integrity"]
+    assert alarms and f"seq {seq}" in alarms[0].getMessage()
+    assert "integrity alarm" in alarms[0].getMessage()
+
+
+def test_a_head_row_rolled_back_is_refused_not_appended_onto(
+    recorder: Recorder, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, _ = four_records(recorder)
+    at_two = first.receipts[-1]
+    set_head(database, head_seq=2, head_hash=at_two.hash, last_recorded_at=at_two.recorded_at)
+    assert_alarm_refuses(recorder, database, caplog, seq=4)
+    assert_alarm_refuses(other_recorder(recorder), database, caplog, seq=4)
+    assert [a.seq for a in other_recorder(recorder).check_heads()] == [4]
+
+
+def test_a_head_row_naming_a_wrong_hash_is_refused(
+    recorder: Recorder, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    four_records(recorder)
+    set_head(database, head_hash="f" * 64)
+    assert_alarm_refuses(recorder, database, caplog, seq=4)
+    assert_alarm_refuses(other_recorder(recorder), database, caplog, seq=4)
+
+
+def test_an_edited_last_record_is_refused_by_a_recorder_that_did_not_write_it(
+    recorder: Recorder, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    four_records(recorder)
+    edit_last_record(database)
+    fresh = other_recorder(recorder)
+    assert [a.seq for a in fresh.check_heads()] == [4]
+    assert_alarm_refuses(fresh, database, caplog, seq=4)
+
+
+def test_a_restored_head_lets_appends_resume(recorder: Recorder, database: Database) -> None:
+    results = four_records(recorder)
+    last = results[-1].receipts[-1]
+    set_head(database, head_hash="f" * 64)
+    with pytest.raises(IntegrityAlarm):
+        recorder.append(LEDGER, [draft(9)], actor="t")
+    set_head(database, head_hash=last.hash)
+    assert recorder.append(LEDGER, [draft(9)], actor="t").receipts[0].seq == 5
+    assert recorder.check_heads() == []
+
+
+def test_another_processs_appends_are_checked_and_accepted(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[int] = []
+    real = recorder_module.head_fault
+
+    def counted(conn: Any, ledger: str, head: Any) -> Any:
+        checked.append(head[1])
+        return real(conn, ledger, head)
+
+    monkeypatch.setattr(recorder_module, "head_fault", counted)
+    other = other_recorder(recorder)
+    recorder.append(LEDGER, [draft(1)], actor="here")
+    for n in range(5):  # on the head it wrote itself, a recorder checks nothing
+        recorder.append(LEDGER, [draft(n)], actor="here")
+    assert checked == [0]
+    for n in range(3):  # each takes over a head the other moved
+        other.append(LEDGER, [draft(n)], actor="elsewhere")
+        recorder.append(LEDGER, [draft(n), draft(n)], actor="here")
+    assert checked == [0, 6, 7, 9, 10, 12, 13]
+    lines = all_lines(recorder)
+    assert len(lines) == 15
+    verify_chain(lines, ledger=LEDGER)
+
+
+def test_groups_from_the_event_loop_do_not_check_the_head_they_left(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checked: list[int] = []
+    real = recorder_module.head_fault
+
+    def counted(conn: Any, ledger: str, head: Any) -> Any:
+        checked.append(head[1])
+        return real(conn, ledger, head)
+
+    monkeypatch.setattr(recorder_module, "head_fault", counted)
+    n = itertools.count()
+
+    def single() -> AppendRequest:
+        return AppendRequest.build(LEDGER, [draft(next(n))], actor="t")
+
+    # Single events (on PostgreSQL one statement, on SQLite sealed ahead while the
+    # last group commits), a batch over the one-statement cap, an Idempotency-Key.
+    waves = [[single() for _ in range(16)] for _ in range(10)]
+    waves.append([AppendRequest.build(LEDGER, [draft(next(n)) for _ in range(100)], actor="t")])
+    waves.append([AppendRequest.build(LEDGER, [draft(next(n))], actor="t", idempotency_key="k")])
+    waves += [[single() for _ in range(16)] for _ in range(3)]
+
+    async def commit_waves() -> None:
+        for wave in waves:
+            outcomes = await asyncio.gather(*(recorder.commit_async(r) for r in wave))
+            assert all(isinstance(o, AppendResult) for o in outcomes)
+
+    asyncio.run(commit_waves())
+    assert checked == [0]  # the first group only: every later head was its own
+    lines = all_lines(recorder)
+    assert len(lines) == 16 * 13 + 101
+    verify_chain(lines, ledger=LEDGER)
