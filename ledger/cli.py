@@ -198,11 +198,17 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
     from ledger.api.app import create_app
 
+    proxies = settings.trusted_proxy_list()
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise,
+        # which would let any local client pick the address it is throttled as.
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
         timeout_graceful_shutdown=10,
     )
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -70,6 +71,31 @@ class Settings(BaseSettings):
     audit_log: Path | None = Field(
         default=None, description="File for the JSON-lines audit log; default: standard error."
     )
+
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; default: none, so rate limits "
+        "and the authentication lockout count the connecting peer.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="uvicorn's access log, one line per request at info level; the audit "
+        "log records every write either way.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     def resolved_key_name(self) -> str:
         return self.key_name or self.origin
