@@ -197,12 +197,18 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from ledger.api.app import create_app
+    from ledger.api.httpprotocol import connection_cap, guarded_protocol
 
     proxies = settings.trusted_proxy_list()
+    protocol = guarded_protocol(
+        header_timeout=settings.header_timeout,
+        max_connections=connection_cap(settings.max_connections),
+    )
     uvicorn.run(
         create_app(settings),
         host=host,
         port=port,
+        http=protocol,
         log_level=settings.log_level,
         access_log=settings.access_log,
         # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise,

@@ -78,6 +78,18 @@ class Settings(BaseSettings):
         "X-Forwarded-For and X-Forwarded-Proto are believed; default: none, so rate limits "
         "and the authentication lockout count the connecting peer.",
     )
+    header_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a connection may take to send a complete request head "
+        "(from connecting, or from the first byte of a later request); then it is closed.",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Most connections held at once (event streams included); more are "
+        "answered 503 and closed. The descriptor limit is raised to fit, if it may be.",
+    )
     access_log: bool = Field(
         default=False,
         description="uvicorn's access log, one line per request at info level; the audit "

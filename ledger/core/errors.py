@@ -55,6 +55,7 @@ __all__ = [
     "ProofInvalid",
     "RateLimited",
     "RequestTimeout",
+    "ServerBusy",
     "StorageUnavailable",
     "Unauthenticated",
     "UnsupportedMediaType",
@@ -123,6 +124,10 @@ class RateLimited(LedgerError):
 
 class RequestTimeout(LedgerError):
     title = "Request timeout"
+
+
+class ServerBusy(LedgerError):
+    title = "Server busy"
 
 
 class NotFound(LedgerError):
