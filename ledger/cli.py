@@ -11,7 +11,7 @@ import secrets
 import sys
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import Database
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "uvicorn_options"]
 
 DEMO_LEDGER = "us-ua-minerals-2025"
 IMPORT_BATCH = 1000
@@ -193,30 +193,32 @@ def load_demo(service: LedgerService, *, quiet: bool = False) -> bool:
     return True
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``ledger serve`` runs uvicorn (the benchmark's baseline apps run alike)."""
+    from ledger.api.httpprotocol import connection_cap, guarded_protocol
+
+    proxies = settings.trusted_proxy_list()
+    return {
+        "http": guarded_protocol(
+            header_timeout=settings.header_timeout,
+            max_connections=connection_cap(settings.max_connections),
+        ),
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise,
+        # which would let any local client pick the address it is throttled as.
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from ledger.api.app import create_app
-    from ledger.api.httpprotocol import connection_cap, guarded_protocol
 
-    proxies = settings.trusted_proxy_list()
-    protocol = guarded_protocol(
-        header_timeout=settings.header_timeout,
-        max_connections=connection_cap(settings.max_connections),
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        http=protocol,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise,
-        # which would let any local client pick the address it is throttled as.
-        proxy_headers=bool(proxies),
-        forwarded_allow_ips=proxies or None,
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
 
 
 @app.command()
