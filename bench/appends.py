@@ -651,6 +651,21 @@ def add_figures(report: Report, backend: str, runs: list[Run], es_rate: float) -
                 "",
             )
         )
+    # What logging costs is CPU: per second of the server's CPU, the figure
+    # holds even when a shared machine gives the server less than a core.
+    logged, default = _pick(runs, "ledger-accesslog", top), _pick(runs, "ledger", top)
+    report.add(
+        Figure(
+            "appends",
+            f"single appends @{top} clients per server CPU second, access log on, {name}",
+            logged.rps / logged.server_cores,
+            "appends/CPU-s",
+            "ledger serve as started by default (no access log)",
+            default.rps / default.server_cores,
+            True,
+            "",
+        )
+    )
     for clients in CLIENTS:
         report.add(
             Figure(
