@@ -4,15 +4,17 @@ batches of 500, on SQLite and on PostgreSQL (issue: group commit).
 Every figure comes from real server processes on real ports, each on a fresh
 database, driven by ``wrk`` (bench/wrk/append.lua) for a few seconds:
 
-* the ledger, ``ledger serve`` with a bearer token (authentication is the
-  default), and once more with ``LEDGER_AUTH=off``; rate limiting is off in
-  both (``LEDGER_RATE_LIMIT=0``: the default 200/s per token would be the
-  figure otherwise);
+* the ledger, ``ledger serve`` as started by default (its log level, audit
+  log on standard error, no access log) with a bearer token (authentication
+  is the default), once more with ``LEDGER_AUTH=off``, and once more with
+  uvicorn's access log on (``LEDGER_ACCESS_LOG=true``); rate limiting is off
+  in all three (``LEDGER_RATE_LIMIT=0``: the default 200/s per token would
+  be the figure otherwise);
 * naive: bench/naive_app.py inserting the posted JSON into a plain table
   with the same durability, no hashing: the baseline;
 * no-op: the same route answering 201 without a database: the HTTP ceiling.
 
-The four servers run side by side, each on its own fresh database, and are
+The five servers run side by side, each on its own fresh database, and are
 measured in interleaved rounds (two by default): a slow spell of a shared
 machine falls on all of them, and each figure is its configuration's best
 round.
@@ -61,7 +63,7 @@ import httpx
 import sqlalchemy as sa
 
 from bench.harness import RESULTS_DIR, Figure, Report, console
-from tests.servers import ChildServer, ServerProcess, free_port
+from tests.servers import ChildServer, free_port
 
 CLIENTS = (1, 8, 32)
 BATCH = 500
@@ -375,14 +377,47 @@ def create_token(database_url: str, data_dir: Path) -> str:
     return done.stdout.split()[-1]
 
 
-def start_ledger(database_url: str, data_dir: Path, *, token: str | None) -> ServerProcess:
+def ledger_environment(
+    database_url: str, data_dir: Path, *, token: bool, access_log: bool = False
+) -> dict[str, str]:
+    """``ledger serve``'s environment: its defaults (log level, audit log on
+    standard error, no access log, ...) but for the database, the origin, no
+    rate limit, and authentication only with a token. Any other ``LEDGER_*``
+    variable of the caller's is dropped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env.update(
+        LEDGER_DATABASE_URL=database_url,
+        LEDGER_DATA_DIR=str(data_dir),
+        # The key name create_token's key was made under.
+        LEDGER_ORIGIN="bench",
+        # The default 200/s per token would be the figure otherwise.
+        LEDGER_RATE_LIMIT="0",
+        LEDGER_AUTH="tokens" if token else "off",
+    )
+    if access_log:
+        env["LEDGER_ACCESS_LOG"] = "true"
+    return env
+
+
+class LedgerProcess(ChildServer):
+    """``ledger serve`` in a child process, as ``ledger_environment`` sets it up."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        port = free_port()
+        super().__init__(
+            [sys.executable, "-m", "ledger", "serve", "--port", str(port)],
+            port=port,
+            log_path=log_dir / f"server-{port}.log",
+            env=env,
+        )
+
+
+def start_ledger(
+    database_url: str, data_dir: Path, *, token: str | None, access_log: bool = False
+) -> LedgerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        "LEDGER_AUTH": "tokens" if token else "off",
-        "LEDGER_AUDIT_LOG": str(data_dir / "audit.log"),
-        "LEDGER_ORIGIN": "bench",
-    }
-    server = ServerProcess(database_url=database_url, data_dir=data_dir, env=env)
+    env = ledger_environment(database_url, data_dir, token=token is not None, access_log=access_log)
+    server = LedgerProcess(env, data_dir)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = httpx.post(f"{server.url}/v1/ledgers", json={"name": LEDGER}, headers=headers)
     if response.status_code != 201:
@@ -510,6 +545,7 @@ def run_backend(
     with contextlib.ExitStack() as stack:
         ledger_url = stack.enter_context(fresh_database(backend, directory, "ledger"))
         noauth_url = stack.enter_context(fresh_database(backend, directory, "noauth"))
+        logged_url = stack.enter_context(fresh_database(backend, directory, "logged"))
         naive_url = stack.enter_context(fresh_database(backend, directory, "naive"))
         data_dir = directory / "ledger"
         data_dir.mkdir()
@@ -518,6 +554,11 @@ def run_backend(
         stack.callback(ledger.stop)
         noauth = start_ledger(noauth_url, directory / "noauth", token=None)
         stack.callback(noauth.stop)
+        logged_dir = directory / "logged"
+        logged_dir.mkdir()
+        logged_token = create_token(logged_url, logged_dir)
+        logged = start_ledger(logged_url, logged_dir, token=logged_token, access_log=True)
+        stack.callback(logged.stop)
         naive = AppProcess(naive_url, directory)
         stack.callback(naive.stop)
         noop = AppProcess(None, directory)
@@ -525,6 +566,7 @@ def run_backend(
         servers: list[tuple[Server, str, str | None, bool]] = [
             (ledger, "ledger", token, True),
             (noauth, "ledger-noauth", None, False),
+            (logged, "ledger-accesslog", logged_token, False),
             (naive, "naive", None, True),
             (noop, "noop", None, True),
         ]
@@ -592,6 +634,34 @@ def add_figures(report: Report, backend: str, runs: list[Run], es_rate: float) -
             "appends/s",
             "naive insert, no hashing",
             _pick(runs, "naive", top).rps,
+            True,
+            "",
+        )
+    )
+    for clients in CLIENTS:
+        report.add(
+            Figure(
+                "appends",
+                f"single appends @{clients} clients, access log on, {name}",
+                _pick(runs, "ledger-accesslog", clients).rps,
+                "appends/s",
+                "ledger serve as started by default (no access log)",
+                _pick(runs, "ledger", clients).rps,
+                True,
+                "",
+            )
+        )
+    # What logging costs is CPU: per second of the server's CPU, the figure
+    # holds even when a shared machine gives the server less than a core.
+    logged, default = _pick(runs, "ledger-accesslog", top), _pick(runs, "ledger", top)
+    report.add(
+        Figure(
+            "appends",
+            f"single appends @{top} clients per server CPU second, access log on, {name}",
+            logged.rps / logged.server_cores,
+            "appends/CPU-s",
+            "ledger serve as started by default (no access log)",
+            default.rps / default.server_cores,
             True,
             "",
         )
@@ -684,6 +754,7 @@ def chart(runs: list[Run], path: Path) -> None:
     styles = {
         "ledger": ("ledger (bearer token)", "C0", "-"),
         "ledger-noauth": ("ledger (auth off)", "C0", "--"),
+        "ledger-accesslog": ("ledger (access log on)", "C3", "-."),
         "naive": ("naive insert, no hashing", "C1", "-"),
         "noop": ("no-op endpoint", "C2", ":"),
     }

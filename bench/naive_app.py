@@ -13,9 +13,10 @@
 * no-op (no ``--database-url``): the same route reads the body and answers
   201 without touching a database: the HTTP stack's ceiling.
 
-Both run under uvicorn exactly as ``ledger serve`` does (one process, the same
-``uvicorn.run`` options), and both serve the ledger's URL so one wrk script
-drives all three.
+Both run under uvicorn exactly as ``ledger serve`` does by default (one
+process, ``ledger.cli.uvicorn_options`` of the default settings: the same
+connection protocol, log level and no access log), and both serve the
+ledger's URL so one wrk script drives all three.
 """
 
 from __future__ import annotations
@@ -124,18 +125,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.naive_app")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--database-url", help="omit for the no-op app")
-    parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
     import uvicorn
 
-    # ledger.cli._serve's options, so the HTTP stacks match.
-    uvicorn.run(
-        create_app(args.database_url),
-        host="127.0.0.1",
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=10,
-    )
+    from ledger.cli import uvicorn_options
+    from ledger.config import Settings
+
+    # ledger serve's options at their defaults, so the HTTP stacks match.
+    options = uvicorn_options(Settings.model_construct())
+    uvicorn.run(create_app(args.database_url), host="127.0.0.1", port=args.port, **options)
 
 
 if __name__ == "__main__":

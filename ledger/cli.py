@@ -12,7 +12,7 @@ import secrets
 import sys
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -41,7 +41,7 @@ from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import Database
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "uvicorn_options"]
 
 DEMO_LEDGER = "us-ua-minerals-2025"
 IMPORT_BATCH = 1000
@@ -216,18 +216,32 @@ def load_demo(service: LedgerService, *, quiet: bool = False) -> bool:
     return True
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How ``ledger serve`` runs uvicorn (the benchmark's baseline apps run alike)."""
+    from ledger.api.httpprotocol import connection_cap, guarded_protocol
+
+    proxies = settings.trusted_proxy_list()
+    return {
+        "http": guarded_protocol(
+            header_timeout=settings.header_timeout,
+            max_connections=connection_cap(settings.max_connections),
+        ),
+        "log_level": settings.log_level,
+        "access_log": settings.access_log,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise,
+        # which would let any local client pick the address it is throttled as.
+        "proxy_headers": bool(proxies),
+        "forwarded_allow_ips": proxies or None,
+        "timeout_graceful_shutdown": 10,
+    }
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     from ledger.api.app import create_app
 
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=10,
-    )
+    uvicorn.run(create_app(settings), host=host, port=port, **uvicorn_options(settings))
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -109,6 +110,43 @@ class Settings(BaseSettings):
         description="Threads that read records for event streams at once; streams share "
         "each read of the head and of a page.",
     )
+
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks (CIDR) of reverse proxies whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed; default: none, so rate limits "
+        "and the authentication lockout count the connecting peer.",
+    )
+    header_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a connection may take to send a complete request head "
+        "(from connecting, or from the first byte of a later request); then it is closed.",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Most connections held at once (event streams included); more are "
+        "answered 503 and closed. The descriptor limit is raised to fit, if it may be.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="uvicorn's access log, one line per request at info level; the audit "
+        "log records every write either way.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @field_validator("origin", "key_name")
     @classmethod

@@ -1,14 +1,21 @@
 """The append benchmark's baselines do what the README says: the naive app
 stores every posted event as a row, so its figure is a real insert, and the
-no-op app stores nothing. (Functional only: benchmarks are never timed tests.)"""
+no-op app stores nothing; and its servers run as ``ledger serve`` does when
+started by default. (Functional only: benchmarks are never timed tests.)"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import httpx
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from bench.appends import position_event
+from bench.appends import AppProcess, position_event, start_ledger
 from bench.naive_app import create_app, naive_events
+from tests.servers import ChildServer
 
 ROUTE = "/v1/ledgers/bench/events"
 
@@ -32,3 +39,49 @@ def test_noop_app_answers_201_without_a_database() -> None:
     with TestClient(create_app(None)) as client:
         response = client.post(ROUTE, json=position_event(0))
     assert response.status_code == 201
+
+
+STARTED_AT_INFO = "Application startup complete"
+
+
+def served_log(server: ChildServer) -> list[str]:
+    """What a server logged while it took an append and a health probe."""
+    try:
+        assert httpx.post(f"{server.url}{ROUTE}", json=position_event(0)).status_code == 201
+        assert httpx.get(f"{server.url}/healthz").status_code == 200
+    finally:
+        server.stop()
+    return server.log_path.read_text().splitlines()
+
+
+def access_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if '"GET /healthz HTTP/1.1" 200' in line]
+
+
+@pytest.mark.slow
+def test_the_ledger_is_benchmarked_as_ledger_serve_starts_by_default(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whatever the caller's environment says, the benchmark's server runs at the defaults.
+    monkeypatch.setenv("LEDGER_LOG_LEVEL", "warning")
+    monkeypatch.setenv("LEDGER_ACCESS_LOG", "true")
+    lines = served_log(start_ledger(database_url, tmp_path / "default", token=None))
+    assert any(STARTED_AT_INFO in line for line in lines)  # the default level, info
+    audit = [json.loads(line) for line in lines if line.startswith('{"time"')]
+    assert [line["seq"] for line in audit if line["action"] == "append"] == [1]  # on stderr
+    assert not access_lines(lines)
+
+
+@pytest.mark.slow
+def test_the_ledger_is_benchmarked_with_the_access_log_on_too(
+    database_url: str, tmp_path: Path
+) -> None:
+    logged = start_ledger(database_url, tmp_path, token=None, access_log=True)
+    assert access_lines(served_log(logged))
+
+
+@pytest.mark.slow
+def test_the_baseline_apps_run_under_ledger_serves_default_options(tmp_path: Path) -> None:
+    lines = served_log(AppProcess(None, tmp_path))
+    assert any(STARTED_AT_INFO in line for line in lines)
+    assert not access_lines(lines)

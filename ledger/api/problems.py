@@ -7,6 +7,7 @@ Every error body is ``application/problem+json`` with ``type``, ``title``,
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "install_problem_handlers",
     "internal_error_response",
     "ledger_error_response",
+    "problem_bytes",
     "problem_response",
     "status_for",
 ]
@@ -92,6 +94,15 @@ def status_for(error: errors.LedgerError) -> tuple[int, str]:
         if isinstance(error, kind):
             return status, slug
     return 500, "internal-error"
+
+
+def problem_bytes(error: errors.LedgerError) -> tuple[int, bytes]:
+    """``error``'s status and problem document, for answers the server writes
+    itself, outside the app: to a connection over the cap, or one whose request
+    head never arrived whole."""
+    status, slug = status_for(error)
+    body = {"type": f"/problems/{slug}", "title": error.title, "status": status}
+    return status, json.dumps({**body, "detail": error.detail}).encode()
 
 
 def problem_response(

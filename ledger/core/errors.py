@@ -21,7 +21,7 @@
     │   └── IdentityMismatch        configured origin or key name is not the stored one
     ├── IdempotencyKeyReused        same key, different body
     ├── StorageUnavailable          the database cannot be reached
-    ├── ServerBusy                  at a cap of the server's (open event streams)
+    ├── ServerBusy                  at a cap of the server's (connections, event streams)
     └── VerificationError           a record, chain or proof fails a check
         ├── MalformedRecord         not a SPEC §1 record, or not canonical
         ├── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
@@ -188,8 +188,8 @@ class StorageUnavailable(LedgerError):
 
 
 class ServerBusy(LedgerError):
-    """The server holds as many of something as it is configured to (event
-    streams); ``retry_after`` seconds is a fair wait before trying again."""
+    """The server holds as many of something as it is configured to (connections,
+    event streams); ``retry_after`` seconds is a fair wait before trying again."""
 
     title = "Server busy"
 
