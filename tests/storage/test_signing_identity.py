@@ -79,7 +79,12 @@ def test_checkpoints_signed_under_a_names_the_key_no_longer_goes_by_still_audit(
     def signers(conn: Connection) -> list[Signer]:
         return [relabelled]
 
-    other = Recorder(database=runtime.database, origin="ledger.test", signers=signers)
+    other = Recorder(
+        database=runtime.database,
+        origin="ledger.test",
+        signers=signers,
+        projections=service.recorder.projections,
+    )
     other.append("talks", sample_events.drafts(3), actor="t")
     other.close()
     service.recorder.append("talks", sample_events.drafts(2, start=3), actor="t")
