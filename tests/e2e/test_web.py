@@ -1,18 +1,12 @@
-"""The timeline page in a real headless Chromium against a real server.
-
-The setup installs what it needs: Debian's ``chromium`` (apt-get, when
-missing) and the ``playwright`` Python package (the ``dev`` extra), driven
-with ``executable_path`` so no browser is downloaded. Screenshots are saved
-under ``test-artifacts/web/``.
-"""
+"""The timeline page in a real headless Chromium against a real server
+(``tests.e2e.browser`` installs and starts it; screenshots go under
+``test-artifacts/web/``)."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import threading
@@ -26,32 +20,14 @@ import pytest
 
 from ledger.demo import TITLE
 from tests.conftest import position
+from tests.e2e.browser import ARTIFACTS, CHROMIUM, TIMEOUT_MS, ensure_chromium, launched_chromium
 from tests.e2e.test_cli import run_ledger
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
-
-CHROMIUM = Path("/usr/bin/chromium")
 LEDGER = "us-ua-minerals-2025"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 BADGE = "#verify-badge"
-TIMEOUT_MS = 20_000
-
-
-def _ensure_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("Debian's chromium is missing and cannot be installed (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            pytest.skip(f"cannot install chromium: {' '.join(command)}: {result.stderr[-500:]}")
-    if not CHROMIUM.exists():
-        pytest.skip("apt-get installed chromium but /usr/bin/chromium is missing")
 
 
 @pytest.fixture(scope="module")
@@ -74,15 +50,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerPro
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    _ensure_chromium()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as driver:
-        # Root (as in CI) cannot use Chromium's sandbox.
-        launched = driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -374,7 +343,7 @@ def test_headless_capture_finishes_with_the_live_stream_open(
     """Archiving tools run the page in headless Chromium and dump the DOM once
     a virtual time budget is spent; a stream that holds that clock would make
     them wait forever. The real binary, as those tools run it."""
-    _ensure_chromium()
+    ensure_chromium()
     command = [
         str(CHROMIUM),
         "--headless",

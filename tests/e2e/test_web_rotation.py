@@ -21,17 +21,15 @@ import sqlalchemy as sa
 
 from ledger.core.signing import Signer
 from tests.conftest import position
+from tests.e2e.browser import ARTIFACTS, TIMEOUT_MS, launched_chromium
 from tests.e2e.test_cli import run_ledger
-from tests.e2e.test_web import ARTIFACTS, CHROMIUM, _ensure_chromium
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
 
 LEDGER = "talks"
 BADGE = "#verify-badge"
-TIMEOUT_MS = 20_000
 
 
 def _append(server: ServerProcess, stances: list[str]) -> None:
@@ -65,20 +63,13 @@ def rotated(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, str, int, str]
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
-    _ensure_chromium()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with playwright_api.sync_playwright() as driver:
-        # Root (as in CI) cannot use Chromium's sandbox.
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            opened = browser.new_page()
-            errors: list[str] = []
-            opened.on("pageerror", lambda error: errors.append(str(error)))
-            yield opened
-            assert not errors, errors
-        finally:
-            browser.close()
+def page() -> Iterator[Any]:
+    with launched_chromium() as browser:
+        opened = browser.new_page()
+        errors: list[str] = []
+        opened.on("pageerror", lambda error: errors.append(str(error)))
+        yield opened
+        assert not errors, errors
 
 
 def _badge(page: Any, state: str) -> str:

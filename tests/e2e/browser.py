@@ -1,0 +1,53 @@
+"""Debian's Chromium for the browser tests, driven by Playwright.
+
+The setup installs what it needs: Debian's ``chromium`` (apt-get, when
+missing) and the ``playwright`` Python package (the ``dev`` extra), driven
+with ``executable_path`` so no browser is downloaded. Screenshots go under
+``test-artifacts/web/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]'")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+TIMEOUT_MS = 20_000
+
+
+def ensure_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        pytest.skip("Debian's chromium is missing and cannot be installed (needs root and apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            pytest.skip(f"cannot install chromium: {' '.join(command)}: {result.stderr[-500:]}")
+    if not CHROMIUM.exists():
+        pytest.skip("apt-get installed chromium but /usr/bin/chromium is missing")
+
+
+@contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """A headless Chromium, installed first if need be, closed on exit."""
+    ensure_chromium()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright_api.sync_playwright() as driver:
+        # Root (as in CI) cannot use Chromium's sandbox.
+        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
