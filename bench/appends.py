@@ -355,6 +355,18 @@ def postgres_available() -> bool:
         engine.dispose()
 
 
+def reachable_backends(backends: tuple[str, ...]) -> Iterator[str]:
+    """``backends`` less PostgreSQL when it cannot be reached, saying so."""
+    for backend in backends:
+        if backend == "postgresql" and not postgres_available():
+            console.print(
+                f"[bold red]PostgreSQL at {POSTGRES_URL} is unreachable: its figures are "
+                "skipped[/] (set LEDGER_BENCH_POSTGRES_URL)"
+            )
+            continue
+        yield backend
+
+
 # --- the servers -----------------------------------------------------------
 
 
@@ -805,13 +817,7 @@ def run(
     )
     all_runs: list[Run] = []
     es_rates: dict[str, float] = {}
-    for backend in backends:
-        if backend == "postgresql" and not postgres_available():
-            console.print(
-                f"[bold red]PostgreSQL at {POSTGRES_URL} is unreachable: its figures are "
-                "skipped[/] (set LEDGER_BENCH_POSTGRES_URL)"
-            )
-            continue
+    for backend in reachable_backends(backends):
         with tempfile.TemporaryDirectory(prefix="ledger-bench-appends-") as tmp:
             runs, es_rate = run_backend(
                 backend,

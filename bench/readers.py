@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.appends import BACKEND_NAMES, POSTGRES_URL, fresh_database, postgres_available
+from bench.appends import BACKEND_NAMES, fresh_database, reachable_backends
 from bench.harness import Figure, Report, console
 from tests.servers import ServerProcess
 from tests.streamclients import StreamResult, follow, read_status_kib
@@ -146,12 +146,6 @@ def run(
     report: Report, *, rounds: int = 3, backends: tuple[str, ...] = ("sqlite", "postgresql")
 ) -> None:
     console.rule("readers")
-    for backend in backends:
-        if backend == "postgresql" and not postgres_available():
-            console.print(
-                f"[bold red]PostgreSQL at {POSTGRES_URL} is unreachable: its figures are "
-                "skipped[/] (set LEDGER_BENCH_POSTGRES_URL)"
-            )
-            continue
+    for backend in reachable_backends(backends):
         with tempfile.TemporaryDirectory(prefix="ledger-bench-readers-") as tmp:
             run_backend(report, backend, Path(tmp), rounds)

@@ -401,17 +401,23 @@ def test_a_restored_head_lets_appends_resume(recorder: Recorder, database: Datab
     assert recorder.check_heads() == []
 
 
-def test_another_processs_appends_are_checked_and_accepted(
-    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    checked: list[int] = []
+@pytest.fixture
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The seq of every head the recorders check, in order."""
+    seqs: list[int] = []
     real = recorder_module.head_fault
 
     def counted(conn: Any, ledger: str, head: Any) -> Any:
-        checked.append(head[1])
+        seqs.append(head[1])
         return real(conn, ledger, head)
 
     monkeypatch.setattr(recorder_module, "head_fault", counted)
+    return seqs
+
+
+def test_another_processs_appends_are_checked_and_accepted(
+    recorder: Recorder, checked: list[int]
+) -> None:
     other = other_recorder(recorder)
     recorder.append(LEDGER, [draft(1)], actor="here")
     for n in range(5):  # on the head it wrote itself, a recorder checks nothing
@@ -427,16 +433,8 @@ def test_another_processs_appends_are_checked_and_accepted(
 
 
 def test_groups_from_the_event_loop_do_not_check_the_head_they_left(
-    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    recorder: Recorder, checked: list[int]
 ) -> None:
-    checked: list[int] = []
-    real = recorder_module.head_fault
-
-    def counted(conn: Any, ledger: str, head: Any) -> Any:
-        checked.append(head[1])
-        return real(conn, ledger, head)
-
-    monkeypatch.setattr(recorder_module, "head_fault", counted)
     n = itertools.count()
 
     def single() -> AppendRequest:
