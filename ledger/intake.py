@@ -106,9 +106,9 @@ class EventSchemas:
     """The JSON Schemas of ``schemas/``: one per event type, plus shared ``$defs``.
 
     Each schema is compiled twice. ``fast`` (jsonschema-rs, compiled Rust)
-    answers "valid?" in ~3 us; ``validators`` (the reference ``jsonschema``
-    package, ~250x slower here) runs only on a refusal, to say which field
-    and why. A test holds the two to the same verdicts.
+    answers "valid?" in microseconds; ``validators`` (the reference
+    ``jsonschema`` package, two orders of magnitude slower) runs only on a
+    refusal, to say which field and why. A test holds the two to the same verdicts.
     """
 
     def __init__(self, documents: Mapping[str, dict[str, Any]]) -> None:
@@ -237,15 +237,15 @@ def new_event_ids(count: int, *, now_ms: int | None = None) -> Iterator[str]:
     with the ledger; on SQLite that was most of a batch's commit. The
     remaining 74 bits are random, as RFC 9562 section 5.7 lays them out.
 
-    ``uuid.uuid4()`` reads the random source once per id; on this project's
-    VMs that system call took ~30 us, a fifth of a 500-event append. Each id
+    ``uuid.uuid4()`` reads the random source once per id, a system call per
+    event; one read serves the whole batch here. Each id
     is the string ``str(uuid.UUID(bytes=chunk))`` gives for its 16 bytes
     (lowercase 8-4-4-4-12), built with two byte maps over the whole pool and
     one hex conversion instead of a ``UUID`` object per id.
     """
     if now_ms is None:
         now_ms = time.time_ns() // 1_000_000
-    if count == 1:  # a single event: one integer, 1.3 us against 3.1 for the byte maps
+    if count == 1:  # a single event: one integer is cheaper than the byte maps
         value = int.from_bytes(os.urandom(16), "big") & _UUID_RANDOM_BITS
         digits = f"{value | (now_ms & _UNIX_MS_MASK) << 80 | _UUID_V7_BITS:032x}"
         yield (f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}")

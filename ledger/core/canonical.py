@@ -3,7 +3,8 @@
 SPEC §2: ``canon(r)`` is the only serialization ever hashed or signed.
 
 The ``rfc8785`` package is the reference implementation, but it is pure
-Python and was measured at 60% of append time. ``canonical_bytes`` asks
+Python, and would be most of an append's time (``scripts/bench.sh appends``).
+``canonical_bytes`` asks
 orjson (compact, member names sorted, UTF-8, no ASCII escaping) and keeps
 its bytes only when they are provably the reference's; anything else goes
 to the reference, which also raises whatever error the reference raises.

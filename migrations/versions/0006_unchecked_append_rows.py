@@ -2,16 +2,16 @@
 
 ``records``, ``tree_nodes`` and ``position_versions`` get one to three rows
 per appended event. PostgreSQL checks a foreign key with a trigger per row
-that queries ``ledgers`` and takes a KEY SHARE lock on the row it finds:
-measured here at 2.4 us a row, 40% of inserting a tree node, and 12 us of
-the 35 us of database time a 500-event batch spent per event. Those checks
+that queries ``ledgers`` and takes a KEY SHARE lock on the row it finds,
+a large share of the database time of every appended event
+(``scripts/bench.sh appends``, batches of 500). Those checks
 cannot fail: every such row is written by the append transaction that
 locked its ledger's row (``SELECT ... FOR UPDATE``) and read the id from it,
 and ledgers are never deleted. The tables written once per append or less
 (checkpoints, idempotency keys, fixes, cells, marks) keep theirs.
 
 SQLite keeps all of its foreign keys: there the check is an index probe
-inside the engine (~0.3 us a row), and dropping one means copying the
+inside the engine, and dropping one means copying the
 table.
 
 Revision ID: 0006
