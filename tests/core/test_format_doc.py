@@ -30,10 +30,11 @@ from ledger.core.merkle import (
     verify_inclusion,
 )
 from ledger.core.positions import fold, sign_snapshot, snapshot_document, verify_snapshot_signature
-from ledger.core.records import RECORD_MEMBERS, Record
+from ledger.core.records import LEDGER_NAME_PATTERN, RECORD_MEMBERS, UUID_PATTERN, Record
 from ledger.core.signing import Signer, VerifierKey
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "format.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "format.md"
 LEDGER = "demo"
 ORIGIN = "ledger.example.org/demo"
 _BLOCK = re.compile(r"^```\w+ example:([\w-]+)\n(.*?)\n```$", re.MULTILINE | re.DOTALL)
@@ -191,3 +192,14 @@ def test_the_member_tables_list_what_the_code_reads() -> None:
     assert sorted(table_names("manifest-members")) == sorted(MANIFEST_MEMBERS)
     # Bundle members are listed in the order the tar must hold them.
     assert table_names("bundle-members") == list(MEMBERS)
+
+
+def test_the_patterns_on_the_page_are_the_code_and_schema_patterns() -> None:
+    common = json.loads((ROOT / "schemas" / "common.json").read_text(encoding="utf-8"))
+    patterns = [
+        *(f"^{p.pattern[2:-2]}$" for p in (LEDGER_NAME_PATTERN, UUID_PATTERN)),
+        common["$defs"]["party"]["pattern"],
+        common["$defs"]["topic"]["pattern"],
+    ]
+    for pattern in patterns:
+        assert f"`{pattern}`" in text(), pattern
