@@ -85,3 +85,50 @@ def test_the_baseline_apps_run_under_ledger_serves_default_options(tmp_path: Pat
     lines = served_log(AppProcess(None, tmp_path))
     assert any(STARTED_AT_INFO in line for line in lines)
     assert not access_lines(lines)
+
+
+# A child that touches ``argv[1]`` MB, then reports its peak as the suites' children do.
+ALLOCATING_CHILD = """
+import json, sys
+from bench.harness import peak_rss_mb
+held = bytearray(int(sys.argv[1]) << 20)
+for page in range(0, len(held), 4096):
+    held[page] = 1
+print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
+"""
+# A parent that holds ``argv[1]`` MB while it runs a child touching ``argv[2]`` MB.
+HOLDING_PARENT = """
+import subprocess, sys
+held = bytearray(int(sys.argv[1]) << 20)
+for page in range(0, len(held), 4096):
+    held[page] = 1
+child = subprocess.run([sys.executable, "-c", sys.argv[3], sys.argv[2]],
+                       capture_output=True, text=True, check=True)
+print(child.stdout)
+"""
+REPO = Path(__file__).resolve().parent.parent
+
+
+def child_peak_mb(*args: str) -> float:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", *args], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    peak: float = json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"]
+    return peak
+
+
+def test_a_childs_peak_rss_is_its_own_not_an_earlier_childs() -> None:
+    big = child_peak_mb(ALLOCATING_CHILD, "300")
+    small = child_peak_mb(ALLOCATING_CHILD, "20")
+    assert big > 300
+    assert small < big - 200
+
+
+def test_a_childs_peak_rss_leaves_out_its_parents_memory() -> None:
+    # A child starts in its parent's address space until it execs: a figure
+    # that kept that (``ru_maxrss``) would read the benchmark process's size.
+    small = child_peak_mb(HOLDING_PARENT, "300", "20", ALLOCATING_CHILD)
+    assert small < 150
