@@ -1,8 +1,10 @@
-"""``python -m bench [SUITE ...] [--quick]``: run benchmark suites, print the table."""
+"""``python -m bench [SUITE ...] [--quick]``: run benchmark suites, print the table;
+``python -m bench compare BEFORE AFTER [SUITE ...]``: two revisions side by side."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 from bench import appends, export, positions, proofs, readers, verify
@@ -19,6 +21,11 @@ SUITES: dict[str, Callable[[Report], None]] = {
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["compare"]:
+        from bench import compare
+
+        compare.main(sys.argv[2:], list(SUITES))
+        return
     parser = argparse.ArgumentParser(prog="bench")
     parser.add_argument("suites", nargs="*", choices=[*SUITES, []], help="default: all")
     parser.add_argument(

@@ -62,7 +62,7 @@ from typing import Any, Protocol
 import httpx
 import sqlalchemy as sa
 
-from bench.harness import RESULTS_DIR, Figure, Report, console
+from bench.harness import RESULTS_DIR, Figure, Report, console, peak_rss_mb
 from tests.servers import ChildServer, free_port
 
 CLIENTS = (1, 8, 32)
@@ -211,7 +211,7 @@ class PeakRss:
 
     def finish_mb(self) -> float:
         if self.exact:
-            return self._field("VmHWM:") / 1024
+            return peak_rss_mb(self.pid)
         self._stop.set()
         self._thread.join()
         return self.peak_kib / 1024

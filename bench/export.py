@@ -3,7 +3,7 @@
 ``SELECT canonical`` (the floor any export pays) and one that only starts up.
 
 Each measurement runs in a fresh child process, so its peak RSS is its own.
-Two memory figures are reported: peak RSS (``ru_maxrss``) and peak
+Two memory figures are reported: peak RSS (``harness.peak_rss_mb``) and peak
 anonymous RSS (sampled ``RssAnon``). On SQLite the first includes the
 database pages the engine memory-maps (``PRAGMA mmap_size``, 1 GiB, set for
 proof reads): shared, clean page cache that any full read maps, so it is
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import Figure, Report, console, fill, fresh_runtime
+from bench.harness import Figure, Report, console, fill, fresh_runtime, peak_rss_mb
 from ledger.config import Settings
 from ledger.core.bundle import MEMBERS, Manifest
 from ledger.runtime import Runtime
@@ -88,8 +88,6 @@ def _select_stream(runtime: Runtime) -> int:
 
 def child(mode: str, database_url: str, data_dir: str, output: str) -> dict[str, Any]:
     """One measurement in this (fresh) process; returns what it saw."""
-    import resource
-
     from ledger.exporter import write_bundle
 
     settings = Settings(data_dir=Path(data_dir), database_url=database_url, origin="bench")
@@ -110,7 +108,7 @@ def child(mode: str, database_url: str, data_dir: str, output: str) -> dict[str,
     return {
         "records": records,
         "seconds": elapsed,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "peak_anon_mb": anon.peak_kib / 1024,
     }
 

@@ -1,11 +1,15 @@
-"""Shared benchmark plumbing: fresh ledgers, timers, the results table."""
+"""Shared benchmark plumbing: fresh ledgers, timers, the results table, and
+the one way a process's peak RSS is measured.
+
+Cheap to import (no database stack at import time): measured child processes
+import it to report their own peak RSS, and must not pay for what they do not use.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import resource
 import statistics
 import tempfile
 import time
@@ -14,13 +18,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from ledger.config import Settings
 from ledger.core.records import EventDraft
-from ledger.runtime import Runtime
+
+if TYPE_CHECKING:
+    from ledger.runtime import Runtime
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 console = Console()
@@ -90,8 +96,22 @@ def machine() -> dict[str, object]:
     }
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def peak_rss_mb(pid: int | None = None) -> float:
+    """The peak RSS (MB) of one process: this one, or the live process ``pid``.
+
+    It is the kernel's high-water mark of the process's own address space
+    (``VmHWM``), so a measured child calls this just before it exits (or its
+    parent does, for a live worker). ``ru_maxrss`` is not used: it is the
+    maximum over every address space the process has had, and a child starts
+    in its parent's (fork, vfork, posix_spawn) before it execs, so a child of
+    a 2 GB benchmark process reads 2 GB whatever it does itself; and
+    ``RUSAGE_CHILDREN`` is the largest over every child ever waited for.
+    """
+    with open(f"/proc/{pid or 'self'}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid or 'self'} (a zombie, or not Linux)")
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -129,6 +149,9 @@ def drafts(count: int, *, start: int = 0) -> list[EventDraft]:
 
 @contextmanager
 def fresh_runtime(database_url: str | None = None) -> Iterator[Runtime]:
+    from ledger.config import Settings
+    from ledger.runtime import Runtime
+
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp), database_url=database_url, origin="bench")
         runtime = Runtime.start(settings)

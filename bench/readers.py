@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench.appends import BACKEND_NAMES, fresh_database, reachable_backends
-from bench.harness import Figure, Report, console
+from bench.harness import Figure, Report, console, peak_rss_mb
 from tests.servers import ServerProcess
 from tests.streamclients import StreamResult, follow, read_status_kib
 
@@ -105,7 +105,7 @@ def run_backend(report: Report, backend: str, directory: Path, rounds: int) -> N
             for _ in range(rounds):
                 seconds += asyncio.run(_round(server, READERS, head))
                 head += LIVE_ROUNDS * PER_BATCH
-            peak_kib = read_status_kib(server.pid, "VmHWM")
+            peak_mb = peak_rss_mb(server.pid)
             time.sleep(2)
             after_kib = read_status_kib(server.pid, "VmRSS")
         finally:
@@ -113,7 +113,7 @@ def run_backend(report: Report, backend: str, directory: Path, rounds: int) -> N
     before = before_kib / 1024
     target = f"<= {before + RSS_GROWTH_TARGET_MB:,.0f} MB (idle + {RSS_GROWTH_TARGET_MB})"
     for label, value, wanted in (
-        (f"peak RSS during {READERS} readers x {rounds} rounds", peak_kib / 1024, target),
+        (f"peak RSS during {READERS} readers x {rounds} rounds", peak_mb, target),
         (f"RSS after {READERS} readers", after_kib / 1024, target),
     ):
         report.add(

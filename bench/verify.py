@@ -6,8 +6,8 @@ parses and re-encodes each line (canonical check), checks its members,
 hashes it twice (record hash and Merkle leaf) and folds the tree.
 
 Targets: rate >= 0.2x the baseline; peak RSS of the verifier < 200 MB (it
-runs in a child process, so the figure is its own ``ru_maxrss``, plus its
-worker processes'). The verifier runs as a client would, with a pool of
+runs in a child process, so the figure is its own peak, ``harness.peak_rss_mb``,
+plus each of its worker processes'). The verifier runs as a client would, with a pool of
 ``worker_count()`` processes checking blocks of lines, and again in one
 process for comparison.
 """
@@ -36,18 +36,22 @@ SIZES = (1_000_000,)
 LEDGER = "bench"
 ORIGIN = f"bench.example/{LEDGER}"
 RECORDED_AT = "2025-02-24T10:00:00.000000Z"
+_ROOT = Path(__file__).resolve().parent.parent
 
-# The child reports its own peak RSS and its workers', so the parent's
+# The child reports its own peak RSS and each worker's, so the parent's
 # bundle building and baseline loop do not count against the verifier. It
 # verifies as a client would: with a pool of ``worker_count()`` processes
-# (none on one CPU), or with none when asked (argv[3] == "0").
+# (none on one CPU), or with none when asked (argv[3] == "0"). The workers'
+# peaks are read while they are still alive, before the pool shuts down.
 CHILD = """
-import json, multiprocessing, resource, sys, time
+import json, multiprocessing, sys, time
 from concurrent.futures import ProcessPoolExecutor
+from bench.harness import peak_rss_mb
 from ledger.core.signing import VerifierKey
 from ledger.core.verification import verify_bundle, worker_count
 key = VerifierKey.from_string(sys.argv[2])
 workers = worker_count() if sys.argv[3] != "0" else 0
+worker_peaks = []
 start = time.perf_counter()
 with open(sys.argv[1], "rb") as handle:
     if workers:
@@ -55,19 +59,20 @@ with open(sys.argv[1], "rb") as handle:
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
             report, _ = verify_bundle(handle, key, executor=pool)
             # The pool starts workers only once it is given blocks (not for small bundles).
-            workers = len(multiprocessing.active_children())
+            worker_peaks = [peak_rss_mb(p.pid) for p in multiprocessing.active_children()]
     else:
         report, _ = verify_bundle(handle, key)
 seconds = time.perf_counter() - start
 print(json.dumps({"valid": report.valid, "count": report.count, "seconds": seconds,
-                  "reason": report.reason, "workers": workers,
-                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "worker_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}))
+                  "reason": report.reason, "workers": len(worker_peaks),
+                  "peak_rss_mb": peak_rss_mb(), "worker_peak_rss_mb": worker_peaks}))
 """
+# The floor imports what the child does, harness included.
 FLOOR = """
-import json, resource
+import json
 import ledger.core.verification
-print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+from bench.harness import peak_rss_mb
+print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 """
 
 
@@ -153,7 +158,7 @@ def chained_sha256_rate(path: Path) -> tuple[float, int]:
 
 def _child(code: str, *args: str) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code, *args], cwd=_ROOT, capture_output=True, text=True, check=True
     )
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -163,7 +168,7 @@ def run(report: Report, sizes: tuple[int, ...] = SIZES) -> None:
     console.rule("verify")
     signer = Signer.generate(ORIGIN)
     floor = _child(FLOOR)
-    floor_mb = float(str(floor["maxrss_kb"])) / 1024
+    floor_mb = float(str(floor["peak_rss_mb"]))
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="ledger-bench-verify-") as tmp:
             path = Path(tmp) / "bundle.tar"
@@ -172,10 +177,10 @@ def run(report: Report, sizes: tuple[int, ...] = SIZES) -> None:
             single, single_baseline = _verify(path, size, signer, pool=False)
             result, baseline = _verify(path, size, signer, pool=True)
         workers = int(str(result["workers"]))
-        # An upper bound: the parent at its peak plus every worker at the largest one's.
-        rss_mb = (
-            float(str(result["maxrss_kb"])) + workers * float(str(result["worker_maxrss_kb"]))
-        ) / 1024
+        worker_peaks = result["worker_peak_rss_mb"]
+        assert isinstance(worker_peaks, list)
+        # An upper bound: the parent at its peak plus every worker at its own.
+        rss_mb = float(str(result["peak_rss_mb"])) + sum(float(mb) for mb in worker_peaks)
         report.add(
             Figure(
                 "verify",
