@@ -1,4 +1,6 @@
-"""A quick acceptance test for ``records.jsonl`` lines, for bulk verification.
+"""Record lines read in bulk: a quick acceptance test for one, and the check of a run.
+
+Both serve verifiers that read many ``records.jsonl`` lines.
 
 ``ChainVerifier`` reads an untrusted line with ``loads_strict`` and
 ``Record.from_dict``, which name precisely what is wrong but cost tens of
@@ -37,7 +39,7 @@ a line either accepts:
   without a backslash there is no ``\\ud800`` escape either.
 - the record members: ``_is_record``, and the patterns of the first
   reading, are ``Record.from_dict`` without its messages;
-  ``tests/core/test_fastline.py`` checks that they accept the same lines.
+  ``tests/core/test_record_lines.py`` checks that they accept the same lines.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The quick line check and the worker runs never change a verdict (SPEC §5 step 2).
 
-``fastline.parse_line`` may only accept lines the strict reading accepts, and
+``record_lines.parse_line`` may only accept lines the strict reading accepts, and
 the chain must report the same first failure, with the same reason, whether a
 line took the quick path or the strict one. Bundles checked in blocks by an
 executor must give the same report as bundles checked line by line.
@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ledger.core import checkpoint as notes
-from ledger.core import fastline, verification
+from ledger.core import record_lines, verification
 from ledger.core.bundle import MEMBERS, Manifest
 from ledger.core.canonical import canonical_bytes
 from ledger.core.chain import ChainVerifier, verify_chain
@@ -38,10 +38,10 @@ from ledger.core.errors import (
     PrevMismatch,
     VerificationError,
 )
-from ledger.core.fastline import check_run, parse_line
 from ledger.core.hashing import GENESIS_PREV, leaf_hash, record_hash
 from ledger.core.jsonvalues import loads_strict
 from ledger.core.merkle import append_leaves, inclusion_proof, root_from_leaves
+from ledger.core.record_lines import check_run, parse_line
 from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.verification import MerkleAccumulator, verify_bundle
@@ -465,9 +465,9 @@ def test_the_member_by_member_reading_agrees_with_the_whole_line_one(data: st.Da
         except Exception as e:  # a parse error, or the private class the refusal hooks raise
             return type(e).__name__
 
-    shaped = read(fastline._read_shaped)
+    shaped = read(record_lines._read_shaped)
     if isinstance(shaped, dict):
-        assert read(fastline._read_any) == shaped
+        assert read(record_lines._read_any) == shaped
 
 
 @settings(max_examples=300)
