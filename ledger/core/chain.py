@@ -7,7 +7,7 @@ formed, ``ledger`` matches, ``seq`` runs gap-free, ``recorded_at`` never
 decreases, and ``prev`` is the hash of the record before. It holds O(1) state,
 so a million-record ledger verifies in constant memory.
 
-Each line is first offered to ``fastline.parse_line``, which accepts the
+Each line is first offered to ``record_lines.parse_line``, which accepts the
 lines it is sure of at a fraction of the cost; the rest take the strict
 reading, so a bad line is refused with the same reason and seq either way.
 """
@@ -18,9 +18,9 @@ from collections.abc import Iterable
 
 from ledger.core.canonical import canonical_bytes
 from ledger.core.errors import ChainBroken, InputError, MalformedRecord, PrevMismatch
-from ledger.core.fastline import RunSummary, parse_line
 from ledger.core.hashing import GENESIS_PREV, record_hash
 from ledger.core.jsonvalues import loads_strict
+from ledger.core.record_lines import RunSummary, parse_line
 from ledger.core.records import Record
 
 __all__ = ["ChainVerifier", "verify_chain"]

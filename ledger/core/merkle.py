@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from ledger.core.errors import ProofInvalid
-from ledger.core.hashing import HASH_SIZE, empty_root, node_hash
+from ledger.core.hashing import HASH_SIZE, empty_root, node_hash, parent_hashes
 
 __all__ = [
     "MAX_TREE_SIZE",
@@ -38,10 +38,12 @@ __all__ = [
     "consistency_proof",
     "consistency_ranges",
     "fold_cover",
+    "fold_perfect_subtrees",
     "inclusion_proof",
     "inclusion_ranges",
     "nodes_for_ranges",
     "perfect_cover",
+    "perfect_root",
     "root_from_inclusion_proof",
     "root_from_leaves",
     "root_from_nodes",
@@ -183,6 +185,37 @@ def root_from_leaves(leaf_hashes: Sequence[bytes]) -> bytes:
     if not leaf_hashes:
         return empty_root()
     return _subtree_root(leaf_hashes, 0, len(leaf_hashes))
+
+
+def perfect_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """MTH of ``2**level`` leaf hashes, level by level: ``root_from_leaves`` for a perfect tree.
+
+    Breadth first, a level at a time, so bulk verification pays one batch
+    call per level rather than one call per node.
+    """
+    count = len(leaf_hashes)
+    if count == 0 or count & (count - 1):
+        raise ValueError(f"{count} leaves do not make a perfect tree")
+    level = list(leaf_hashes)
+    while len(level) > 1:
+        level = parent_hashes(level)
+    return level[0]
+
+
+def fold_perfect_subtrees(start: int, leaf_hashes: Sequence[bytes]) -> list[tuple[int, bytes]]:
+    """``(level, root)`` of each node of ``perfect_cover`` over leaves ``start``... given.
+
+    ``leaf_hashes`` are the leaves at ``start, start + 1, ...``. The result is
+    what a left-to-right binary-counter accumulator would push for them, so a
+    verifier can append a whole run as a few subtrees, not leaf by leaf.
+    """
+    folded: list[tuple[int, bytes]] = []
+    offset = 0
+    for level, _ in perfect_cover(start, start + len(leaf_hashes)):
+        width = 1 << level
+        folded.append((level, perfect_root(leaf_hashes[offset : offset + width])))
+        offset += width
+    return folded
 
 
 def root_from_nodes(size: int, nodes: Mapping[NodeId, bytes]) -> bytes:

@@ -55,7 +55,6 @@ from ledger.core.errors import (
     RotationInvalid,
     VerificationError,
 )
-from ledger.core.fastline import ROTATION_TYPE, RunSummary, check_run
 from ledger.core.hashing import GENESIS_PREV, HASH_SIZE, empty_root, leaf_hash, node_hash
 from ledger.core.merkle import NodeId, fold_cover, verify_consistency, verify_inclusion
 from ledger.core.positions import (
@@ -65,6 +64,7 @@ from ledger.core.positions import (
     snapshot_document,
     verify_snapshot_signature,
 )
+from ledger.core.record_lines import ROTATION_TYPE, RunSummary, check_run
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey, follow_rotation
 
@@ -328,7 +328,7 @@ class LogVerifier:
         return self._tree is not None and self._on_node is None
 
     def add_run(self, run: RunSummary) -> bool:
-        """Append a run ``fastline.check_run`` passed.
+        """Append a run ``record_lines.check_run`` passed.
 
         ``False``, with nothing appended, when the run does not link to the
         records before it, or when ``on_record`` or ``keys`` wants the records

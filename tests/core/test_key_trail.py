@@ -10,8 +10,8 @@ from itertools import pairwise
 import pytest
 
 from ledger.core.errors import RotationInvalid
-from ledger.core.fastline import check_run
 from ledger.core.hashing import GENESIS_PREV, record_hash
+from ledger.core.record_lines import check_run
 from ledger.core.records import Record
 from ledger.core.signing import Signer, endorse
 from ledger.core.verification import KeyTrail, LogVerifier, UnnamedKey

@@ -1,6 +1,6 @@
 """The quick line check and the worker runs never change a verdict (SPEC §5 step 2).
 
-``fastline.parse_line`` may only accept lines the strict reading accepts, and
+``record_lines.parse_line`` may only accept lines the strict reading accepts, and
 the chain must report the same first failure, with the same reason, whether a
 line took the quick path or the strict one. Bundles checked in blocks by an
 executor must give the same report as bundles checked line by line.
@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ledger.core import checkpoint as notes
-from ledger.core import fastline, verification
+from ledger.core import record_lines, verification
 from ledger.core.bundle import MEMBERS, Manifest
 from ledger.core.canonical import canonical_bytes
 from ledger.core.chain import ChainVerifier, verify_chain
@@ -38,10 +38,10 @@ from ledger.core.errors import (
     PrevMismatch,
     VerificationError,
 )
-from ledger.core.fastline import check_run, parse_line
 from ledger.core.hashing import GENESIS_PREV, leaf_hash, record_hash
 from ledger.core.jsonvalues import loads_strict
 from ledger.core.merkle import append_leaves, inclusion_proof, root_from_leaves
+from ledger.core.record_lines import check_run, parse_line
 from ledger.core.records import EventDraft, Record
 from ledger.core.signing import Signer
 from ledger.core.verification import MerkleAccumulator, verify_bundle
@@ -465,9 +465,9 @@ def test_the_member_by_member_reading_agrees_with_the_whole_line_one(data: st.Da
         except Exception as e:  # a parse error, or the private class the refusal hooks raise
             return type(e).__name__
 
-    shaped = read(fastline._read_shaped)
+    shaped = read(record_lines._read_shaped)
     if isinstance(shaped, dict):
-        assert read(fastline._read_any) == shaped
+        assert read(record_lines._read_any) == shaped
 
 
 @settings(max_examples=300)
@@ -571,6 +571,52 @@ def test_a_run_with_any_fault_is_left_to_the_line_by_line_check() -> None:
         assert check_run(b"\n".join(bad), ledger=LEDGER, first_seq=1, merkle=True) is None
     assert check_run(b"\n".join(lines), ledger="elsewhere", first_seq=1, merkle=True) is None
     assert check_run(b"\n".join(lines), ledger=LEDGER, first_seq=2, merkle=True) is None
+
+
+GENERATED = chain_lines(140)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_runs_give_the_roots_and_head_of_record_by_record_verification(
+    data: st.DataObject,
+) -> None:
+    size = data.draw(st.integers(1, len(GENERATED)), label="size")
+    first = data.draw(st.integers(1, size), label="first seq")
+    lines = GENERATED[first - 1 : size]
+    # Where the lines are cut into runs: between any two of them.
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(len(lines) - 1, 1)), max_size=6)))
+    cuts = [cut for cut in cuts if cut < len(lines)]
+    # Roots asked for on the way make runs fold leaf by leaf; none, by subtrees.
+    root_sizes = data.draw(st.sets(st.integers(0, size), max_size=3), label="root sizes")
+    prev = GENERATED[first - 2] if first > 1 else None
+    first_prev = record_hash(prev) if prev is not None else GENESIS_PREV
+
+    def log() -> verification.LogVerifier:
+        return verification.LogVerifier(
+            ledger=LEDGER, from_seq=first, first_prev=first_prev, root_sizes=root_sizes
+        )
+
+    one_by_one = log()
+    for line in lines:
+        one_by_one.check_line(line)
+    in_runs = log()
+    for start, end in zip([0, *cuts], [*cuts, len(lines)], strict=True):
+        block = b"\n".join(lines[start:end])
+        run = check_run(
+            block, ledger=LEDGER, first_seq=first + start, merkle=in_runs.wants_subtrees
+        )
+        assert run is not None
+        assert in_runs.add_run(run)
+
+    assert in_runs.head_hash == one_by_one.head_hash == record_hash(lines[-1])
+    assert in_runs.last_leaf == one_by_one.last_leaf == leaf_hash(lines[-1])
+    assert in_runs.count == one_by_one.count == len(lines)
+    if first == 1:
+        leaves = [leaf_hash(line) for line in lines]
+        assert in_runs.root() == one_by_one.root() == root_from_leaves(leaves)
+        expected = {s: root_from_leaves(leaves[:s]) for s in root_sizes}
+        assert in_runs.roots == one_by_one.roots == expected
 
 
 def test_a_subtree_must_be_aligned() -> None:

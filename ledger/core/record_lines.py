@@ -1,4 +1,7 @@
-"""A quick acceptance test for ``records.jsonl`` lines, for bulk verification.
+"""Record lines read in bulk: a quick acceptance test for one, and the check of a run.
+
+Both serve verifiers that read many ``records.jsonl`` lines; the hashes of a
+run come from ``hashing`` and its subtrees from ``merkle``, like every other.
 
 ``ChainVerifier`` reads an untrusted line with ``loads_strict`` and
 ``Record.from_dict``, which name precisely what is wrong but cost tens of
@@ -37,12 +40,11 @@ a line either accepts:
   without a backslash there is no ``\\ud800`` escape either.
 - the record members: ``_is_record``, and the patterns of the first
   reading, are ``Record.from_dict`` without its messages;
-  ``tests/core/test_fastline.py`` checks that they accept the same lines.
+  ``tests/core/test_record_lines.py`` checks that they accept the same lines.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import operator
@@ -51,8 +53,9 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ledger.core.hashing import LEAF_HASH_PREFIX, NODE_HASH_PREFIX
+from ledger.core.hashing import leaf_hashes, record_hashes
 from ledger.core.jsonvalues import MAX_DEPTH, MAX_SAFE_INTEGER
+from ledger.core.merkle import fold_perfect_subtrees
 from ledger.core.records import (
     LEDGER_NAME_PATTERN,
     OPTIONAL_MEMBERS,
@@ -334,60 +337,36 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
     path, to be refused with a reason or accepted after all. With ``merkle``
     the summary also holds the run's part of the tree over seq 1 onwards.
     """
-    sha256 = hashlib.sha256
-    leaves: list[bytes] = []
-    head_hash = first_prev = recorded_at = first_recorded_at = ""
+    lines = block.split(b"\n")
+    prevs: list[str] = []
+    recorded_at = first_recorded_at = ""
     seq = first_seq
     rotations = 0
-    for line in block.split(b"\n"):
+    for line in lines:
         obj = parse_line(line)
         if obj is None or obj["ledger"] != ledger or obj["seq"] != seq:
             return None
         if seq == first_seq:
-            first_prev = obj["prev"]
             first_recorded_at = obj["recorded_at"]
-        elif obj["prev"] != head_hash or obj["recorded_at"] < recorded_at:
+        elif obj["recorded_at"] < recorded_at:
             return None
         recorded_at = obj["recorded_at"]
+        prevs.append(obj["prev"])
         if obj["type"] == ROTATION_TYPE:
             rotations += 1
-        head_hash = sha256(line).hexdigest()
-        leaf = sha256(LEAF_HASH_PREFIX)
-        leaf.update(line)
-        leaves.append(leaf.digest())
         seq += 1
+    hashes = record_hashes(lines)
+    # Each prev after the first is the hash of the line before it.
+    if prevs[1:] != hashes[:-1]:
+        return None
+    leaves = leaf_hashes(lines)
     return RunSummary(
         lines=len(leaves),
-        first_prev=first_prev,
+        first_prev=prevs[0],
         first_recorded_at=first_recorded_at,
         last_recorded_at=recorded_at,
-        head_hash=head_hash,
+        head_hash=hashes[-1],
         leaves=b"".join(leaves),
-        subtrees=_subtrees(first_seq - 1, leaves) if merkle else (),
+        subtrees=tuple(fold_perfect_subtrees(first_seq - 1, leaves)) if merkle else (),
         rotations=rotations,
     )
-
-
-def _subtrees(start: int, leaves: list[bytes]) -> tuple[tuple[int, bytes], ...]:
-    """The roots of the aligned perfect subtrees that leaves ``start``... make up, in order.
-
-    Each is the root of leaves ``i .. i + 2^level`` with ``i`` a multiple of
-    ``2^level``: exactly what a left-to-right RFC 9162 accumulator would
-    hold after them, so it can take the run as a few subtrees, not leaf by leaf.
-    """
-    sha256 = hashlib.sha256
-    out: list[tuple[int, bytes]] = []
-    index, end = start, start + len(leaves)
-    while index < end:
-        level = 0
-        while index % (2 << level) == 0 and index + (2 << level) <= end:
-            level += 1
-        nodes = leaves[index - start : index - start + (1 << level)]
-        while len(nodes) > 1:
-            nodes = [
-                sha256(NODE_HASH_PREFIX + nodes[i] + nodes[i + 1]).digest()
-                for i in range(0, len(nodes), 2)
-            ]
-        out.append((level, nodes[0]))
-        index += 1 << level
-    return tuple(out)
