@@ -32,10 +32,10 @@ from ledger.core.times import (
 )
 from ledger.intake import Intake, ParsedBody, new_event_ids
 from ledger.keyring import KeyRing
+from ledger.store.dbapi_reads import raw_read
 from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
-from ledger.store.rawread import raw_read
 from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Receipt, Recorder
 
 __all__ = ["AppendOutcome", "LedgerService", "PreparedAppend", "Rotation"]
@@ -180,7 +180,7 @@ class LedgerService:
 
         ``authorize`` sees the parsed events before anything is written, and
         refuses by raising (a token limited to one party, say). ``parsed``:
-        what ``Intake.parse`` made of ``body`` elsewhere (``ledger.intakepool``).
+        what ``Intake.parse`` made of ``body`` elsewhere (``ledger.intake_workers``).
         """
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidParameter(

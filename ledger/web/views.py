@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.service import LedgerService
-from ledger.store.rawread import raw_read
+from ledger.store.dbapi_reads import raw_read
 
 __all__ = [
     "STANCES",
