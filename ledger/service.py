@@ -226,6 +226,26 @@ class LedgerService:
             result = self.recorder.commit(prepared.request)
         return AppendOutcome(result=result, is_batch=prepared.is_batch)
 
+    def append_drafts(
+        self, ledger: str, drafts: Sequence[EventDraft], *, actor: str
+    ) -> AppendOutcome:
+        """Append events already validated one by one (``Intake.draft``, as
+        ``ledger import`` reads a file) as one atomic batch, with the checks
+        ``append`` makes of a posted batch: the CLI appends as HTTP does."""
+        if not drafts:
+            raise InvalidEvent("a batch must hold at least one event", field="(root)")
+        if len(drafts) > self.intake.max_batch:
+            raise InvalidEvent(
+                f"a batch holds at most {self.intake.max_batch} events, this one {len(drafts)}",
+                field="(root)",
+            )
+        prepared = self.prepare_append(
+            ledger, b"", actor=actor, parsed=ParsedBody(list(drafts), is_batch=True, value=None)
+        )
+        with self._claim(prepared.request):
+            result = self.recorder.commit(prepared.request)
+        return AppendOutcome(result=result, is_batch=prepared.is_batch)
+
     async def commit_append(self, prepared: PreparedAppend) -> AppendOutcome:
         """Commit a prepared append from the event loop (see ``Recorder.commit_async``)."""
         with self._claim(prepared.request):
