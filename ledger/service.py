@@ -222,9 +222,7 @@ class LedgerService:
             expected_seq=expected_seq,
             authorize=authorize,
         )
-        with self._claim(prepared.request):
-            result = self.recorder.commit(prepared.request)
-        return AppendOutcome(result=result, is_batch=prepared.is_batch)
+        return self._commit(prepared)
 
     def append_drafts(
         self, ledger: str, drafts: Sequence[EventDraft], *, actor: str
@@ -242,6 +240,9 @@ class LedgerService:
         prepared = self.prepare_append(
             ledger, b"", actor=actor, parsed=ParsedBody(list(drafts), is_batch=True, value=None)
         )
+        return self._commit(prepared)
+
+    def _commit(self, prepared: PreparedAppend) -> AppendOutcome:
         with self._claim(prepared.request):
             result = self.recorder.commit(prepared.request)
         return AppendOutcome(result=result, is_batch=prepared.is_batch)
