@@ -72,7 +72,7 @@ class AnonPeak:
 
 def _select_stream(runtime: Runtime) -> int:
     """The floor: one ordered pass over the stored bytes, fetched in pages."""
-    from ledger.store.rawread import raw_read
+    from ledger.store.dbapi_reads import raw_read
 
     count = 0
     with raw_read(runtime.database) as reader:

@@ -86,7 +86,7 @@ def _progress(*, disable: bool = False) -> Progress:
 
 def _audit(action: str, **fields: object) -> None:
     """Key and token operations from the command line go to the audit log too."""
-    from ledger.api.auditlog import audit_event, configure_audit_log
+    from ledger.api.request_log import audit_event, configure_audit_log
 
     configure_audit_log(Settings().audit_log)
     principal = f"cli:{os.environ.get('USER') or os.getuid()}"
@@ -152,10 +152,12 @@ def import_events(
     quiet: bool,
     batches: list[int] | None = None,
 ) -> int:
-    """Append drafts in atomic batches; returns the head seq afterwards.
+    """Append drafts in atomic batches through the service's checks, as HTTP
+    appends; returns the head seq afterwards.
 
     ``batches``: the size of each append, in order (default: as many as
-    ``IMPORT_BATCH`` allows)."""
+    ``IMPORT_BATCH`` and the configured batch limit allow); a larger one is
+    refused as a posted batch would be."""
     try:
         service.get_ledger(ledger)
     except NotFound:
@@ -163,14 +165,15 @@ def import_events(
         if not quiet:
             console.print(f"created ledger [bold]{ledger}[/]")
     if batches is None:
-        batches = [min(IMPORT_BATCH, len(drafts) - s) for s in range(0, len(drafts), IMPORT_BATCH)]
+        most = min(IMPORT_BATCH, service.intake.max_batch)
+        batches = [min(most, len(drafts) - s) for s in range(0, len(drafts), most)]
     with _progress(disable=quiet) as progress:
         task = progress.add_task(f"importing into {ledger}", total=len(drafts))
         start = 0
         for size in batches:
             batch = drafts[start : start + size]
             start += size
-            service.recorder.append(ledger, batch, actor=actor)
+            service.append_drafts(ledger, batch, actor=actor)
             progress.advance(task, len(batch))
     return service.get_ledger(ledger).size
 

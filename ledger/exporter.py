@@ -36,6 +36,7 @@ from ledger.core.errors import InvalidParameter, VerificationError
 from ledger.core.hashing import record_hash
 from ledger.core.times import format_recorded_at
 from ledger.service import LedgerService
+from ledger.store.ledger_reads import newest_signer
 
 __all__ = [
     "PreparedBundle",
@@ -188,8 +189,7 @@ def prepare_bundle(
         raise VerificationError(
             f"the checkpoint of size {last} disagrees with the stored records", seq=last
         )
-    with service.recorder.db.read() as conn:
-        signer = service.recorder.signers(conn)[-1]  # the newest active key
+    signer = newest_signer(service.recorder)
     manifest = Manifest(
         ledger=ledger,
         origin=service.recorder.checkpoint_origin(ledger),

@@ -156,7 +156,7 @@ class ParsedBody:
     is_batch: bool
     value: Any
     # ``request_sha256()``, when it was worked out where ``value`` was (a
-    # worker process of ``ledger.intakepool``, which sends no value back).
+    # worker process of ``ledger.intake_workers``, which sends no value back).
     known_sha256: str | None = None
 
     def request_sha256(self) -> str:

@@ -1,4 +1,5 @@
-"""Use cases: create ledgers, append, read. No HTTP, no SQL.
+"""Use cases: create ledgers, append, read. No HTTP, no SQL: reads and writes
+go through the functions and objects of ``ledger.store``.
 
 The HTTP API and the CLI both call this module, so an event imported from a
 file passes exactly the checks of an event posted over HTTP.
@@ -33,15 +34,14 @@ from ledger.core.times import (
 from ledger.intake import Intake, ParsedBody, new_event_ids
 from ledger.keyring import KeyRing
 from ledger.store.keys import KeyRecord, KeyRegistry
+from ledger.store.ledger_reads import ledger_at, newest_signer
+from ledger.store.position_reads import position_history, position_snapshots
 from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
-from ledger.store.rawread import raw_read
 from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Receipt, Recorder
 
 __all__ = ["AppendOutcome", "LedgerService", "PreparedAppend", "Rotation"]
 
-_SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
-_SELECT_KNOWN_BY = "SELECT MAX(seq) FROM records WHERE ledger_id = ? AND recorded_at <= ?"
 _DATE_ONLY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
@@ -180,7 +180,7 @@ class LedgerService:
 
         ``authorize`` sees the parsed events before anything is written, and
         refuses by raising (a token limited to one party, say). ``parsed``:
-        what ``Intake.parse`` made of ``body`` elsewhere (``ledger.intakepool``).
+        what ``Intake.parse`` made of ``body`` elsewhere (``ledger.intake_workers``).
         """
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidParameter(
@@ -222,6 +222,27 @@ class LedgerService:
             expected_seq=expected_seq,
             authorize=authorize,
         )
+        return self._commit(prepared)
+
+    def append_drafts(
+        self, ledger: str, drafts: Sequence[EventDraft], *, actor: str
+    ) -> AppendOutcome:
+        """Append events already validated one by one (``Intake.draft``, as
+        ``ledger import`` reads a file) as one atomic batch, with the checks
+        ``append`` makes of a posted batch: the CLI appends as HTTP does."""
+        if not drafts:
+            raise InvalidEvent("a batch must hold at least one event", field="(root)")
+        if len(drafts) > self.intake.max_batch:
+            raise InvalidEvent(
+                f"a batch holds at most {self.intake.max_batch} events, this one {len(drafts)}",
+                field="(root)",
+            )
+        prepared = self.prepare_append(
+            ledger, b"", actor=actor, parsed=ParsedBody(list(drafts), is_batch=True, value=None)
+        )
+        return self._commit(prepared)
+
+    def _commit(self, prepared: PreparedAppend) -> AppendOutcome:
         with self._claim(prepared.request):
             result = self.recorder.commit(prepared.request)
         return AppendOutcome(result=result, is_batch=prepared.is_batch)
@@ -261,30 +282,35 @@ class LedgerService:
 
     def resolve_known_at(self, ledger: str, known_at: str | None) -> tuple[int, int]:
         """(ledger id, seq): ``known_at`` as a seq, or a time meaning the last record by then."""
-        with raw_read(self.recorder.db) as reader:
-            row = reader.one(_SELECT_HEAD, [ledger])
-            if row is None:
-                raise NotFound(f"no ledger named {ledger!r}")
-            ledger_id, head = int(row[0]), int(row[1])
-            if known_at is None or known_at == "":
-                return ledger_id, head
-            if known_at.isascii() and known_at.isdigit():
-                seq = int(known_at)
-                if seq > head:
-                    raise InvalidParameter(
-                        f"the ledger holds {head} records; known_at cannot exceed it",
-                        field="known_at",
-                    )
-                return ledger_id, seq
+        text = known_at or ""
+        bound: str | None = None
+        refusal: InvalidParameter | None = None
+        if text and not (text.isascii() and text.isdigit()):
+            # Refused only after the ledger is read: an unknown ledger is a 404 first.
             try:
-                moment = parse_instant(known_at, allow_fraction=True)
+                moment = parse_instant(text, allow_fraction=True)
             except ValueError as e:
-                raise InvalidParameter(f"a seq or a time: {e}", field="known_at") from None
-            bound = format_recorded_at(moment)
-            if _DATE_ONLY.match(known_at):
-                bound = bound[:10] + "T23:59:59.999999Z"
-            found = reader.one(_SELECT_KNOWN_BY, [ledger_id, bound])
-            return ledger_id, int(found[0]) if found and found[0] is not None else 0
+                refusal = InvalidParameter(f"a seq or a time: {e}", field="known_at")
+            else:
+                bound = format_recorded_at(moment)
+                if _DATE_ONLY.match(text):
+                    bound = bound[:10] + "T23:59:59.999999Z"
+        found = ledger_at(self.recorder.db, ledger, recorded_by=bound)
+        if found is None:
+            raise NotFound(f"no ledger named {ledger!r}")
+        if refusal is not None:
+            raise refusal
+        if found.recorded_by is not None:
+            return found.ledger_id, found.recorded_by
+        if not text:
+            return found.ledger_id, found.head
+        seq = int(text)
+        if seq > found.head:
+            raise InvalidParameter(
+                f"the ledger holds {found.head} records; known_at cannot exceed it",
+                field="known_at",
+            )
+        return found.ledger_id, seq
 
     def snapshot(
         self, ledger: str, *, as_of: str | None = None, known_at: str | None = None
@@ -292,15 +318,14 @@ class LedgerService:
         """The signed SPEC §6 snapshot document."""
         bound = parse_as_of(as_of)
         ledger_id, seq = self.resolve_known_at(ledger, known_at)
-        with raw_read(self.recorder.db) as reader:
-            positions = self.positions.snapshot(reader, ledger_id, as_of=bound, known_at=seq)
+        (positions,) = position_snapshots(
+            self.recorder.db, self.positions, ledger_id, as_of=[bound], known_at=seq
+        )
         root = self.log.root_at(ledger, seq)
         document = snapshot_document(
             ledger=ledger, as_of=bound, known_at=seq, merkle_root=root, positions=positions
         )
-        with self.recorder.db.read() as conn:
-            signer = self.recorder.signers(conn)[-1]  # the newest active key
-        return sign_snapshot(document, signer)
+        return sign_snapshot(document, newest_signer(self.recorder))
 
     def party(
         self, ledger: str, party: str, *, as_of: str | None = None, known_at: str | None = None
@@ -308,10 +333,9 @@ class LedgerService:
         """One party's positions and the claims others make about it."""
         bound = parse_as_of(as_of)
         ledger_id, seq = self.resolve_known_at(ledger, known_at)
-        with raw_read(self.recorder.db) as reader:
-            positions = self.positions.snapshot(
-                reader, ledger_id, as_of=bound, known_at=seq, party=party
-            )
+        (positions,) = position_snapshots(
+            self.recorder.db, self.positions, ledger_id, as_of=[bound], known_at=seq, party=party
+        )
         document: dict[str, Any] = {"ledger": ledger, "party": party}
         if bound is not None:
             document["as_of"] = bound
@@ -331,10 +355,9 @@ class LedgerService:
     ) -> dict[str, Any]:
         """Every statement on (party, topic) in valid-time order, with what fixed it."""
         ledger_id, seq = self.resolve_known_at(ledger, known_at)
-        with raw_read(self.recorder.db) as reader:
-            entries = self.positions.history(
-                reader, ledger_id, known_at=seq, party=party, topic=topic
-            )
+        entries = position_history(
+            self.recorder.db, self.positions, ledger_id, known_at=seq, party=party, topic=topic
+        )
         document: dict[str, Any] = {"ledger": ledger, "known_at": seq}
         if party is not None:
             document["party"] = party
@@ -357,9 +380,13 @@ class LedgerService:
         if before_bound is None or after_bound is None:
             raise InvalidParameter("is required", field="from" if before_bound is None else "to")
         ledger_id, seq = self.resolve_known_at(ledger, known_at)
-        with raw_read(self.recorder.db) as reader:
-            before = self.positions.snapshot(reader, ledger_id, as_of=before_bound, known_at=seq)
-            after = self.positions.snapshot(reader, ledger_id, as_of=after_bound, known_at=seq)
+        before, after = position_snapshots(
+            self.recorder.db,
+            self.positions,
+            ledger_id,
+            as_of=[before_bound, after_bound],
+            known_at=seq,
+        )
         return {
             "ledger": ledger,
             "from": before_bound,

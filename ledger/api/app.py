@@ -11,17 +11,17 @@ from fastapi import Depends, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from ledger import __version__
-from ledger.api.appendlane import AppendLane, append_ledger
-from ledger.api.auditlog import AuditLogMiddleware, configure_audit_log
+from ledger.api.append_route import AppendLane, append_ledger
 from ledger.api.auth import RateLimiter, RevocationCheck, caller, ledger_reader
 from ledger.api.docspages import install_docs
 from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
+from ledger.api.request_log import AuditLogMiddleware, configure_audit_log
 from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
 from ledger.api.streamhub import StreamHub
 from ledger.config import Settings
 from ledger.intake import EventSchemas
-from ledger.intakepool import IntakePool
+from ledger.intake_workers import IntakePool
 from ledger.runtime import Runtime
 
 __all__ = ["LedgerApp", "create_app"]
@@ -31,7 +31,7 @@ logger = logging.getLogger("ledger.api")
 
 class LedgerApp(FastAPI):
     """FastAPI, with appends served by ``lane`` ahead of its per-request machinery
-    (see ``ledger.api.appendlane``); ``lane = None`` leaves them to the router."""
+    (see ``ledger.api.append_route``); ``lane = None`` leaves them to the router."""
 
     lane: AppendLane | None = AppendLane()
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ledger.api.auditlog import CLIENT_CLOSED
+from ledger.api.request_log import CLIENT_CLOSED
 from ledger.core import errors
 from ledger.core.jsonvalues import format_path
 

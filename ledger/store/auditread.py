@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ledger.core.errors import NotFound
 from ledger.core.merkle import NodeId
 from ledger.store.database import Database
-from ledger.store.rawread import raw_read
+from ledger.store.dbapi_reads import raw_read
 from ledger.store.tree import load_nodes_with
 
 __all__ = [

@@ -36,8 +36,8 @@ from ledger.core.positions import (
 from ledger.core.projection_rows import MARK_BLOCK, mark_block
 from ledger.core.records import Record, SealedDraft
 from ledger.store.database import Database, raw_execute, raw_execute_many
+from ledger.store.dbapi_reads import RawReader
 from ledger.store.groupstatement import PlannedRows, running_marks
-from ledger.store.rawread import RawReader
 from ledger.store.tables import (
     ledgers,
     position_cells,

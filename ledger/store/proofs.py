@@ -24,7 +24,7 @@ from ledger.core.merkle import (
     perfect_cover,
     root_from_nodes,
 )
-from ledger.store.rawread import RawReader, raw_read
+from ledger.store.dbapi_reads import RawReader, raw_read
 from ledger.store.recorder import Recorder
 from ledger.store.tree import load_nodes_with
 

@@ -20,7 +20,7 @@ from ledger.access import (
 from ledger.core.errors import Conflict, InvalidParameter, NotFound
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
-from ledger.store.rawread import raw_read
+from ledger.store.dbapi_reads import raw_read
 from ledger.store.revocations import CHANNEL, RevocationFile, RevocationWatch, Stamp
 from ledger.store.tables import api_tokens
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger.service import LedgerService
-from ledger.store.rawread import raw_read
+from ledger.store.ledger_reads import fixes_of, registrations_after
 
 __all__ = [
     "STANCES",
@@ -75,17 +75,6 @@ def safe_url(url: object) -> str | None:
 
 # -- names of parties and topics ----------------------------------------------
 
-_SELECT_ID = "SELECT id FROM ledgers WHERE name = ?"
-_SELECT_REGISTRATIONS = (
-    "SELECT seq, canonical FROM records WHERE ledger_id = ? AND seq > ?"
-    " AND type IN ('party.registered', 'topic.registered') ORDER BY seq"
-)
-_SELECT_FIXES_OF = (
-    "SELECT f.fix_seq, r.canonical FROM record_fixes f JOIN records r"
-    " ON r.ledger_id = f.ledger_id AND r.seq = f.fix_seq"
-    " WHERE f.ledger_id = ? AND f.target_seq = ? ORDER BY f.fix_seq"
-)
-
 
 @dataclass(slots=True)
 class Catalog:
@@ -111,20 +100,18 @@ def catalog(service: LedgerService, ledger: str) -> Catalog:
     with _catalog_lock:
         cache = _catalogs.setdefault(service, {})
         known = cache.get(ledger) or Catalog()
-        with raw_read(service.recorder.db) as reader:
-            row = reader.one(_SELECT_ID, [ledger])
-            if row is None:
-                return Catalog()
-            rows = reader.all(_SELECT_REGISTRATIONS, [int(row[0]), known.scanned])
+        rows = registrations_after(service.recorder.db, ledger, known.scanned)
+        if rows is None:
+            return Catalog()
         updated = Catalog(dict(known.parties), dict(known.topics), known.scanned)
         for seq, canonical in rows:
-            record = json.loads(bytes(canonical))
+            record = json.loads(canonical)
             data = record.get("data", {})
             if record["type"] == "party.registered" and "party" in record:
                 updated.parties[record["party"]] = str(data.get("name") or record["party"])
             elif record["type"] == "topic.registered" and "topic" in record:
                 updated.topics[record["topic"]] = str(data.get("title") or record["topic"])
-            updated.scanned = max(updated.scanned, int(seq))
+            updated.scanned = max(updated.scanned, seq)
         cache[ledger] = updated
         return updated
 
@@ -590,15 +577,12 @@ def record_view(service: LedgerService, ledger: str, seq: int) -> RecordView:
     canonical = service.get_record(ledger, seq)
     record = json.loads(canonical)
     fixes: list[Fix] = []
-    with raw_read(service.recorder.db) as reader:
-        row = reader.one(_SELECT_ID, [ledger])
-        rows = reader.all(_SELECT_FIXES_OF, [int(row[0]), seq]) if row else []
-    for fix_seq, fix_canonical in rows:
-        fix = json.loads(bytes(fix_canonical))
+    for fix_seq, fix_canonical in fixes_of(service.recorder.db, ledger, seq):
+        fix = json.loads(fix_canonical)
         data = fix.get("data", {})
         fixes.append(
             Fix(
-                seq=int(fix_seq),
+                seq=fix_seq,
                 kind="retracted" if fix["type"] == "record.retracted" else "corrected",
                 occurred_at=fix["occurred_at"],
                 reason=data.get("reason"),

@@ -14,7 +14,7 @@ import pytest
 
 from ledger.core.errors import StorageUnavailable
 from ledger.store.database import Database
-from ledger.store.rawread import raw_read
+from ledger.store.dbapi_reads import raw_read
 
 THREADS = 12
 BOUND = 2

@@ -19,7 +19,7 @@ from ledger.api.openapi import PROBLEMS, append_request_body
 from ledger.api.routes.log import inclusion_json
 from ledger.config import Settings
 from ledger.core.errors import InvalidParameter
-from ledger.intakepool import POOL_BODY_BYTES, IntakePool
+from ledger.intake_workers import POOL_BODY_BYTES, IntakePool
 from ledger.service import LedgerService
 
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
@@ -97,7 +97,7 @@ _APPEND_PARAMETERS = [
     openapi_extra={"parameters": _APPEND_PARAMETERS, "requestBody": append_request_body()},
 )
 async def append_events(request: Request) -> Response:
-    """The one append endpoint, reached through ``ledger.api.appendlane``.
+    """The one append endpoint, reached through ``ledger.api.append_route``.
 
     It reads its parameters itself rather than through FastAPI's dependency
     injection, which costs more per request than the append itself (the

@@ -1,4 +1,5 @@
-"""The append lane: ``POST /v1/ledgers/{ledger}/events`` straight to its endpoint.
+"""The append route served without FastAPI's per-request machinery:
+``POST /v1/ledgers/{ledger}/events`` goes straight to its endpoint.
 
 Appends are the one hot route. Everything FastAPI does per request costs
 more than parts of the append itself: its native-telemetry check (which
@@ -12,10 +13,10 @@ of that, and everything else to FastAPI.
 The lane does itself what the stack would have done for these requests:
 ``LedgerError`` becomes its problem document (``ledger.api.problems``), any
 other exception the same 500 problem the app's handler gives, and every
-outcome gets its audit line (``ledger.api.auditlog``). The route stays
+outcome gets its audit line (``ledger.api.request_log``). The route stays
 declared in the router, so OpenAPI documents it, and with the lane off
 (``LedgerApp.lane = None``) the router serves it the same way:
-``tests/api/test_append_lane.py`` holds the two to identical answers.
+``tests/api/test_append_route.py`` holds the two to identical answers.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import re
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
-from ledger.api.auditlog import log_request
 from ledger.api.problems import internal_error_response, ledger_error_response
+from ledger.api.request_log import log_request
 from ledger.api.routes.events import append_events
 from ledger.core.errors import LedgerError
 

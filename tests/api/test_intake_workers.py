@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from ledger.access import Scope
 from ledger.api.app import create_app
 from ledger.intake import EventSchemas, Intake, ParsedBody
-from ledger.intakepool import POOL_BODY_BYTES, IntakePool
+from ledger.intake_workers import POOL_BODY_BYTES, IntakePool
 from tests.api.conftest import assert_problem
 from tests.conftest import ADMIN_NAME, position, settings_for
 

@@ -1,5 +1,8 @@
-"""The audit log: one JSON line per append, export, ledger or key operation,
-and per refused authentication.
+"""The audit log of requests (``LEDGER_AUDIT_LOG``): one JSON line per append,
+export, ledger or key operation, and per refused authentication.
+
+Not uvicorn's access log (``LEDGER_ACCESS_LOG``: a text line per request of
+any kind), nor the integrity check of stored ledgers (``ledger.audit``).
 
 Written by an ASGI middleware, so that every outcome is logged, the
 failures included, once the status is known (the append lane, which
@@ -41,7 +44,8 @@ class _Sink:
     """Where audit lines go: one ``write(2)`` per line, on a file opened with
     ``O_APPEND`` (so lines of several processes never interleave) or on
     standard error. Written directly rather than through ``logging``, whose
-    record, handler and flush cost ~40 us a line, a tenth of an append."""
+    record, handler and flush per line cost a noticeable share of an append
+    (``scripts/bench.sh appends`` measures the log's cost)."""
 
     def __init__(self) -> None:
         self._fd = 2

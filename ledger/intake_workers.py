@@ -8,11 +8,11 @@ fifth of that work and needs nothing from the server, so bodies larger than
 ``POOL_BODY_BYTES`` go to one worker process instead of a thread.
 
 The worker sends back each event's fields, with ``data`` and ``source`` as
-the canonical JSON bytes an ``EventDraft`` holds them as anyway: unpickling
-those costs ~0.2 us an event where the dicts themselves cost 2.3 us, and
-the server never decodes them (the recorder splices them into the record's
-canonical bytes). So the drafts are the ones ``Intake.parse`` would have
-made (ids aside, which are drawn afresh: the body brought none).
+the canonical JSON bytes an ``EventDraft`` holds them as anyway: bytes
+unpickle far cheaper than the nested dicts they encode, and the server never
+decodes them (the recorder splices them into the record's canonical bytes).
+So the drafts are the ones ``Intake.parse`` would have made (ids aside, which
+are drawn afresh: the body brought none).
 
 A refusal is not carried back. The worker answers ``None``, and the body is
 parsed again in the server, so the error is exactly the one ``Intake.parse``
@@ -43,8 +43,8 @@ __all__ = ["POOL_BODY_BYTES", "IntakePool"]
 
 log = logging.getLogger("ledger.api")
 
-# Smaller bodies are parsed in the server: shipping them costs about what
-# parsing them does (a single event: ~0.1 ms round trip against ~20 us).
+# Smaller bodies are parsed in the server: the round trip to the worker
+# costs more than parsing them (``scripts/bench.sh appends`` measures both).
 POOL_BODY_BYTES = 64 * 1024
 
 # One event as the worker sends it: an ``EventDraft``'s fields, in order, as a
