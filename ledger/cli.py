@@ -86,7 +86,7 @@ def _progress(*, disable: bool = False) -> Progress:
 
 def _audit(action: str, **fields: object) -> None:
     """Key and token operations from the command line go to the audit log too."""
-    from ledger.api.request_log import audit_event, configure_audit_log
+    from ledger.audit_log import audit_event, configure_audit_log
 
     configure_audit_log(Settings().audit_log)
     principal = f"cli:{os.environ.get('USER') or os.getuid()}"

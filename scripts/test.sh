@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, strict types, then pytest (extra args go to pytest).
+# The whole test suite: lint, strict types, the import contracts, then pytest (extra args go to pytest).
 # Storage tests also run on PostgreSQL when LEDGER_TEST_POSTGRES_URL is set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,5 +9,7 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy --strict"
 .venv/bin/mypy
+echo "== import contracts (docs/architecture.md)"
+.venv/bin/lint-imports
 echo "== pytest${LEDGER_TEST_POSTGRES_URL:+ (SQLite and PostgreSQL)}"
 exec .venv/bin/pytest "$@"

@@ -16,9 +16,10 @@ from ledger.api.auth import RateLimiter, RevocationCheck, caller, ledger_reader
 from ledger.api.docspages import install_docs
 from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
-from ledger.api.request_log import AuditLogMiddleware, configure_audit_log
+from ledger.api.request_log import AuditLogMiddleware
 from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
 from ledger.api.streamhub import StreamHub
+from ledger.audit_log import configure_audit_log
 from ledger.config import Settings
 from ledger.intake import EventSchemas
 from ledger.intake_workers import IntakePool

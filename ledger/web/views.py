@@ -6,7 +6,6 @@ Everything here is plain data for the templates; the templates escape it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import weakref
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.core.hashing import record_hash
 from ledger.service import LedgerService
 from ledger.store.ledger_reads import fixes_of, registrations_after
 
@@ -599,7 +599,7 @@ def record_view(service: LedgerService, ledger: str, seq: int) -> RecordView:
         seq=seq,
         record=record,
         canonical=canonical.decode("utf-8"),
-        hash=hashlib.sha256(canonical).hexdigest(),
+        hash=record_hash(canonical),
         fixes=fixes,
         target_seq=int(target) if is_fix and isinstance(target, int) else None,
         pretty_data=json.dumps(record.get("data", {}), indent=2, ensure_ascii=False),
