@@ -438,11 +438,8 @@ class LedgerService:
     def source(self, ledger: str, name: str) -> dict[str, Any]:
         """One source, with every record that cites it."""
         ledger_id, head = self.resolve_known_at(ledger, None)
-        view = {}
-        # No source's name holds NUL (PostgreSQL text cannot), so none is looked up.
-        if "\x00" not in name:
-            with raw_read(self.recorder.db) as reader:
-                view = read_citations(reader, ledger_id, head, name)
+        with raw_read(self.recorder.db) as reader:
+            view = read_citations(reader, ledger_id, head, name)
         if name not in view:
             raise NotFound(f"no record of ledger {ledger!r} cites a source named {name!r}")
         return source_detail(ledger, head, name, view[name])

@@ -69,7 +69,7 @@ WITH moved AS (
   INSERT INTO source_citations (ledger_id, target_seq, known_from, fix, name, kind, url,
     reported_at, party, topic, occurred_at)
   SELECT moved.id, s.* FROM moved, unnest(%(s_target_seq)s::int8[], %(s_known_from)s::int8[],
-    %(s_fix)s::text[], %(s_name)s::text[], %(s_kind)s::text[], %(s_url)s::text[],
+    %(s_fix)s::text[], %(s_name)s::bytea[], %(s_kind)s::text[], %(s_url)s::bytea[],
     %(s_reported_at)s::text[], %(s_party)s::text[], %(s_topic)s::text[],
     %(s_occurred_at)s::text[]) AS s
 ), new_nodes AS (
@@ -92,8 +92,8 @@ class PlannedRows:
     versions: tuple[tuple[int, str, str, str, str], ...]
     cells: tuple[tuple[str, str, str], ...]
     marks: tuple[tuple[int, str], ...]
-    # The sources projection's ``source_citations`` rows, without their ledger
-    # id (``ledger.core.sources.CitationRow.values``).
+    # The sources projection's ``source_citations`` rows as stored, without
+    # their ledger id (``ledger.store.sources``).
     citations: tuple[tuple[Any, ...], ...] = ()
 
     def merged(self, other: PlannedRows) -> PlannedRows:

@@ -10,6 +10,7 @@ neither a fix nor retracted.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 import sqlalchemy as sa
@@ -70,8 +71,36 @@ _SELECT_STORED = (
 _PAGE = 1000
 
 
+# ``name`` and ``url`` are stored as their UTF-8 bytes: JSON lets them hold
+# NUL, which PostgreSQL text cannot.
+_NAME, _URL = 3, 5
+
+
+def _encoded(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("utf-8")
+
+
+def _decoded(value: bytes | memoryview | str | None) -> str | None:
+    if value is None or isinstance(value, str):  # str: a value written as text by hand
+        return value
+    return bytes(value).decode("utf-8", errors="replace")
+
+
+def _db_values(row: CitationRow) -> tuple[Any, ...]:
+    """A row's columns after ``ledger_id``, as stored."""
+    values = list(row.values())
+    values[_NAME], values[_URL] = _encoded(values[_NAME]), _encoded(values[_URL])
+    return tuple(values)
+
+
+def _row_of(stored: Sequence[Any]) -> CitationRow:
+    values = list(stored)
+    values[_NAME], values[_URL] = _decoded(values[_NAME]), _decoded(values[_URL])
+    return CitationRow.of_values(values)
+
+
 def _row_values(ledger_id: int, rows: Sequence[CitationRow]) -> list[tuple[object, ...]]:
-    return [(ledger_id, *row.values()) for row in rows]
+    return [(ledger_id, *_db_values(row)) for row in rows]
 
 
 def _insert(conn: Connection, ledger_id: int, rows: Sequence[CitationRow]) -> None:
@@ -112,7 +141,7 @@ class SourcesProjection:
                 return None
             row = _new_row(sealed)
             if row is not None:
-                rows.append(row.values())
+                rows.append(_db_values(row))
         return PlannedRows((), (), (), tuple(rows))
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
@@ -145,7 +174,7 @@ class SourcesProjection:
         latest = raw_execute(conn, _SELECT_LATEST, (ledger_id, target_seq))
         effective: Cited
         if latest:
-            stored = CitationRow.of_values(latest[0])
+            stored = _row_of(latest[0])
             if stored.fix == RETRACTED:
                 return None
             effective = stored.cited
@@ -216,16 +245,14 @@ def read_citations(
     if name is None:
         sql, params = _SELECT_CITATIONS.format(named="n.name IS NOT NULL"), []
     else:
-        sql, params = _SELECT_CITATIONS.format(named="n.name = ?"), [name]
+        sql, params = _SELECT_CITATIONS.format(named="n.name = ?"), [_encoded(name)]
     found = reader.all(sql, [ledger_id, tree_size, ledger_id, *params])
     meta = {int(row[0]): (str(row[10]), str(row[11])) for row in found}
-    view = citations_from_rows((CitationRow.of_values(row[:10]) for row in found), meta)
+    view = citations_from_rows((_row_of(row[:10]) for row in found), meta)
     return view if name is None else {name: view[name]} if name in view else {}
 
 
 def stored_rows(database: Database, ledger_id: int) -> list[CitationRow]:
     """Every stored row of a ledger, in (target_seq, known_from) order (the audit)."""
     with database.read() as conn:
-        return [
-            CitationRow.of_values(row) for row in raw_execute(conn, _SELECT_STORED, (ledger_id,))
-        ]
+        return [_row_of(row) for row in raw_execute(conn, _SELECT_STORED, (ledger_id,))]

@@ -170,10 +170,11 @@ source_citations = sa.Table(
     sa.Column("known_from", sa.BigInteger, nullable=False),
     # '' (the record itself), 'corrected' or 'retracted'
     sa.Column("fix", sa.String(10), nullable=False),
-    # NULL: the record, as of known_from, cites no source
-    sa.Column("name", sa.Text),
+    # NULL: the record, as of known_from, cites no source. Name and url are
+    # UTF-8 bytes: JSON text may hold NUL, PostgreSQL text may not.
+    sa.Column("name", sa.LargeBinary),
     sa.Column("kind", sa.Text),
-    sa.Column("url", sa.Text),
+    sa.Column("url", sa.LargeBinary),
     sa.Column("reported_at", sa.Text),
     sa.Column("party", sa.Text),
     sa.Column("topic", sa.Text),

@@ -50,9 +50,10 @@ def upgrade() -> None:
         sa.Column("target_seq", sa.BigInteger, nullable=False),
         sa.Column("known_from", sa.BigInteger, nullable=False),
         sa.Column("fix", sa.String(10), nullable=False),
-        sa.Column("name", sa.Text),
+        # UTF-8 bytes: a source's name or url may hold NUL, which PostgreSQL text cannot.
+        sa.Column("name", sa.LargeBinary),
         sa.Column("kind", sa.Text),
-        sa.Column("url", sa.Text),
+        sa.Column("url", sa.LargeBinary),
         sa.Column("reported_at", sa.Text),
         sa.Column("party", sa.Text),
         sa.Column("topic", sa.Text),

@@ -134,6 +134,15 @@ def test_an_unknown_source_or_ledger_is_not_found(fixed: LedgerService) -> None:
         fixed.sources("nowhere")
 
 
+def test_a_name_holding_nul_is_stored_and_found(service: LedgerService) -> None:
+    # JSON text may hold NUL; PostgreSQL text may not, so names are stored as bytes.
+    odd = {"name": "a\x00b", "kind": "media", "url": "https://example.org/\x00"}
+    append_all(service, "odd", [stated(odd)], [])
+    (citation,) = service.source("odd", "a\x00b")["citations"]
+    assert citation["url"] == odd["url"]
+    assert_equals_the_fold(service, "odd")
+
+
 def test_a_refused_fix_writes_no_row(fixed: LedgerService) -> None:
     before = citation_rows(fixed)
     with pytest.raises(InvalidEvent):
