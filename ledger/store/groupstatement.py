@@ -84,10 +84,11 @@ SELECT count(*) FROM moved"""
 
 @dataclass(frozen=True, slots=True)
 class PlannedRows:
-    """What the positions projection writes for records that need no database
-    to project (no fix among them): its first versions (seq, party, topic,
-    claimant, occurred_at), the cells they touch, and the marks to raise
-    (block, running maximum of occurred_at within the group)."""
+    """What the projections write for records that need no database to
+    project (no fix among them), each filling its own fields: the positions
+    projection its first versions (seq, party, topic, claimant, occurred_at),
+    the cells they touch, and the marks to raise (block, running maximum of
+    occurred_at within the group); the sources projection its citations."""
 
     versions: tuple[tuple[int, str, str, str, str], ...]
     cells: tuple[tuple[str, str, str], ...]

@@ -56,8 +56,9 @@ _SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
 _SELECT_PAGE = (
     "SELECT seq, type, canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 )
-# Every row of the records that cite, or once cited, a source (``name`` None
-# for all of them), known by ``tree_size``, with their records' id and type.
+# The rows known by the view's tree size of every record that has a row
+# matching ``{named}`` (it cites, or once cited, the source asked for), with
+# the record's id and type; ``citations_from_rows`` keeps each one's latest.
 _SELECT_CITATIONS = (
     "SELECT c.target_seq, c.known_from, c.fix, c.name, c.kind, c.url, c.reported_at,"
     " c.party, c.topic, c.occurred_at, r.event_id, r.type FROM source_citations c"
@@ -190,8 +191,8 @@ class SourcesProjection:
 
 
 def fill_ledger(conn: Connection, ledger_id: int) -> int:
-    """Write every ``source_citations`` row of a ledger from its records (an
-    empty projection: migration 0012, ``rebuild_sources``); the records read."""
+    """Write every ``source_citations`` row of a ledger from its records, into an
+    empty projection (migration 0012, ``rebuild_sources``); return the records read."""
     rows = SourceRows(record_at=_record_at(conn, ledger_id))
     after = 0
     count = 0
