@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,7 @@ from ledger.core.errors import InvalidEvent, NotFound
 from ledger.core.sources import fold, source_detail, sources_list
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
+from ledger.store.database import alembic_config
 from ledger.store.sources import rebuild_sources
 from tests.core.test_sources import CNN, NYT, correct, ledgers, retract, stated
 from tests.storage.test_positions_projection import append_all, records_of
@@ -215,3 +217,14 @@ def test_the_audit_names_an_edited_row(runtime: Runtime, case: str) -> None:
     assert f"source_citations of ledger {LEDGER}" in reason, reason
     for name in names:
         assert name in reason, reason
+
+
+def test_migration_0012_projects_the_ledgers_already_stored(runtime: Runtime) -> None:
+    events = [stated(CNN), stated(None), correct(1, {"source": NYT}), correct(2, {"source": CNN})]
+    append_all(runtime.service, LEDGER, [*events, retract(2)], [2])
+    appended = citation_rows(runtime.service)
+    with runtime.database.write() as conn:
+        command.downgrade(alembic_config(conn), "0011")
+    runtime.database.migrate("head")
+    assert citation_rows(runtime.service) == appended
+    assert audit_ledger(runtime, LEDGER).valid
