@@ -7,18 +7,21 @@ Merkle node (``ledger.store.tree`` keeps levels 4 and up; lower ones are hashed
 from the records whenever needed, so there is nothing stored to compare),
 every stored checkpoint (a signed note that must be by a registered key, of
 an origin some registered key signs for, and name the recomputed root and
-head), the ledger's head row, and every row of the positions projection
+head), the ledger's head row, every row of the positions projection
 (``ledger.core.projection_rows`` derives them again): ``/snapshot`` signs
 what those tables say, so an edited row there is a forgery the server would
-sign. A registered public key is trusted under any name its signature lines
-give: before keys were registered once, a new host name could re-label the
-key, and the registry keeps only the first name. Memory stays ``O(log n)``
+sign; and every row of the sources projection (``ledger.core.sources``), so
+that ``/sources`` says who reported what as the records do. A registered
+public key is trusted under any name its signature lines give: before keys
+were registered once, a new host name could re-label the key, and the
+registry keeps only the first name. Memory stays ``O(log n)``
 plus one page of records, plus what fixes make, the cells and the marks
-(few: versions, one per position record, are compared as a stream).
+(few: versions, one per position record, are compared as a stream), plus
+one sources row per record citing a source.
 
 An operator runs this to learn whether someone with database access edited
 rows behind the append-only triggers; the first fault is named by its seq,
-or, in the projection, by its ledger, party, topic and column.
+or, in a projection, by its table, ledger, party, topic (or source) and column.
 """
 
 from __future__ import annotations
@@ -44,10 +47,12 @@ from ledger.core.merkle import NodeId
 from ledger.core.projection_rows import MARK_BLOCK, ExpectedVersion, ProjectionRows
 from ledger.core.records import Record
 from ledger.core.signing import KEY_NAME_PATTERN, VerifierKey
+from ledger.core.sources import CitationRow, SourceRows
 from ledger.core.verification import LogVerifier, VerificationReport, check_checkpoint
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.auditread import AuditReader, StoredCheckpoint, StoredVersion
+from ledger.store.sources import stored_rows
 from ledger.store.tree import is_stored, stored_node_count
 
 __all__ = ["audit_ledger"]
@@ -115,7 +120,10 @@ def audit_ledger(
     )
     pending = _PendingNodes()
     log = LogVerifier(ledger=ledger, on_node=pending.add)
-    projection = _ProjectionCheck(reader, ledger, stored.ledger_id)
+    projection = _Checks(
+        _ProjectionCheck(reader, ledger, stored.ledger_id),
+        _SourcesCheck(reader, ledger, stored.ledger_id),
+    )
     try:
         _walk(reader, stored.ledger_id, log, pending, trust, on_records, projection)
         if (stored.head_seq, stored.head_hash) != (log.last_seq, log.head_hash):
@@ -152,7 +160,7 @@ def _walk(
     pending: _PendingNodes,
     trust: _Trust,
     on_records: Callable[[int], None] | None,
-    projection: _ProjectionCheck,
+    projection: _Checks,
 ) -> None:
     checkpoints = reader.checkpoints(ledger_id)
     upcoming = next(checkpoints, None)
@@ -426,4 +434,75 @@ class _ProjectionCheck:
                     raise ProjectionMismatch(
                         f"{fix} has {column} {getattr(row, column)!r}; the records give "
                         f"{getattr(expected, column)!r}"
+                    )
+
+
+class _Checks:
+    """The projection checks, fed the walked records together."""
+
+    def __init__(self, *checks: _ProjectionCheck | _SourcesCheck) -> None:
+        self.checks = checks
+
+    def add(self, record: Record) -> None:
+        for check in self.checks:
+            check.add(record)
+
+    def finish(self) -> None:
+        for check in self.checks:
+            check.finish()
+
+
+_CITATION_COLUMNS = ("fix", "name", "kind", "url", "reported_at", "party", "topic", "occurred_at")
+
+
+def _citation_column(row: CitationRow, column: str) -> object:
+    return row.fix if column == "fix" else getattr(row.cited, column)
+
+
+class _SourcesCheck:
+    """Compares the stored ``source_citations`` rows with those the walked records
+    make. They are few (one per citing record and one per fix), kept until ``finish``."""
+
+    def __init__(self, reader: AuditReader, ledger: str, ledger_id: int) -> None:
+        self.reader = reader
+        self.ledger = ledger
+        self.ledger_id = ledger_id
+        self.rows = SourceRows(record_at=self._record_at)
+        self.made: dict[tuple[int, int], CitationRow] = {}
+
+    def _record_at(self, seq: int) -> Record:
+        canonical = self.reader.record(self.ledger_id, seq)
+        if canonical is None:  # pragma: no cover - the walk has read it already
+            raise ProjectionMismatch(f"a fix names seq {seq}, which is not stored")
+        return Record.from_dict(loads_strict(canonical))
+
+    def add(self, record: Record) -> None:
+        for row in self.rows.add(record):
+            self.made[(row.target_seq, row.known_from)] = row
+
+    def _row(self, row: CitationRow) -> str:
+        where = f"ledger {self.ledger}"
+        if row.cited.name is not None:
+            where += f", source {row.cited.name!r}"
+        return (
+            f"source_citations of {where}: the row of seq {row.target_seq} "
+            f"known from {row.known_from}"
+        )
+
+    def finish(self) -> None:
+        stored_of = stored_rows(self.reader.db, self.ledger_id)
+        held = {(r.target_seq, r.known_from): r for r in stored_of}
+        for key in sorted(held.keys() | self.made.keys()):
+            made = self.made.get(key)
+            row = held.get(key)
+            if made is None:
+                assert row is not None
+                raise ProjectionMismatch(f"{self._row(row)} is not made by the records")
+            if row is None:
+                raise ProjectionMismatch(f"{self._row(made)} is missing")
+            for column in _CITATION_COLUMNS:
+                stored, derived = _citation_column(row, column), _citation_column(made, column)
+                if stored != derived:
+                    raise ProjectionMismatch(
+                        f"{self._row(made)} has {column} {stored!r}; the records give {derived!r}"
                     )

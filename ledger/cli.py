@@ -455,10 +455,11 @@ def keys_retire(key: Annotated[str, typer.Argument(help="Key id (8 hex) or verif
 def projections_rebuild(
     ledger: Annotated[str | None, typer.Argument(help="Ledger name; default: every ledger")] = None,
 ) -> None:
-    """Recompute the positions projection from the records alone."""
+    """Recompute the positions and sources projections from the records alone."""
     import time
 
     from ledger.store.projection import rebuild
+    from ledger.store.sources import rebuild_sources
 
     runtime = _runtime(Settings())
     try:
@@ -471,6 +472,7 @@ def projections_rebuild(
                 count = rebuild(
                     runtime.database, name, progress=functools.partial(progress.advance, task)
                 )
+                rebuild_sources(runtime.database, name)
                 elapsed = time.perf_counter() - started
             rate = count / elapsed if elapsed else float("inf")
             console.print(f"{name}: {count} records in {elapsed:.2f} s ({rate:,.0f}/s)")
@@ -588,7 +590,7 @@ def verify_command(
         elif report.valid:
             console.print(
                 f"[bold green]VALID[/] {report.ledger}: {report.count} records; chain, tree, "
-                "checkpoints and positions projection agree; "
+                "checkpoints, positions and sources projections agree; "
                 f"head {report.head_hash}, root {report.merkle_root}"
             )
         else:

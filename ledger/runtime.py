@@ -23,6 +23,7 @@ from ledger.store.keys import KeyRegistry
 from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import LogReader
 from ledger.store.recorder import Recorder
+from ledger.store.sources import SourcesProjection
 from ledger.store.tokens import TokenStore
 
 __all__ = ["Runtime"]
@@ -62,7 +63,8 @@ class Runtime:
                 database=database,
                 origin=identity.origin,
                 signers=ActiveSigners(keyring=keyring, registry=registry),
-                projections=[positions],
+                # Positions first: it validates fixes before the sources projection reads them.
+                projections=[positions, SourcesProjection()],
             )
             service = LedgerService(
                 recorder=recorder,

@@ -26,6 +26,7 @@ from ledger.core.identity import SigningIdentity, rotation_target
 from ledger.core.positions import sign_snapshot, snapshot_document
 from ledger.core.records import LEDGER_NAME_PATTERN, EventDraft
 from ledger.core.signing import VerifierKey, endorse
+from ledger.core.sources import source_detail, sources_list
 from ledger.core.times import (
     format_occurred_at,
     format_recorded_at,
@@ -39,6 +40,7 @@ from ledger.store.position_reads import position_history, position_snapshots
 from ledger.store.projection import PositionsProjection
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
 from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Receipt, Recorder
+from ledger.store.sources import read_citations
 
 __all__ = ["AppendOutcome", "LedgerService", "PreparedAppend", "Rotation"]
 
@@ -450,6 +452,22 @@ class LedgerService:
         if len(active) <= 1 and any(key in (k.key_id, k.verifier_key) for k in active):
             raise Conflict("this is the only active key; rotate to a new key before retiring it")
         return self.keys.retire(key, now=format_recorded_at(datetime.now(UTC)))
+
+    # -- sources (docs/sources.md) ---------------------------------------------
+
+    def sources(self, ledger: str) -> dict[str, Any]:
+        """Every source the ledger's records cite, at its head."""
+        ledger_id, head = self.resolve_known_at(ledger, None)
+        view = read_citations(self.recorder.db, ledger_id, head)
+        return sources_list(ledger, head, view)
+
+    def source(self, ledger: str, name: str) -> dict[str, Any]:
+        """One source, with every record that cites it."""
+        ledger_id, head = self.resolve_known_at(ledger, None)
+        view = read_citations(self.recorder.db, ledger_id, head, name)
+        if name not in view:
+            raise NotFound(f"no record of ledger {ledger!r} cites a source named {name!r}")
+        return source_detail(ledger, head, name, view[name])
 
 
 def _changes(before: dict[str, Any], after: dict[str, Any], *, depth: int = 2) -> dict[str, Any]:

@@ -17,7 +17,18 @@ from ledger.api.docspages import install_docs
 from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
 from ledger.api.request_log import AuditLogMiddleware
-from ledger.api.routes import events, export, health, keys, ledgers, log, positions, stream, web
+from ledger.api.routes import (
+    events,
+    export,
+    health,
+    keys,
+    ledgers,
+    log,
+    positions,
+    sources,
+    stream,
+    web,
+)
 from ledger.api.streamhub import StreamHub
 from ledger.audit_log import configure_audit_log
 from ledger.config import Settings
@@ -114,7 +125,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
     app.include_router(ledgers.router, dependencies=[Depends(caller)], responses=guarded)
     # Every route under /v1/ledgers/{ledger}: public ledgers for all, private ones for readers.
     # stream first: its /events/stream would otherwise match /events/{seq}.
-    for router in (stream.router, events.router, log.router, positions.router, export.router):
+    for router in (
+        stream.router,
+        events.router,
+        log.router,
+        positions.router,
+        sources.router,
+        export.router,
+    ):
         app.include_router(
             router, dependencies=[Depends(ledger_reader)], responses=PROBLEMS(401, 403, 429)
         )

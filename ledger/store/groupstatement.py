@@ -65,6 +65,13 @@ WITH moved AS (
     (SELECT (SELECT occurred_at FROM position_marks WHERE ledger_id = %(ledger_id)s
       ORDER BY known_from DESC LIMIT 1) AS occurred_at) AS prior
   ON CONFLICT (ledger_id, known_from) DO UPDATE SET occurred_at = excluded.occurred_at
+), new_citations AS (
+  INSERT INTO source_citations (ledger_id, target_seq, known_from, fix, name, kind, url,
+    reported_at, party, topic, occurred_at)
+  SELECT moved.id, s.* FROM moved, unnest(%(s_target_seq)s::int8[], %(s_known_from)s::int8[],
+    %(s_fix)s::text[], %(s_name)s::bytea[], %(s_kind)s::text[], %(s_url)s::bytea[],
+    %(s_reported_at)s::text[], %(s_party)s::text[], %(s_topic)s::text[],
+    %(s_occurred_at)s::text[]) AS s
 ), new_nodes AS (
   INSERT INTO tree_nodes (ledger_id, node_key, hash)
   SELECT moved.id, n.* FROM moved, unnest(%(n_key)s::int8[], %(n_hash)s::bytea[]) AS n
@@ -77,14 +84,27 @@ SELECT count(*) FROM moved"""
 
 @dataclass(frozen=True, slots=True)
 class PlannedRows:
-    """What the positions projection writes for records that need no database
-    to project (no fix among them): its first versions (seq, party, topic,
-    claimant, occurred_at), the cells they touch, and the marks to raise
-    (block, running maximum of occurred_at within the group)."""
+    """What the projections write for records that need no database to
+    project (no fix among them), each filling its own fields: the positions
+    projection its first versions (seq, party, topic, claimant, occurred_at),
+    the cells they touch, and the marks to raise (block, running maximum of
+    occurred_at within the group); the sources projection its citations."""
 
     versions: tuple[tuple[int, str, str, str, str], ...]
     cells: tuple[tuple[str, str, str], ...]
     marks: tuple[tuple[int, str], ...]
+    # The sources projection's ``source_citations`` rows as stored, without
+    # their ledger id (``ledger.store.sources``).
+    citations: tuple[tuple[Any, ...], ...] = ()
+
+    def merged(self, other: PlannedRows) -> PlannedRows:
+        """The rows of both (each projection fills its own fields)."""
+        return PlannedRows(
+            self.versions + other.versions,
+            self.cells + other.cells,
+            self.marks + other.marks,
+            self.citations + other.citations,
+        )
 
 
 def running_marks(blocks: Mapping[int, str], start: str = "") -> list[tuple[int, str]]:
@@ -129,6 +149,7 @@ class GroupWrite:
         c = _columns(self.planned.cells, 3)
         m = _columns(self.planned.marks, 2)
         n = _columns(self.nodes, 2)
+        s = _columns(self.planned.citations, 10)
         return {
             "ledger_id": self.ledger_id,
             "old_seq": self.old_seq,
@@ -157,6 +178,16 @@ class GroupWrite:
             "c_claimant": c[2],
             "m_block": m[0],
             "m_occurred_at": m[1],
+            "s_target_seq": s[0],
+            "s_known_from": s[1],
+            "s_fix": s[2],
+            "s_name": s[3],
+            "s_kind": s[4],
+            "s_url": s[5],
+            "s_reported_at": s[6],
+            "s_party": s[7],
+            "s_topic": s[8],
+            "s_occurred_at": s[9],
             "n_key": n[0],
             "n_hash": n[1],
             "root": self.root,

@@ -677,14 +677,12 @@ class Recorder:
                 return None
             self._keep(state, request, entries, rows, sealed, used)
             entries_of.append(entries)
-        if len(self.projections) > 1:
-            return None  # the statement holds one projection's rows
         planned = PlannedRows((), (), ())
-        if self.projections:
-            rows_of = self.projections[0].planned(state.sealed)
+        for projection in self.projections:
+            rows_of = projection.planned(state.sealed)
             if rows_of is None:
                 return None
-            planned = rows_of
+            planned = planned.merged(rows_of)
         after = state.head
         active, signers = held
         grown = self._signed_tree(ledger, before, cached[2], state.leaves, after, signers)

@@ -22,6 +22,7 @@ __all__ = [
     "record_fixes",
     "records",
     "signing_keys",
+    "source_citations",
     "tree_nodes",
 ]
 
@@ -155,6 +156,31 @@ position_marks = sa.Table(
     sa.Column("known_from", sa.BigInteger, nullable=False),
     sa.Column("occurred_at", sa.String(20), nullable=False),
     sa.PrimaryKeyConstraint("ledger_id", "known_from", name="pk_position_marks"),
+)
+
+# The sources projection (migration 0012, ``ledger.core.sources``): one row
+# per record citing a source (known from its own seq) and one per fix of any
+# record (known from the fix); a record's row with the greatest known_from
+# holds its effective members. Insert-only: corrections add rows.
+source_citations = sa.Table(
+    "source_citations",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("target_seq", sa.BigInteger, nullable=False),
+    sa.Column("known_from", sa.BigInteger, nullable=False),
+    # '' (the record itself), 'corrected' or 'retracted'
+    sa.Column("fix", sa.String(10), nullable=False),
+    # NULL: the record, as of known_from, cites no source. Name and url are
+    # UTF-8 bytes: JSON text may hold NUL, PostgreSQL text may not.
+    sa.Column("name", sa.LargeBinary),
+    sa.Column("kind", sa.Text),
+    sa.Column("url", sa.LargeBinary),
+    sa.Column("reported_at", sa.Text),
+    sa.Column("party", sa.Text),
+    sa.Column("topic", sa.Text),
+    sa.Column("occurred_at", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "target_seq", "known_from", name="pk_source_citations"),
+    sa.Index("ix_source_citations_name", "ledger_id", "name"),
 )
 
 # Holds a ledger's id only inside ``ledger.store.projection.rebuild``'s

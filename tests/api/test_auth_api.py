@@ -39,6 +39,8 @@ READS = [
     ("GET", "/v1/ledgers/{L}/history"),
     ("GET", "/v1/ledgers/{L}/diff?from=2025-01-01&to=2025-03-01"),
     ("GET", "/v1/ledgers/{L}/export"),
+    ("GET", "/v1/ledgers/{L}/sources"),
+    ("GET", "/v1/ledgers/{L}/sources/CNN"),
 ]
 # Who may read the private ledger "priv", and who may append what.
 CALLERS: dict[str, tuple[str, ...]] = {
@@ -95,6 +97,7 @@ def test_the_matrix_names_every_route(client: TestClient) -> None:
     app: FastAPI = client.app  # type: ignore[assignment]
     covered = {path.split("?")[0].replace("{L}", "{ledger}") for _, path in READS}
     covered |= {"/v1/ledgers/{ledger}/events/{seq}", "/v1/ledgers/{ledger}/parties/{party}"}
+    covered |= {"/v1/ledgers/{ledger}/sources/{name:path}"}
     covered |= {"/v1/ledgers", "/v1/keys", "/healthz", "/readyz"}
     api_routes = {
         getattr(r, "path", "")

@@ -166,7 +166,7 @@ def test_verify_names_an_edited_projection_row_and_exits_1(
     assert demo.returncode == 0, demo.stderr
     clean = run_ledger("verify", database_url=database_url, data_dir=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "positions projection agree" in clean.stdout
+    assert "positions and sources projections agree" in " ".join(clean.stdout.split())
     # With database access, past the guard: the US revenue-share position now "supports".
     engine = sa.create_engine(database_url)
     try:
@@ -187,3 +187,38 @@ def test_verify_names_an_edited_projection_row_and_exits_1(
     assert "INVALID us-ua-minerals-2025" in out
     assert "ledger us-ua-minerals-2025, party US, topic revenue-share" in out
     assert "seq 10" in out and "has cell" in out
+
+
+def test_the_demo_sources_rebuild_verify_and_an_edit_is_named(
+    database_url: str, tmp_path: Path
+) -> None:
+    demo = run_ledger("demo", "--no-serve", database_url=database_url, data_dir=tmp_path)
+    assert demo.returncode == 0, demo.stderr
+    rebuilt = run_ledger("projections", "rebuild", database_url=database_url, data_dir=tmp_path)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    clean = run_ledger("verify", database_url=database_url, data_dir=tmp_path)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    # Past the guard: the correction at seq 23 re-attributed seq 17 to the NYT;
+    # the edit gives it back to CNN.
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            if engine.dialect.name == "sqlite":
+                conn.execute(sa.text("DROP TRIGGER source_citations_no_update"))
+            else:
+                conn.execute(sa.text("DROP TRIGGER source_citations_guard ON source_citations"))
+            edited = conn.execute(
+                sa.text(
+                    "UPDATE source_citations SET name = 'CNN' WHERE target_seq = 17"
+                    " AND known_from = 23"
+                )
+            )
+            assert edited.rowcount == 1
+    finally:
+        engine.dispose()
+    forged = run_ledger("verify", database_url=database_url, data_dir=tmp_path)
+    assert forged.returncode == 1, forged.stdout + forged.stderr
+    out = " ".join(forged.stdout.split())
+    assert "INVALID us-ua-minerals-2025" in out
+    assert "source_citations of ledger us-ua-minerals-2025, source 'The New York Times'" in out
+    assert "seq 17 known from 23 has name 'CNN'" in out

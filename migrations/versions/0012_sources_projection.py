@@ -1,0 +1,110 @@
+"""The sources projection: who reported what (docs/sources.md).
+
+``source_citations`` holds one row per record that cites a source and one
+per fix of any record (``ledger.core.sources``), and is filled here from
+the records already stored, the same way ``ledger projections rebuild``
+fills it. Like the positions tables (migration 0010) it refuses UPDATE and
+DELETE unless the ledger's id is in ``projection_rebuilds``; it is never
+updated otherwise, since a correction adds a row.
+
+On PostgreSQL the table carries no foreign key to ``ledgers``: appends
+write its rows, and migration 0006 says why those skip the per-row check.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+TABLE = "source_citations"
+_MESSAGE = "the sources projection is derived from the records; run ledger projections rebuild"
+_REBUILDING = "EXISTS (SELECT 1 FROM projection_rebuilds WHERE ledger_id = OLD.ledger_id)"
+
+_PG_GUARD = f"""
+CREATE FUNCTION ledger_guard_{TABLE}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND {_REBUILDING} THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION 'ledger: % on % is forbidden: {_MESSAGE}',
+    TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+END $$;
+"""
+
+
+def upgrade() -> None:
+    postgres = op.get_bind().dialect.name == "postgresql"
+    references = [] if postgres else [sa.ForeignKeyConstraint(["ledger_id"], ["ledgers.id"])]
+    op.create_table(
+        TABLE,
+        sa.Column("ledger_id", sa.Integer, nullable=False),
+        sa.Column("target_seq", sa.BigInteger, nullable=False),
+        sa.Column("known_from", sa.BigInteger, nullable=False),
+        sa.Column("fix", sa.String(10), nullable=False),
+        # UTF-8 bytes: a source's name or url may hold NUL, which PostgreSQL text cannot.
+        sa.Column("name", sa.LargeBinary),
+        sa.Column("kind", sa.Text),
+        sa.Column("url", sa.LargeBinary),
+        sa.Column("reported_at", sa.Text),
+        sa.Column("party", sa.Text),
+        sa.Column("topic", sa.Text),
+        sa.Column("occurred_at", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("ledger_id", "target_seq", "known_from", name="pk_" + TABLE),
+        *references,
+    )
+    op.create_index("ix_source_citations_name", TABLE, ["ledger_id", "name"])
+    if postgres:
+        op.execute(_PG_GUARD)
+        op.execute(
+            f"CREATE TRIGGER {TABLE}_guard BEFORE UPDATE ON {TABLE}"
+            f" FOR EACH ROW EXECUTE FUNCTION ledger_guard_{TABLE}()"
+        )
+        # The statement-level DELETE check of migration 0010, shared by the projections.
+        op.execute(
+            f"CREATE TRIGGER {TABLE}_no_delete AFTER DELETE ON {TABLE}"
+            " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT"
+            " EXECUTE FUNCTION ledger_guard_projection_delete()"
+        )
+        op.execute(
+            f"CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE}"
+            f" FOR EACH STATEMENT EXECUTE FUNCTION ledger_guard_{TABLE}()"
+        )
+    else:
+        for operation in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER {TABLE}_no_{operation.lower()} BEFORE {operation} ON {TABLE}"
+                f" WHEN NOT {_REBUILDING} BEGIN SELECT RAISE(ABORT,"
+                f" 'ledger: {operation} on {TABLE} is forbidden: {_MESSAGE}'); END"
+            )
+    _fill()
+
+
+def _fill() -> None:
+    """Project every stored ledger, as ``ledger projections rebuild`` does."""
+    from ledger.store.sources import fill_ledger  # the one derivation of the rows
+
+    conn = op.get_bind()
+    for (ledger_id,) in conn.execute(sa.text("SELECT id FROM ledgers ORDER BY id")).all():
+        fill_ledger(conn, int(ledger_id))
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}")
+        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_delete ON {TABLE}")
+        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_guard ON {TABLE}")
+        op.execute(f"DROP FUNCTION IF EXISTS ledger_guard_{TABLE}()")
+    else:
+        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_update")
+        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_delete")
+    op.drop_index("ix_source_citations_name", table_name=TABLE)
+    op.drop_table(TABLE)
