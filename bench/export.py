@@ -1,4 +1,4 @@
-"""Export bundles (SPEC §4): rate and memory of ``write_bundle`` at 10^4 and
+"""Export bundles (format §4): rate and memory of ``write_bundle`` at 10^4 and
 10^6 records, each beside a child process that only streams
 ``SELECT canonical`` (the floor any export pays) and one that only starts up.
 

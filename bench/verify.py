@@ -1,4 +1,4 @@
-"""Offline bundle verification (SPEC §5) at 10^6 records, beside a bare hash chain.
+"""Offline bundle verification (format §5) at 10^6 records, beside a bare hash chain.
 
 The baseline is the least any chain verifier must do: one SHA-256 per line
 over the same bytes, each chained to the previous digest. The verifier also
@@ -77,7 +77,7 @@ print(json.dumps({"peak_rss_mb": peak_rss_mb()}))
 
 
 def build_bundle(path: Path, size: int, signer: Signer) -> None:
-    """A SPEC §4 bundle of ``size`` records built with the core alone (no database)."""
+    """A format §4 bundle of ``size`` records built with the core alone (no database)."""
     records_path = path.with_suffix(".jsonl")
     digest = hashlib.sha256()
     tree = MerkleAccumulator()

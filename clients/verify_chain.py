@@ -2,20 +2,20 @@
 
 Imports only ``ledger.core``, ``httpx``, ``cryptography`` and ``rich``, so a
 third party can audit with nothing but this file, the core package and the
-format contract (SPEC.md).
+format contract (docs/format.md).
 
     ledger-verify bundle FILE --key KEY [--ledger NAME] [--snapshot FILE] [--json]
     ledger-verify server URL --ledger NAME --key KEY [--state FILE] [--snapshot FILE] [--json]
 
-``bundle`` checks an export offline (SPEC §5 steps 1-5). ``server`` pages
+``bundle`` checks an export offline (format §5). ``server`` pages
 through a live ledger up to the latest signed checkpoint, recomputes the
 chain and the Merkle root and compares them with it; with ``--state`` it also
 proves the checkpoint consistent with the one remembered from the last run
 (step 6: rollback and fork detection) and remembers the new one.
-``--snapshot`` recomputes a signed SPEC §6 snapshot from the verified records.
+``--snapshot`` recomputes a signed format §6 snapshot from the verified records.
 
-KEY is a verifier key string (SPEC §3) or a file holding one or a PEM public
-key (whose name is taken from what it signed). Exit codes (SPEC §5): 0 valid,
+KEY is a verifier key string (format §3) or a file holding one or a PEM public
+key (whose name is taken from what it signed). Exit codes (format §5): 0 valid,
 1 invalid (tampered), 2 usage or input error (unreadable file, unknown key,
 network).
 """
@@ -330,7 +330,7 @@ def verify_server(
     Records appended meanwhile are beyond that checkpoint's size and are not
     read, so a busy ledger never fails for being busy. A checkpoint signed by
     the given key is checked before the walk; one signed only by a key the
-    given key endorsed (SPEC §3 rotation) after it, once the walk has
+    given key endorsed (format §3 rotation) after it, once the walk has
     followed the ``key.rotated`` records up to the checkpoint's size.
     """
     note_text = _get(http, f"/v1/ledgers/{ledger}/checkpoint").text

@@ -148,5 +148,6 @@ class Principal:
 
 # No token, authentication on: may read public ledgers only.
 PUBLIC = Principal("public", (), authenticated=False)
-# Authentication off (``LEDGER_AUTH=off``): everyone may do everything, as SPEC §1's ``anonymous``.
+# Authentication off (``LEDGER_AUTH=off``): everyone may do everything, as the actor
+# ``anonymous`` of format §1.
 ANONYMOUS = Principal("anonymous", (Scope("admin"),))

@@ -1,7 +1,7 @@
 """The server-side audit: re-verify everything a ledger's database holds.
 
 The records are walked in seq order through the same ``LogVerifier`` the
-offline client uses (SPEC §5 steps 2-4), and every derived row is compared
+offline client uses (format §5), and every derived row is compared
 with what the records give: each record's stored ``record_hash``, every stored
 Merkle node (``ledger.store.tree`` keeps levels 4 and up; lower ones are hashed
 from the records whenever needed, so there is nothing stored to compare),

@@ -317,7 +317,7 @@ def export_command(
     from_seq: Annotated[int | None, typer.Option(help="First record (default 1)")] = None,
     to_seq: Annotated[int | None, typer.Option(help="Last record (default the head)")] = None,
 ) -> None:
-    """Write a SPEC §4 export bundle: records, signed manifest, checkpoint, public key."""
+    """Write a format §4 export bundle: records, signed manifest, checkpoint, public key."""
     from ledger.exporter import resolve_range, write_bundle
 
     runtime = _runtime(Settings())

@@ -1,6 +1,6 @@
-"""SPEC §4 export bundles, produced as a stream of tar bytes.
+"""format §4 export bundles, produced as a stream of tar bytes.
 
-The tar members come in the SPEC order: ``manifest.json``, ``manifest.sig``,
+The tar members come in the format's order: ``manifest.json``, ``manifest.sig``,
 ``records.jsonl``, ``checkpoint``, ``public_key.pem``. The manifest comes
 first yet carries ``records_sha256``, and the ``records.jsonl`` header needs
 its size, so the records are read twice: a hashing pass before anything is
@@ -313,7 +313,7 @@ def write_bundle(
     to_seq: int | None = None,
     on_records: Callable[[int], None] | None = None,
 ) -> Manifest:
-    """Write the SPEC §4 bundle of ``from_seq..to_seq`` (default: all) to ``out``."""
+    """Write the format §4 bundle of ``from_seq..to_seq`` (default: all) to ``out``."""
     manifest, chunks = bundle_chunks(
         service, ledger, from_seq=from_seq, to_seq=to_seq, on_records=on_records
     )

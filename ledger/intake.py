@@ -1,6 +1,6 @@
 """Intake: turns a posted body into validated ``EventDraft``s.
 
-Every event passes, in order: the strict JSON value rules (SPEC §1), the
+Every event passes, in order: the strict JSON value rules (format §1), the
 refusal of server-assigned members, its type's JSON Schema from ``schemas/``,
 and the strict time rules for ``occurred_at``. Errors name the offending
 field, prefixed with the event's index in a batch (``[3].data.stance``).

@@ -48,7 +48,7 @@ _DATE_ONLY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
 
 def parse_as_of(as_of: str | None, *, field: str = "as_of") -> str | None:
-    """SPEC §1: a date means the end of that day; a time is floored to the second."""
+    """format §1: a date means the end of that day; a time is floored to the second."""
     if as_of is None or as_of == "":
         return None
     try:
@@ -269,7 +269,7 @@ class LedgerService:
     def get_record(self, ledger: str, seq: int) -> bytes:
         return self.recorder.get_record(ledger, seq)
 
-    # -- the verifiable log (SPEC §2-3) ------------------------------------
+    # -- the verifiable log (format §2-3) ------------------------------------
 
     def inclusion(self, ledger: str, *, seq: int, tree_size: int | None) -> InclusionProof:
         return self.log.inclusion(ledger, seq=seq, tree_size=tree_size)
@@ -280,7 +280,7 @@ class LedgerService:
     def checkpoint(self, ledger: str, *, size: int | None = None, fresh: bool = False) -> str:
         return self.log.checkpoint(ledger, size=size, fresh=fresh)
 
-    # -- positions (SPEC §6) ------------------------------------------------
+    # -- positions (format §6) ------------------------------------------------
 
     def resolve_known_at(self, ledger: str, known_at: str | None) -> tuple[int, int]:
         """(ledger id, seq): ``known_at`` as a seq, or a time meaning the last record by then."""
@@ -317,7 +317,7 @@ class LedgerService:
     def snapshot(
         self, ledger: str, *, as_of: str | None = None, known_at: str | None = None
     ) -> dict[str, Any]:
-        """The signed SPEC §6 snapshot document."""
+        """The signed format §6 snapshot document."""
         bound = parse_as_of(as_of)
         ledger_id, seq = self.resolve_known_at(ledger, known_at)
         (positions,) = position_snapshots(
@@ -406,7 +406,7 @@ class LedgerService:
     def rotate_key(
         self, *, actor: str, origin: str | None = None, name: str | None = None
     ) -> Rotation:
-        """SPEC §3 rotation: a new key, endorsed by the old one in every ledger.
+        """format §3 rotation: a new key, endorsed by the old one in every ledger.
 
         ``origin`` and ``name`` change the signing identity on purpose: the
         new key is registered under them, and servers sign checkpoints of the

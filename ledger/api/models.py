@@ -75,7 +75,7 @@ class ReceiptOut(BaseModel):
 
 
 class RecordOut(BaseModel):
-    """A SPEC §1 record, exactly; RFC 8785 of this object is its canonical bytes."""
+    """A format §1 record, exactly; RFC 8785 of this object is its canonical bytes."""
 
     ledger: str
     seq: int

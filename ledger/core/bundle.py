@@ -1,10 +1,10 @@
-"""The export bundle of SPEC §4: its members, in order, and its manifest.
+"""The export bundle of format §4: its members, in order, and its manifest.
 
 A bundle is one POSIX tar file holding ``manifest.json`` (RFC 8785 canonical
 JSON), ``manifest.sig`` (the raw 64-byte Ed25519 signature of those exact
 bytes), ``records.jsonl``, ``checkpoint`` and ``public_key.pem``. The manifest
 is the one signed statement that binds the rest together, so ``Manifest``
-reads untrusted bytes strictly: exactly the SPEC members, each of its type,
+reads untrusted bytes strictly: exactly the format's members, each of its type,
 in canonical form, and internally consistent (``count``, ``tree_size``).
 """
 
@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 FORMAT = "ledger-export/1"
-# SPEC §4: the tar members, in this order.
+# format §4: the tar members, in this order.
 MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
 MANIFEST_MEMBERS = frozenset(
     {
@@ -101,7 +101,7 @@ class Manifest:
 
     @property
     def tree_size(self) -> int:
-        # SPEC §4: the bundle is tied to the tree that ends at its last record.
+        # format §4: the bundle is tied to the tree that ends at its last record.
         return self.to_seq
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Canonical bytes: RFC 8785 (JSON Canonicalization Scheme), UTF-8.
 
-SPEC §2: ``canon(r)`` is the only serialization ever hashed or signed.
+format §2: ``canon(r)`` is the only serialization ever hashed or signed.
 
 The ``rfc8785`` package is the reference implementation, but it is pure
 Python, and would be most of an append's time (``scripts/bench.sh appends``).
@@ -38,7 +38,7 @@ The proof, for a value orjson serialized with ``_OPTIONS``:
 The walk runs after orjson succeeded, so it only ever sees finite trees.
 
 ``canonical_bytes_of_strict`` skips the walk for values the caller knows
-hold only strict JSON values (SPEC §1: what ``loads_strict`` returns, which
+hold only strict JSON values (format §1: what ``loads_strict`` returns, which
 refuses floats and has no other types, plus ``str`` and ``int`` members
 added by the server). On a 500-byte record the walk was half the cost.
 """

@@ -1,8 +1,8 @@
-"""The hash chain of SPEC §2, verified one canonical line at a time.
+"""The hash chain of format §2, verified one canonical line at a time.
 
 ``ChainVerifier`` consumes records as the bytes a verifier was given (an
 export's ``records.jsonl`` line, or a server response re-encoded) and checks,
-in SPEC §5 step 2-3 order: the bytes are canonical, the record is well
+in format §5 order: the bytes are canonical, the record is well
 formed, ``ledger`` matches, ``seq`` runs gap-free, ``recorded_at`` never
 decreases, and ``prev`` is the hash of the record before. It holds O(1) state,
 so a million-record ledger verifies in constant memory.

@@ -1,4 +1,4 @@
-"""Checkpoints: C2SP ``tlog-checkpoint`` signed notes (SPEC §3).
+"""Checkpoints: C2SP ``tlog-checkpoint`` signed notes (format §3).
 
     <origin>\\n<tree size>\\n<base64 root>\\nchain <hex head hash>\\n\\n
     — <key name> <base64(key id || Ed25519 signature)>\\n   (one or more)

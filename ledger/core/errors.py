@@ -23,7 +23,7 @@
     ├── StorageUnavailable          the database cannot be reached
     ├── ServerBusy                  at a cap of the server's (connections, event streams)
     └── VerificationError           a record, chain or proof fails a check
-        ├── MalformedRecord         not a SPEC §1 record, or not canonical
+        ├── MalformedRecord         not a format §1 record, or not canonical
         ├── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
         │   └── PrevMismatch        ``prev`` is not the hash of the record before
         ├── ProofInvalid            a Merkle inclusion or consistency proof fails

@@ -1,4 +1,4 @@
-"""Every hash of the format: record, leaf and node hashes (SPEC §2; RFC 9162 section 2.1.1).
+"""Every hash of the format: record, leaf and node hashes (format §2; RFC 9162 section 2.1.1).
 
 The one place SHA-256 is applied to records and tree nodes, one at a time
 for the reference code and in batches for bulk verification, so that the
@@ -32,7 +32,7 @@ __all__ = [
 HASH_SIZE = 32
 LEAF_HASH_PREFIX = b"\x00"
 NODE_HASH_PREFIX = b"\x01"
-# SPEC §1: record 1 links to 64 zeros.
+# format §1: record 1 links to 64 zeros.
 GENESIS_PREV = "0" * 64
 
 

@@ -2,7 +2,7 @@
 
 Both are fixed at first start and stored with the key registration. A
 verifier trusts a verifier key string, and that string binds the name into
-the key id (SPEC §3): were the identity re-derived from the machine at each
+the key id (format §3): were the identity re-derived from the machine at each
 start, a recreated container would sign under a name nobody trusts.
 """
 

@@ -1,6 +1,6 @@
 """Strict JSON: the value rules that keep canonical bytes equal everywhere.
 
-SPEC §1 allows only integers with |n| < 2^53 (no floats, no NaN), Unicode NFC
+format §1 allows only integers with |n| < 2^53 (no floats, no NaN), Unicode NFC
 strings, and we add what any hash-addressed format needs: no duplicate
 member names (which member would be hashed?), no lone surrogates (they have
 no UTF-8 encoding) and a bounded nesting depth. Each violation is reported

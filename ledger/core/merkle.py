@@ -1,4 +1,4 @@
-"""The Merkle tree of SPEC §2 (RFC 9162 section 2.1): roots, proofs, verifiers.
+"""The Merkle tree of format §2 (RFC 9162 section 2.1): roots, proofs, verifiers.
 
 Storage model. A server keeps only *perfect* subtrees: ``(level, index)`` is
 the subtree of the ``2**level`` leaves ``[index * 2**level, (index+1) * 2**level)``.
@@ -374,7 +374,7 @@ def verify_consistency(
     if size1 > size2:
         raise ProofInvalid(f"size1 {size1} > size2 {size2}: a log never shrinks")
     if size1 == 0:
-        # SPEC §2: the empty tree is a prefix of every tree, so such a proof
+        # format §2: the empty tree is a prefix of every tree, so such a proof
         # proves nothing; refusing it (also for 0 -> 0) keeps callers from
         # mistaking it for a check.
         raise ProofInvalid("a consistency proof from tree size 0 is rejected as meaningless")

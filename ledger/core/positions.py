@@ -1,4 +1,4 @@
-"""The positions projection of SPEC §6: a pure fold over records.
+"""The positions projection of format §6: a pure fold over records.
 
 Snapshot at (``as_of``, ``known_at``):
 
@@ -50,7 +50,7 @@ __all__ = [
 
 POSITION_TYPES = frozenset({"position.stated", "position.withdrawn"})
 FIX_TYPES = frozenset({"record.corrected", "record.retracted"})
-# SPEC §6: the members a correction may replace.
+# format §6: the members a correction may replace.
 CORRECTABLE_MEMBERS = frozenset({"occurred_at", "data", "source", "party", "topic"})
 WITHDRAWN = "withdrawn"
 
@@ -194,7 +194,7 @@ def corrected(record: Record, changes: Mapping[str, Any]) -> Record:
 def fold(
     records: Iterable[Record], *, as_of: str | None = None, known_at: int | None = None
 ) -> Positions:
-    """SPEC §6 snapshot state and claims. ``as_of`` is a fixed-width UTC time."""
+    """format §6 snapshot state and claims. ``as_of`` is a fixed-width UTC time."""
     known = [r for r in records if known_at is None or r.seq <= known_at]
     best: dict[tuple[str, str, str | None], tuple[str, int, Record]] = {}
     for record in apply_fixes(known):
@@ -235,7 +235,7 @@ def snapshot_document(
     merkle_root: bytes,
     positions: Positions | tuple[dict[str, Any], dict[str, Any]],
 ) -> dict[str, Any]:
-    """The unsigned SPEC §6 document; ``tree_size`` is ``known_at``.
+    """The unsigned format §6 document; ``tree_size`` is ``known_at``.
 
     ``positions`` is a fold result, or already the (state, claims) dicts.
     """

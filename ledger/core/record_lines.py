@@ -66,7 +66,7 @@ from ledger.core.times import OCCURRED_AT_PATTERN, RECORDED_AT_PATTERN
 
 __all__ = ["ROTATION_TYPE", "RunSummary", "check_run", "parse_line"]
 
-# SPEC §3: the record type that hands trust from one signing key to the next.
+# format §3: the record type that hands trust from one signing key to the next.
 ROTATION_TYPE = "key.rotated"
 
 

@@ -1,6 +1,6 @@
-"""The record of SPEC §1 as a frozen value, and its strict reading.
+"""The record of format §1 as a frozen value, and its strict reading.
 
-A record is exactly the members listed in SPEC §1; absent optional members
+A record is exactly the members listed in format §1; absent optional members
 are omitted, never ``null``. ``Record.from_dict`` is what a verifier uses on
 bytes it does not trust, so it checks every member's type and format.
 """
@@ -83,18 +83,18 @@ class Record:
         return out
 
     def canonical(self) -> bytes:
-        """``canon(r)`` of SPEC §2."""
+        """``canon(r)`` of format §2."""
         if self.strict:
             return canonical_bytes_of_strict(self.to_dict())
         return canonical_bytes(self.to_dict())
 
     def hash(self) -> str:
-        """``H(r)`` of SPEC §2."""
+        """``H(r)`` of format §2."""
         return record_hash(self.canonical())
 
     @classmethod
     def from_dict(cls, obj: Any) -> Record:
-        """Read an untrusted SPEC §1 object; ``MalformedRecord`` names what is wrong."""
+        """Read an untrusted format §1 object; ``MalformedRecord`` names what is wrong."""
         seq_hint = obj.get("seq") if isinstance(obj, dict) else None
         seq = seq_hint if isinstance(seq_hint, int) and not isinstance(seq_hint, bool) else None
 
@@ -150,7 +150,7 @@ class Record:
 class EventDraft(NamedTuple):
     """A validated client event: a record minus the members the server assigns.
 
-    ``data`` and ``source`` are held as their canonical bytes (SPEC §2), so a
+    ``data`` and ``source`` are held as their canonical bytes (format §2), so a
     record's canonical form is spliced from them (``RecordFrame``) rather
     than serialized again, and an event parsed in the intake worker travels
     as those bytes without being decoded in the server at all. ``data`` and
@@ -261,7 +261,7 @@ class RecordFrame:
 
     RFC 8785 writes an object as its members sorted by name, each as
     ``"name":`` and the canonical form of its value, so a record's canonical
-    bytes are the canonical bytes of its members' values joined in SPEC §1's
+    bytes are the canonical bytes of its members' values joined in format §1's
     member order: actor, data, id, ledger, occurred_at, party, prev,
     recorded_at, seq, source, topic, type (all ASCII names, so code-point and
     UTF-16 order agree). ``tests/core/test_records.py`` holds the splice equal

@@ -1,4 +1,4 @@
-"""Ed25519 keys in the signed-note conventions of SPEC §3.
+"""Ed25519 keys in the signed-note conventions of format §3.
 
 The verifier key string is ``<name>+<8 hex key id>+<base64(0x01 || key)>``,
 the format of Go's ``golang.org/x/mod/sumdb/note``; the key id is the first
@@ -33,7 +33,7 @@ __all__ = [
 # sumdb/note algorithm byte for Ed25519.
 ED25519_ALGORITHM = b"\x01"
 KEY_ID_SIZE = 4
-# Names are free text without spaces or '+' (SPEC §3); we also refuse control
+# Names are free text without spaces or '+' (format §3); we also refuse control
 # characters and the empty name, which no signature line could carry.
 KEY_NAME_PATTERN = re.compile(r"\A[^\s+\x00-\x1f\x7f]{1,255}\Z")
 
@@ -69,7 +69,7 @@ class VerifierKey:
         return self.key_id.hex()
 
     def to_string(self) -> str:
-        """The SPEC §3 verifier key string."""
+        """The format §3 verifier key string."""
         encoded = base64.b64encode(ED25519_ALGORITHM + self.public_key).decode("ascii")
         return f"{self.name}+{self.key_id_hex}+{encoded}"
 
@@ -140,7 +140,7 @@ class Signer:
 
 
 def endorse(old: Signer, new: VerifierKey) -> bytes:
-    """SPEC §3 rotation: the old key signs the new verifier key string's UTF-8 bytes."""
+    """format §3 rotation: the old key signs the new verifier key string's UTF-8 bytes."""
     return old.sign(new.to_string().encode("utf-8"))
 
 

@@ -78,7 +78,7 @@ def _cited_of_record(record: Record) -> Cited:
 
 
 def corrected_cited(cited: Cited, changes: Mapping[str, Any]) -> Cited:
-    """``cited`` with the members a ``record.corrected`` replaces (SPEC §6);
+    """``cited`` with the members a ``record.corrected`` replaces (format §6);
     ``data`` holds nothing the view reads."""
     out = cited
     if "source" in changes:
@@ -230,7 +230,7 @@ SourcesView = dict[str, list[Citation]]
 def fold(records: Iterable[Record]) -> SourcesView:
     """The sources view at the head of ``records`` (the definition).
 
-    Fixes apply as in SPEC §6: a fix naming a target that is missing, later,
+    Fixes apply as in format §6: a fix naming a target that is missing, later,
     itself a fix or already retracted is ignored (the server refuses them).
     """
     ordered = sorted(records, key=lambda r: r.seq)

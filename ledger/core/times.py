@@ -1,4 +1,4 @@
-"""Fixed-width UTC timestamps (SPEC §1).
+"""Fixed-width UTC timestamps (format §1).
 
 ``occurred_at`` is stored as ``YYYY-MM-DDTHH:MM:SSZ`` and ``recorded_at`` as
 ``YYYY-MM-DDTHH:MM:SS.ffffffZ``: fixed widths make string order equal time

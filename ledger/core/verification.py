@@ -1,4 +1,4 @@
-"""SPEC §5 verification of an export bundle or a live ledger, in constant memory.
+"""format §5 verification of an export bundle or a live ledger, in constant memory.
 
 The pieces both paths share, so the bundle verifier, the server client and
 the server-side audit can never disagree:
@@ -10,7 +10,7 @@ the server-side audit can never disagree:
   canonical lines, with the blame rule below;
 - ``check_checkpoint``: a signed note from a trusted key whose origin, size,
   root and ``chain`` line are the ones the caller expects;
-- ``check_consistency``: SPEC §5 step 6, rollback and fork detection.
+- ``check_consistency``: format §5, rollback and fork detection.
 
 Blame rule. A broken link between records k and k+1 (``prev`` of k+1 is not
 ``H(record k)``) is reported at seq k: record k is the last one whose hash
@@ -112,7 +112,7 @@ NodeSink = Callable[[NodeId, bytes], None]
 class UnnamedKey:
     """A trusted Ed25519 public key whose name comes from what it signed (a PEM file).
 
-    Trust is the key bytes; the name only completes the SPEC §3 key id, which
+    Trust is the key bytes; the name only completes the format §3 key id, which
     must then equal the one the bundle or note states.
     """
 
@@ -242,7 +242,7 @@ class MerkleAccumulator:
 
 
 class LogVerifier:
-    """SPEC §5 steps 2-4 over one contiguous run of canonical lines.
+    """format §5 over one contiguous run of canonical lines.
 
     ``root_sizes`` names tree sizes whose roots to remember on the way (a
     snapshot's ``known_at``, a remembered checkpoint); the full tree is only
@@ -394,7 +394,7 @@ class LogVerifier:
             )
 
 
-# -- key rotations (SPEC §3) -----------------------------------------------------
+# -- key rotations (format §3) -----------------------------------------------------
 
 # The type member as a canonical line spells it. A line without these bytes
 # is no key.rotated record (inside a string the quotes would be escaped), so
@@ -502,7 +502,7 @@ class KeyTrail:
         return path[::-1]
 
 
-# -- checkpoints and consistency (SPEC §3, §5 steps 5-6) ------------------------
+# -- checkpoints and consistency (format §3, §5) ------------------------
 
 
 def trusted_for_note(
@@ -538,7 +538,7 @@ def check_checkpoint(
 ) -> SignedCheckpoint:
     """Verify a note's trusted signature and that it speaks of what the caller expects.
 
-    Its origin must end in ``/<ledger>`` (SPEC §3), so a checkpoint of another
+    Its origin must end in ``/<ledger>`` (format §3), so a checkpoint of another
     ledger signed by the same key is refused; ``None`` skips a comparison.
     """
     note = SignedCheckpoint.from_text(text)
@@ -570,7 +570,7 @@ def check_checkpoint(
 def check_consistency(
     old: SignedCheckpoint, new: SignedCheckpoint, proof: Sequence[bytes] | None
 ) -> None:
-    """SPEC §5 step 6: ``new`` extends ``old``; ``proof`` is needed when it grew.
+    """format §5: ``new`` extends ``old``; ``proof`` is needed when it grew.
 
     Raises ``ProofInvalid`` whose reason says ``rollback`` (the log shrank)
     or ``fork`` (the two trees disagree).
@@ -600,11 +600,11 @@ def check_consistency(
         ) from None
 
 
-# -- bundles (SPEC §4, §5 steps 1-5) ---------------------------------------------
+# -- bundles (format §4, §5) ---------------------------------------------
 
 
 class _BundleReader:
-    """Walks the tar members in SPEC §4 order, refusing anything else."""
+    """Walks the tar members in format §4 order, refusing anything else."""
 
     def __init__(self, tar: tarfile.TarFile) -> None:
         self._tar = tar
@@ -690,7 +690,7 @@ def verify_bundle(
 
 
 class _BundleCheck:
-    """SPEC §5 steps 1-5 in tar order; keeps what it learnt for the report.
+    """format §5 in tar order; keeps what it learnt for the report.
 
     A manifest signed by the given key is checked before any record. One
     signed by another key can only be trusted through the rotations the
@@ -971,7 +971,7 @@ def _check_merkle(log: LogVerifier, manifest: Manifest) -> None:
         ) from None
 
 
-# -- signed snapshots (SPEC §6) ---------------------------------------------------
+# -- signed snapshots (format §6) ---------------------------------------------------
 
 SNAPSHOT_SIGNATURE_MEMBERS = frozenset({"state_hash", "key_id", "signature"})
 
@@ -997,7 +997,7 @@ class SnapshotClaim:
         return cls(document=document, known_at=known_at, as_of=as_of)
 
     def wants(self, record: Record) -> bool:
-        """Whether the SPEC §6 fold of this snapshot can depend on ``record``."""
+        """Whether the format §6 fold of this snapshot can depend on ``record``."""
         return record.seq <= self.known_at and record.type in FOLDED_TYPES
 
 
@@ -1012,7 +1012,7 @@ def check_snapshot(
     root: bytes,
     key: VerifierKey,
 ) -> None:
-    """Recompute the SPEC §6 document from verified records; raise on any difference.
+    """Recompute the format §6 document from verified records; raise on any difference.
 
     ``records`` must hold every record of ``FOLDED_TYPES`` up to ``known_at``
     (others are ignored by the fold), and ``root`` the tree root at ``known_at``.

@@ -1,4 +1,4 @@
-"""The positions projection (SPEC §6), maintained inside each append.
+"""The positions projection (format §6), maintained inside each append.
 
 Revision ID: 0003
 Revises: 0002

@@ -1,4 +1,4 @@
-"""HTTP surface of export bundles (SPEC §4): a streamed tar, or a problem first."""
+"""HTTP surface of export bundles (format §4): a streamed tar, or a problem first."""
 
 from __future__ import annotations
 

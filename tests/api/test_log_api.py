@@ -1,4 +1,4 @@
-"""HTTP surface of the verifiable log: checkpoints, proofs, keys (SPEC §2-3)."""
+"""HTTP surface of the verifiable log: checkpoints, proofs, keys (format §2-3)."""
 
 from __future__ import annotations
 

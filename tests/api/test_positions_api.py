@@ -1,4 +1,4 @@
-"""HTTP surface of the positions projection: the signed snapshot (SPEC §6)."""
+"""HTTP surface of the positions projection: the signed snapshot (format §6)."""
 
 from __future__ import annotations
 

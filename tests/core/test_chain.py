@@ -1,4 +1,4 @@
-"""The hash chain (SPEC §1-2, §5 steps 2-3): canonical bytes, record hashes,
+"""The hash chain (format §1-2, §5): canonical bytes, record hashes,
 and a verifier that names the first record at fault by its ``seq``."""
 
 from __future__ import annotations

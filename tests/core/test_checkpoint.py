@@ -1,4 +1,4 @@
-"""Signed notes and checkpoints (SPEC §3): known answers, round trips, rejections."""
+"""Signed notes and checkpoints (format §3): known answers, round trips, rejections."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ledger.core.errors import VerificationError
 from ledger.core.signing import Signer, VerifierKey, compute_key_id, endorse, follow_rotation
 
 # golang.org/x/mod/sumdb/note's own test vector (note_test.go): the reference
-# implementation of the verifier key format SPEC §3 adopts.
+# implementation of the verifier key format format §3 adopts.
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
 GO_SKEY_SEED = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")[1:]
 GO_TEXT = (

@@ -1,4 +1,4 @@
-"""Strict JSON (SPEC §1): integers only with |n| < 2^53, NFC strings, no
+"""Strict JSON (format §1): integers only with |n| < 2^53, NFC strings, no
 duplicate member names, no lone surrogates, bounded depth; every refusal
 names the offending member's path."""
 

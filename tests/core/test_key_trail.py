@@ -1,4 +1,4 @@
-"""KeyTrail: the keys a verifier trusts, grown only by endorsed rotations (SPEC §3)."""
+"""KeyTrail: the keys a verifier trusts, grown only by endorsed rotations (format §3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Merkle tree of SPEC §2 (RFC 9162 section 2.1): the transparency-dev
+"""The Merkle tree of format §2 (RFC 9162 section 2.1): the transparency-dev
 vectors, the README's eight leaves, a recursive reference of RFC 9162
 PATH/PROOF, tampering, and the perfect-node storage bounds."""
 
@@ -36,7 +36,7 @@ from ledger.core.merkle import (
     verify_inclusion,
 )
 
-# A copy of ../shared/vectors (SPEC §2) kept in the repository, so that a
+# A copy of ../shared/vectors (format §2) kept in the repository, so that a
 # clone on its own runs them; a test below holds it equal to the shared set.
 VENDORED_VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 SHARED_VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"

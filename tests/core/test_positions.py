@@ -1,4 +1,4 @@
-"""The positions fold of SPEC §6, against a literal reading of the spec."""
+"""The positions fold of format §6, against a literal reading of the spec."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def sealed(events: list[dict[str, Any]], ledger: str = "talks") -> list[Record]:
 def reference_fold(
     records: list[Record], as_of: str | None, known_at: int | None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """SPEC §6 step by step, on plain dicts, written independently of the module."""
+    """format §6 step by step, on plain dicts, written independently of the module."""
     rows = [copy.deepcopy(r.to_dict()) for r in records if known_at is None or r.seq <= known_at]
     by_seq = {row["seq"]: row for row in rows}
     dropped: set[int] = set()

@@ -1,4 +1,4 @@
-"""The quick line check and the worker runs never change a verdict (SPEC §5 step 2).
+"""The quick line check and the worker runs never change a verdict (format §5).
 
 ``record_lines.parse_line`` may only accept lines the strict reading accepts, and
 the chain must report the same first failure, with the same reason, whether a
@@ -632,7 +632,7 @@ SIZE = 300
 
 
 def _bundle(lines: list[bytes], signer: Signer, *, from_seq: int = 1) -> bytes:
-    """A SPEC §4 bundle of records ``from_seq``.. of ``lines`` (the whole ledger)."""
+    """A format §4 bundle of records ``from_seq``.. of ``lines`` (the whole ledger)."""
     leaves = [leaf_hash(line) for line in lines]
     to_seq = len(lines)
     root = root_from_leaves(leaves)

@@ -33,7 +33,7 @@ EVENT_TYPES = [
     "record.corrected",
     "record.retracted",
 ]
-# Written by the server only (SPEC §3); documented by a schema, refused from clients.
+# Written by the server only (format §3); documented by a schema, refused from clients.
 SERVER_TYPES = ["key.rotated"]
 SCHEMA_FILES = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
 UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")

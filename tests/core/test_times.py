@@ -1,4 +1,4 @@
-"""Times (SPEC §1): clients send a bare date or RFC 3339 with an explicit
+"""Times (format §1): clients send a bare date or RFC 3339 with an explicit
 offset and whole seconds; the server stores fixed-width UTC forms whose string
 order is time order."""
 

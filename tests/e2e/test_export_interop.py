@@ -1,7 +1,7 @@
-"""``ledger export`` read by tools that know nothing of this project (SPEC §4).
+"""``ledger export`` read by tools that know nothing of this project (format §4).
 
 The bundle is a plain POSIX tar that GNU tar lists, and its manifest
-signature checks with the stock ``openssl`` command the SPEC quotes.
+signature checks with the stock ``openssl`` command docs/format.md quotes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DEMO = "us-ua-minerals-2025"
 def openssl_verify(
     folder: Path, manifest: str = "manifest.json"
 ) -> subprocess.CompletedProcess[str]:
-    # Exactly the command of SPEC §4.
+    # Exactly the command of format §4.
     command = "openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin"
     return subprocess.run(
         [*command.split(), "-in", manifest, "-sigfile", "manifest.sig"],

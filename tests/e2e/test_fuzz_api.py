@@ -40,7 +40,7 @@ MAX_EXAMPLES = 40  # per operation and phase; about 10 s per mode on a 2-core ma
 # Positive data may still get 422 where validity depends on the ledger's state,
 # which no JSON Schema can express: a seq, tree size or known_at beyond the
 # current head; and, for appends, an occurred_at in the future, text that is not
-# NFC, an integer >= 2^53 (all SPEC §1 rules the event schemas cannot state), or a
+# NFC, an integer >= 2^53 (all format §1 rules the event schemas cannot state), or a
 # correction or retraction naming a record that does not exist yet. For those
 # operations only, 422 joins the statuses positive data may get; anything else
 # (400, 415, 5xx ...) still fails the check.

@@ -1,4 +1,4 @@
-"""ledger-verify bundle against real exports and every tampering of them (SPEC §4-5).
+"""ledger-verify bundle against real exports and every tampering of them (format §4-5).
 
 Bundles come from ``ledger.exporter.write_bundle`` on a SQLite runtime (the
 tampering is of files, so one backend suffices); each tampered variant is a

@@ -135,7 +135,7 @@ def test_a_key_that_signed_nothing_here_is_invalid(
     assert code == 1 and "trusted key" in str(result["reason"])
 
 
-# -- snapshots (SPEC §6) -----------------------------------------------------------
+# -- snapshots (format §6) -----------------------------------------------------------
 
 
 def fetch_snapshot(server: ServerProcess, path: Path, **params: str) -> dict[str, Any]:
@@ -194,7 +194,7 @@ def test_a_snapshot_whose_state_is_re_signed_but_false_names_the_seq(
     assert code == 1 and result["seq"] == cell["seq"] and "state" in str(result["reason"])
 
 
-# -- the remembered checkpoint (SPEC §5 step 6) ------------------------------------
+# -- the remembered checkpoint (format §5) ------------------------------------
 
 
 def test_the_state_file_round_trips_and_advances(

@@ -1,4 +1,4 @@
-"""ledger-verify follows key rotations (SPEC §3) from the key it was given.
+"""ledger-verify follows key rotations (format §3) from the key it was given.
 
 An auditor holds the verifier key the server published before a rotation.
 After ``ledger keys rotate`` and ``ledger keys retire OLD``, checkpoints and

@@ -1,4 +1,4 @@
-"""Export bundles (SPEC §4) written from a stored ledger, on every backend."""
+"""Export bundles (format §4) written from a stored ledger, on every backend."""
 
 from __future__ import annotations
 

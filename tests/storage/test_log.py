@@ -1,4 +1,4 @@
-"""The stored Merkle tree, proofs and checkpoints (SPEC §2-3), on every backend."""
+"""The stored Merkle tree, proofs and checkpoints (format §2-3), on every backend."""
 
 from __future__ import annotations
 

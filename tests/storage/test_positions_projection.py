@@ -1,4 +1,4 @@
-"""The positions projection tables answer exactly what the SPEC §6 fold says."""
+"""The positions projection tables answer exactly what the format §6 fold says."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from ledger.service import LedgerService
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["events"])
 
 NDJSON = "application/x-ndjson"
-# seq is a JSON integer below 2^53 (SPEC §1); larger values cannot name a record.
+# seq is a JSON integer below 2^53 (format §1); larger values cannot name a record.
 MAX_SEQ = 2**53 - 1
 # ledger.service checks keys with the same expression.
 _IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e][\x20-\x7e]{0,253}[\x21-\x7e]?$"

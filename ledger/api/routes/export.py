@@ -1,4 +1,4 @@
-"""Export bundles (SPEC §4): one streamed POSIX tar per request."""
+"""Export bundles (format §4): one streamed POSIX tar per request."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ MAX_SEQ = 2**53 - 1
     summary="Export bundle: records, signed manifest and checkpoint in one tar",
     description=(
         "A POSIX tar holding, in order, `manifest.json`, `manifest.sig`, `records.jsonl`, "
-        "`checkpoint` and `public_key.pem` (SPEC §4) for records `from_seq..to_seq` "
+        "`checkpoint` and `public_key.pem` (format §4) for records `from_seq..to_seq` "
         "(default: the whole ledger). The range is checked before the stream starts, so "
         "errors are problem documents; the manifest's signature can be checked with "
         "`openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json "

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
     "",
     response_model=KeyList,
     summary="Signing keys, active and retired",
-    description="`verifier_key` is the SPEC §3 string `<name>+<key id>+<base64(0x01||key)>`.",
+    description="`verifier_key` is the format §3 string `<name>+<key id>+<base64(0x01||key)>`.",
 )
 def list_keys(service: ServiceDep) -> dict[str, Any]:
     return {"items": [key.to_dict() for key in service.list_keys()]}

@@ -1,4 +1,4 @@
-"""The verifiable log: checkpoints and Merkle proofs (SPEC §2-3)."""
+"""The verifiable log: checkpoints and Merkle proofs (format §2-3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Positions (SPEC §6): who held which position when, as the ledger knew it when."""
+"""Positions (format §6): who held which position when, as the ledger knew it when."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ KnownAt = Annotated[
     "/snapshot",
     summary="Signed snapshot of every party's positions",
     description=(
-        "SPEC §6: `{ledger, as_of?, known_at, tree_size, merkle_root, state, claims, "
+        "format §6: `{ledger, as_of?, known_at, tree_size, merkle_root, state, claims, "
         "state_hash, key_id, signature}`. `state` maps party -> topic -> position; "
         "`claims` maps party -> topic -> claimant -> what the claimant says the position is."
     ),

@@ -1,7 +1,7 @@
-// The SPEC §6 positions fold, as ledger/core/positions.py `fold`, so the browser
+// The format §6 positions fold, as ledger/core/positions.py `fold`, so the browser
 // can recompute the positions grid from verified records instead of trusting it.
 // No DOM and no network: the same file runs in node for the tests that hold the
-// two folds equal. Records are the parsed SPEC §1 objects.
+// two folds equal. Records are the parsed format §1 objects.
 "use strict";
 (function (root) {
   const POSITION_TYPES = new Set(["position.stated", "position.withdrawn"]);
@@ -11,7 +11,7 @@
   const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
   const present = (v) => v !== undefined && v !== null;
 
-  // SPEC §6 steps 2-3: corrections applied to their targets in seq order,
+  // format §6 steps 2-3: corrections applied to their targets in seq order,
   // retracted records dropped; a fix naming no earlier non-fix record is ignored.
   function applyFixes(records) {
     const ordered = [...records].sort((a, b) => a.seq - b.seq);

@@ -1,4 +1,4 @@
-// Verification in the reader's browser (SPEC §2-3, §6), with WebCrypto only:
+// Verification in the reader's browser (format §2-3, §6), with WebCrypto only:
 // SHA-256 for leaves and nodes, Ed25519 for the checkpoint and the snapshot.
 // Nothing the server says is trusted but the published key, whose id is recomputed here.
 "use strict";
@@ -82,7 +82,7 @@
     return seed;
   }
 
-  // SPEC §3 verifier key: <name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 key)>.
+  // format §3 verifier key: <name>+<8 hex key id>+<base64(0x01 || 32-byte Ed25519 key)>.
   async function parseVerifierKey(text) {
     // The name holds no "+", the id is hex: only the base64 key may contain "+".
     const match = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(String(text));
@@ -216,7 +216,7 @@
     return bytes;
   }
 
-  // -- key rotations (SPEC §3) ------------------------------------------------
+  // -- key rotations (format §3) ------------------------------------------------
   // The page trusts the first key the server published, the one a reader had
   // before any rotation. A later key is trusted only through a key.rotated
   // record that an already trusted key endorsed and that is in the signed log:
@@ -294,7 +294,7 @@
   // The snapshot's signature says only that the server signed the grid, and the
   // server signs whatever its projection tables hold. So, up to a size the page
   // can fetch quickly, every record is fetched, proved to make the signed root,
-  // and folded again here (positions.js, the SPEC §6 fold) to compare with the grid.
+  // and folded again here (positions.js, the format §6 fold) to compare with the grid.
 
   const RECOMPUTE_LIMIT = 10000;
 
