@@ -563,7 +563,7 @@ def verify_command(
 ) -> None:
     """Audit the stored records, Merkle tree, checkpoints and positions projection;
     exit 1 if anything is off."""
-    from ledger.audit import audit_ledger
+    from ledger.integrity import check_ledger
 
     runtime = _runtime(Settings())
     reports = []
@@ -573,7 +573,7 @@ def verify_command(
             size = runtime.service.get_ledger(name).size
             with _progress(disable=as_json) as progress:
                 task = progress.add_task(f"auditing {name}", total=size)
-                report = audit_ledger(
+                report = check_ledger(
                     runtime,
                     name,
                     # The audit reports how many records it has walked so far.

@@ -1,7 +1,7 @@
 """The rows of the positions projection tables that a ledger's records make.
 
 ``ledger.store.projection`` writes them on append and on rebuild; the audit
-(``ledger.audit``) derives them here again, from the verified records alone,
+(``ledger.integrity``) derives them here again, from the verified records alone,
 and compares. Records are fed in seq order. A first version (one per
 position record, known from its own seq, its cell the record itself) is
 handed back at once, so the audit can compare them as a stream; what fixes

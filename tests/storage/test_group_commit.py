@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger.audit import audit_ledger
 from ledger.core import checkpoint as notes
 from ledger.core.chain import verify_chain
 from ledger.core.errors import DuplicateEventId, HeadMismatch, InvalidEvent
 from ledger.core.records import EventDraft
 from ledger.core.signing import VerifierKey
+from ledger.integrity import check_ledger
 from ledger.service import LedgerService
 from ledger.store.groupcommit import GroupCommitter, Prepare
 from ledger.store.recorder import AppendRequest, AppendResult, Recorder
@@ -435,7 +435,7 @@ def other_recorder(service: LedgerService) -> Recorder:
 
 def assert_ledger_sound(service: LedgerService, size: int) -> None:
     assert service.get_ledger(LEDGER).size == size
-    assert audit_ledger(service, LEDGER).valid
+    assert check_ledger(service, LEDGER).valid
 
 
 def test_requests_sealed_during_a_commit_get_what_their_transaction_would_give(

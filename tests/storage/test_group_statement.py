@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ledger.audit import audit_ledger
 from ledger.core import checkpoint as notes
 from ledger.core.errors import DuplicateEventId, HeadMismatch, StorageUnavailable
 from ledger.core.records import EventDraft
+from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.database import Database
 from ledger.store.recorder import AppendRequest, AppendResult, Recorder
@@ -191,7 +191,7 @@ def test_groups_written_as_one_statement_store_what_their_transactions_store(
         # the key and the fix need the database.
         assert spy.moved == [1, 1, 1, 1]
         assert sorted_rows(ledger_rows(fast.database)) == sorted_rows(ledger_rows(usual.database))
-        assert audit_ledger(fast.service, LEDGER).valid
+        assert check_ledger(fast.service, LEDGER).valid
     finally:
         for running in (fast, usual):
             running.close()
@@ -219,7 +219,7 @@ def test_a_head_moved_by_another_process_sends_the_group_the_usual_way(
     commit_wave(recorder, [request(draft(7))])
     assert spy.moved == [1, 0, 1]  # the usual way left a head known again
     assert runtime.service.get_ledger(LEDGER).size == 7
-    assert audit_ledger(runtime.service, LEDGER).valid
+    assert check_ledger(runtime.service, LEDGER).valid
 
 
 def test_a_rotated_key_sends_the_group_the_usual_way_and_signs_with_both(
@@ -244,7 +244,7 @@ def test_a_rotated_key_sends_the_group_the_usual_way_and_signs_with_both(
     assert len(signed.signatures) == 2
     commit_wave(recorder, [request(draft(4))])
     assert spy.moved == [1, 0, 1]
-    assert audit_ledger(runtime.service, LEDGER).valid
+    assert check_ledger(runtime.service, LEDGER).valid
 
 
 def test_an_id_already_used_fails_its_own_request_and_no_other(
@@ -264,7 +264,7 @@ def test_an_id_already_used_fails_its_own_request_and_no_other(
     commit_wave(recorder, [request(draft(6))])
     assert spy.moved == [None, 1]
     assert runtime.service.get_ledger(LEDGER).size == 4
-    assert audit_ledger(runtime.service, LEDGER).valid
+    assert check_ledger(runtime.service, LEDGER).valid
 
 
 def test_a_connection_its_server_ended_is_replaced_before_the_next_group(
@@ -284,7 +284,7 @@ def test_a_connection_its_server_ended_is_replaced_before_the_next_group(
     asyncio.run(scenario())
     assert spy.moved == [1, 1]
     assert runtime.service.get_ledger(LEDGER).size == 3
-    assert audit_ledger(runtime.service, LEDGER).valid
+    assert check_ledger(runtime.service, LEDGER).valid
 
 
 async def _backend_pid(database: Database) -> int:
@@ -335,7 +335,7 @@ def test_a_connection_lost_mid_statement_fails_its_group_as_unknown_and_the_next
     assert spy.moved == [None]  # no head known for draft 4: the usual way
     assert isinstance(later, AppendResult)
     assert [r.seq for r in later.receipts] == [2]
-    assert audit_ledger(runtime.service, LEDGER).valid
+    assert check_ledger(runtime.service, LEDGER).valid
 
 
 def test_an_idle_connection_is_asked_before_it_is_trusted_and_kept_if_it_answers(
@@ -356,7 +356,7 @@ def test_an_idle_connection_is_asked_before_it_is_trusted_and_kept_if_it_answers
     pids = asyncio.run(scenario())
     assert spy.moved == [1, 1, 1]
     assert len(set(pids)) == 1  # asked each time, answered, kept
-    assert audit_ledger(runtime.service, LEDGER).valid
+    assert check_ledger(runtime.service, LEDGER).valid
 
 
 async def _until_waiting(database: Database) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import command
 
-from ledger.audit import audit_ledger
 from ledger.core.hashing import leaf_hash
 from ledger.core.merkle import root_from_leaves
+from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.database import Database, alembic_config
 from ledger.store.tree import is_stored, node_id, node_key, stored_node_count
@@ -126,10 +126,10 @@ def test_tree_nodes_below_level_4_are_dropped_and_the_downgrade_hashes_them_back
 
     runtime.database.migrate("head")
     assert _nodes(runtime.database) == {k: h for k, h in every.items() if is_stored(node_id(k))}
-    assert audit_ledger(runtime, "sparse").valid
+    assert check_ledger(runtime, "sparse").valid
     # The recorder's cached frontier and the reads agree with what was migrated.
     runtime.service.recorder.append("sparse", sample_events.drafts(3, start=50), actor="t")
-    assert audit_ledger(runtime, "sparse").valid
+    assert check_ledger(runtime, "sparse").valid
     lines = list(runtime.service.iter_records("sparse"))
     proof = runtime.service.inclusion("sparse", seq=7, tree_size=None)
     assert proof.root == root_from_leaves([leaf_hash(line) for line in lines])

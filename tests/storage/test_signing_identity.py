@@ -8,10 +8,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.audit import audit_ledger
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.errors import IdentityMismatch
 from ledger.core.signing import Signer, VerifierKey
+from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.database import Database
 from ledger.store.recorder import Recorder
@@ -88,7 +88,7 @@ def test_checkpoints_signed_under_a_names_the_key_no_longer_goes_by_still_audit(
     other.append("talks", sample_events.drafts(3), actor="t")
     other.close()
     service.recorder.append("talks", sample_events.drafts(2, start=3), actor="t")
-    report = audit_ledger(runtime, "talks")
+    report = check_ledger(runtime, "talks")
     assert report.valid, report.reason
 
 
@@ -166,6 +166,6 @@ def test_a_rotation_to_a_new_origin_signs_under_both_names_then_moves_the_origin
     try:
         assert moved.service.recorder.checkpoint_origin("talks") == "b.example/talks"
         moved.service.recorder.append("talks", sample_events.drafts(1), actor="t")
-        assert audit_ledger(moved, "talks").valid
+        assert check_ledger(moved, "talks").valid
     finally:
         moved.close()

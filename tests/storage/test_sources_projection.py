@@ -13,9 +13,9 @@ from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.audit import audit_ledger
 from ledger.core.errors import InvalidEvent, NotFound
 from ledger.core.sources import fold, source_detail, sources_list
+from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import alembic_config
@@ -208,10 +208,10 @@ TAMPERING = {
 def test_the_audit_names_an_edited_row(runtime: Runtime, case: str) -> None:
     events = [stated(CNN), stated(None), correct(1, {"source": NYT}), correct(2, {"source": CNN})]
     append_all(runtime.service, LEDGER, [*events, retract(2)], [2])
-    assert audit_ledger(runtime, LEDGER).valid
+    assert check_ledger(runtime, LEDGER).valid
     sql, names = TAMPERING[case]
     forge(runtime, sql)
-    report = audit_ledger(runtime, LEDGER)
+    report = check_ledger(runtime, LEDGER)
     assert not report.valid
     reason = str(report.reason)
     assert f"source_citations of ledger {LEDGER}" in reason, reason
@@ -227,4 +227,4 @@ def test_migration_0012_projects_the_ledgers_already_stored(runtime: Runtime) ->
         command.downgrade(alembic_config(conn), "0011")
     runtime.database.migrate("head")
     assert citation_rows(runtime.service) == appended
-    assert audit_ledger(runtime, LEDGER).valid
+    assert check_ledger(runtime, LEDGER).valid

@@ -1,4 +1,5 @@
-"""The server-side audit: re-verify everything a ledger's database holds.
+"""The integrity check of stored ledgers (``ledger verify``): re-verify
+everything a ledger's database holds.
 
 The records are walked in seq order through the same ``LogVerifier`` the
 offline client uses (format §5), and every derived row is compared
@@ -51,11 +52,11 @@ from ledger.core.sources import CitationRow, SourceRows
 from ledger.core.verification import LogVerifier, VerificationReport, check_checkpoint
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
-from ledger.store.auditread import AuditReader, StoredCheckpoint, StoredVersion
+from ledger.store.integrity_reads import IntegrityReader, StoredCheckpoint, StoredVersion
 from ledger.store.sources import stored_rows
 from ledger.store.tree import is_stored, stored_node_count
 
-__all__ = ["audit_ledger"]
+__all__ = ["check_ledger"]
 
 # Nodes are compared in batches: one query per this many new nodes.
 _NODE_BATCH = 4000
@@ -98,7 +99,7 @@ class _Trust:
         return self.keys + aliases
 
 
-def audit_ledger(
+def check_ledger(
     runtime_or_service: Runtime | LedgerService,
     ledger: str,
     *,
@@ -110,7 +111,7 @@ def audit_ledger(
         if isinstance(runtime_or_service, Runtime)
         else runtime_or_service
     )
-    reader = AuditReader(service.recorder.db)
+    reader = IntegrityReader(service.recorder.db)
     stored = reader.ledger(ledger)
     registered = service.keys.all_keys()
     trust = _Trust(
@@ -154,7 +155,7 @@ def audit_ledger(
 
 
 def _walk(
-    reader: AuditReader,
+    reader: IntegrityReader,
     ledger_id: int,
     log: LogVerifier,
     pending: _PendingNodes,
@@ -226,7 +227,7 @@ def _checkpoints_at(
     return upcoming
 
 
-def _compare_nodes(reader: AuditReader, ledger_id: int, pending: _PendingNodes) -> None:
+def _compare_nodes(reader: IntegrityReader, ledger_id: int, pending: _PendingNodes) -> None:
     if not pending.computed:
         return
     stored = reader.nodes(ledger_id, pending.computed)
@@ -275,7 +276,7 @@ class _ProjectionCheck:
     compared by ``finish``.
     """
 
-    def __init__(self, reader: AuditReader, ledger: str, ledger_id: int) -> None:
+    def __init__(self, reader: IntegrityReader, ledger: str, ledger_id: int) -> None:
         self.reader = reader
         self.ledger = ledger
         self.ledger_id = ledger_id
@@ -463,7 +464,7 @@ class _SourcesCheck:
     """Compares the stored ``source_citations`` rows with those the walked records
     make. They are few (one per citing record and one per fix), kept until ``finish``."""
 
-    def __init__(self, reader: AuditReader, ledger: str, ledger_id: int) -> None:
+    def __init__(self, reader: IntegrityReader, ledger: str, ledger_id: int) -> None:
         self.reader = reader
         self.ledger = ledger
         self.ledger_id = ledger_id

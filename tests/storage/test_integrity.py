@@ -1,4 +1,4 @@
-"""The server-side audit (``ledger.audit``) on every backend: clean and edited stores."""
+"""The server-side audit (``ledger.integrity``) on every backend: clean and edited stores."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.audit import audit_ledger
 from ledger.core.hashing import record_hash
+from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.tree import node_key
 from tests.core.test_positions import DEMO, ledgers
@@ -59,25 +59,25 @@ def edit_record(runtime: Runtime, seq: int) -> None:
 
 def test_a_clean_ledger_audits_valid(filled: Runtime) -> None:
     seen: list[int] = []
-    report = audit_ledger(filled, LEDGER, on_records=seen.append)
+    report = check_ledger(filled, LEDGER, on_records=seen.append)
     assert report.valid, report
     assert (report.from_seq, report.to_seq, report.count) == (1, SIZE, SIZE)
     assert report.head_hash == filled.service.get_ledger(LEDGER).head_hash
     assert seen and seen[-1] == SIZE
     # The service is accepted as well as the runtime.
-    assert audit_ledger(filled.service, LEDGER).valid
+    assert check_ledger(filled.service, LEDGER).valid
 
 
 def test_an_empty_ledger_audits_valid(runtime: Runtime) -> None:
     runtime.service.create_ledger(LEDGER)
-    report = audit_ledger(runtime, LEDGER)
+    report = check_ledger(runtime, LEDGER)
     assert report.valid and report.count == 0
 
 
 @pytest.mark.parametrize("seq", [1, 13, SIZE])
 def test_an_edited_record_is_named(filled: Runtime, seq: int) -> None:
     edit_record(filled, seq)
-    report = audit_ledger(filled, LEDGER)
+    report = check_ledger(filled, LEDGER)
     assert not report.valid
     assert report.failure_seq == seq, report
 
@@ -94,7 +94,7 @@ def test_an_edited_record_with_its_hash_column_is_named(filled: Runtime) -> None
         "UPDATE records SET record_hash = :h WHERE seq = 9",
         h=record_hash(canonical),
     )
-    report = audit_ledger(filled, LEDGER)
+    report = check_ledger(filled, LEDGER)
     assert not report.valid and report.failure_seq == 9, report
 
 
@@ -107,7 +107,7 @@ def test_an_edited_tree_node_is_found(filled: Runtime) -> None:
         h=bytes(32),
         k=node_key((4, 0)),
     )
-    report = audit_ledger(filled, LEDGER)
+    report = check_ledger(filled, LEDGER)
     assert not report.valid and report.failure_seq == 1 and "tree node" in str(report.reason)
 
 
@@ -123,7 +123,7 @@ def test_an_edited_checkpoint_is_found(filled: Runtime) -> None:
         "UPDATE checkpoints SET note = :n WHERE tree_size = 12",
         n=forged,
     )
-    report = audit_ledger(filled, LEDGER)
+    report = check_ledger(filled, LEDGER)
     assert not report.valid and report.failure_seq == 12 and "checkpoint" in str(report.reason)
 
 
@@ -269,7 +269,7 @@ TAMPERING = {
 
 
 def test_a_clean_projection_audits_valid(projected: Runtime) -> None:
-    report = audit_ledger(projected, POSITIONS)
+    report = check_ledger(projected, POSITIONS)
     assert report.valid, report
     assert report.count == 26
 
@@ -278,7 +278,7 @@ def test_a_clean_projection_audits_valid(projected: Runtime) -> None:
 def test_an_edited_projection_row_is_named(projected: Runtime, case: str) -> None:
     sql, names = TAMPERING[case]
     tamper(projected, sql)
-    report = audit_ledger(projected, POSITIONS)
+    report = check_ledger(projected, POSITIONS)
     assert not report.valid, report
     reason = str(report.reason)
     assert f"ledger {POSITIONS}" in reason, reason
@@ -293,7 +293,7 @@ def test_the_edited_cell_was_what_the_snapshot_signed(projected: Runtime) -> Non
     tamper(projected, "UPDATE position_versions SET known_to = NULL WHERE target_seq = 17")
     snapshot = projected.service.snapshot(POSITIONS)
     assert snapshot["state"]["US"]["revenue-share"]["summary"] == "forged"
-    assert not audit_ledger(projected, POSITIONS).valid
+    assert not check_ledger(projected, POSITIONS).valid
 
 
 @settings(
@@ -307,5 +307,5 @@ def test_every_projection_the_appends_write_audits_valid(
 ) -> None:
     ledger = f"generated-{next(_generated)}"
     append_all(runtime.service, ledger, events, cuts)
-    report = audit_ledger(runtime, ledger)
+    report = check_ledger(runtime, ledger)
     assert report.valid, report

@@ -1,4 +1,4 @@
-"""Reads for the server-side audit (``ledger.audit``): everything stored, page by page.
+"""Reads for the integrity check (``ledger.integrity``): everything stored, page by page.
 
 Unlike the hot read paths these scan a whole ledger, so each page is its own
 short read (as ``Recorder.iter_records``): an audit never pins a transaction
@@ -17,7 +17,7 @@ from ledger.store.dbapi_reads import raw_read
 from ledger.store.tree import load_nodes_with
 
 __all__ = [
-    "AuditReader",
+    "IntegrityReader",
     "StoredCheckpoint",
     "StoredFix",
     "StoredLedger",
@@ -89,7 +89,7 @@ class StoredFix:
     kind: str
 
 
-class AuditReader:
+class IntegrityReader:
     def __init__(self, database: Database, *, page: int = 2000) -> None:
         self.db = database
         self.page = page
