@@ -1,5 +1,5 @@
 """Proof generation: in-process and over HTTP at 10^4, 10^5 and 10^6 records,
-beside pymerkle's SQLite-backed proof generation at 10^5 (issue: verifiable log).
+beside pymerkle's SQLite-backed proof generation at 10^5.
 
 Targets: in-process rate >= pymerkle's; HTTP p50 < 2 ms at 10^6; the 10^6
 in-process figure within 2x of the 10^4 one.

@@ -184,7 +184,7 @@ def tamper(runtime: Runtime, sql: str) -> None:
 
 _VERSION = "INSERT INTO position_versions (ledger_id, target_seq, known_from, known_to, party,"
 TAMPERING = {
-    # The case of the issue: the snapshot would sign this text.
+    # The forged cell a signed snapshot would otherwise carry.
     "a first version given a forged cell": (
         f"UPDATE position_versions SET cell = '{FORGED_CELL}' WHERE target_seq = 10",
         ["party US", "topic revenue-share", "seq 10", "cell"],
