@@ -1,6 +1,5 @@
 """Positions: snapshot latency at 10^4 and 10^6 records, and the full rebuild
-rate beside the PyPI ``eventsourcing`` library replaying 100,000 events
-
+rate beside the PyPI ``eventsourcing`` library replaying 100,000 events.
 
 Targets: snapshot p50 < 20 ms at 10^6 and within 3x of the 10^4 figure;
 rebuild >= 100,000 records/s.
