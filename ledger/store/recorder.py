@@ -12,15 +12,17 @@ a batch is whole or absent, a request is acknowledged only after the commit
 that holds it, and no checkpoint is ever signed for a tree that was not
 committed.
 
-On SQLite, a request that waits while the previous group commits is sealed
+Where groups are prepared on the event loop (``Backend.inline_groups``:
+SQLite), a request that waits while the previous group commits is sealed
 meanwhile, on the head that commit will leave (``seal_ahead``); its own
 transaction keeps those records only after checking, under the lock, every
 assumption they were sealed on.
 
-On PostgreSQL, a group posted from the event loop is sealed on the head this
-process last committed and written by one statement that checks that head
-and the active keys first (``_write_group``, ``ledger.store.groupstatement``);
-when they changed, or a row is refused, or sealing needs the database (an
+Where the backend writes sealed groups itself (``Backend.writes_groups``:
+PostgreSQL's one statement), a group posted from the event loop is sealed on
+the head this process last committed and handed to it, to be stored only if
+that head and the active keys still hold (``_write_group``); when they
+changed, or a row is refused, or sealing needs the database (an
 Idempotency-Key, a fix, a refusal), the group goes the way above.
 
 A group transaction that locks a head other than the one this process
@@ -39,10 +41,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
@@ -62,16 +63,16 @@ from ledger.core.merkle import NodeId, append_leaves, perfect_cover, root_from_n
 from ledger.core.records import EventDraft, RecordFrame, SealedDraft
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
+from ledger.store.backend import SealedGroup
 from ledger.store.database import (
-    INTEGRITY_ERRORS,
     Database,
     raw_execute,
     raw_execute_many,
     translate_errors,
 )
 from ledger.store.groupcommit import GroupCommitter
-from ledger.store.groupstatement import GROUP_STATEMENT, GroupWrite, PlannedRows
 from ledger.store.headcheck import head_fault, log_alarm
+from ledger.store.projections import PlannedRows, Projection, RowsInto
 from ledger.store.rawread import RawReader, raw_read
 from ledger.store.tables import idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, is_stored, load_nodes, node_key
@@ -90,27 +91,13 @@ _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 _SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
 SignerSource = Callable[[Connection], Sequence[Signer]]
-# The most events a group written as one statement holds. Its rows travel as
-# arrays that psycopg builds in Python; binary COPY writes rows in C, so a
-# large group is quicker the usual way (500-event batches, 4 clients: 23,996
-# events/s all by statement; with this cap 40,310 against 39,838 before).
-_STATEMENT_MAX_EVENTS = 64
+# The most events a group handed to ``Backend.write_group`` holds. Its rows
+# travel as arrays the driver builds in Python, while the usual way inserts
+# in bulk (COPY, in C): a large group is quicker the usual way
+# (``scripts/bench.sh appends``, 500-event batches).
+_WRITTEN_GROUP_MAX_EVENTS = 64
 # The active keys as last read, with the signers for them (``ActiveSigners.held``).
 HeldSigners = Callable[[], tuple[Sequence[str], Sequence[Signer]] | None]
-
-
-class Projection(Protocol):
-    """A read model kept inside the append transaction."""
-
-    def validates(self, batch: Sequence[SealedDraft]) -> bool:
-        """Whether ``apply`` may refuse ``batch`` (it then runs inside a savepoint)."""
-
-    def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
-        """Project (and validate) the just-inserted records; raising aborts the append."""
-
-    def planned(self, batch: Sequence[SealedDraft]) -> PlannedRows | None:
-        """What ``apply`` would write for ``batch``, if that needs no database
-        (``ledger.store.groupstatement``); None otherwise."""
 
 
 def _utc_now() -> datetime:
@@ -324,6 +311,68 @@ class _Ahead:
         )
 
 
+class _Shared:
+    """What the recorder knows between groups, shared by the event loop and the
+    threads that commit (the writer thread, the commit thread); no other
+    state of the recorder changes after it was made.
+
+    * ``heads[ledger]``: the head this process last committed. A head found
+      here was committed; a missing or stale one only sends a group the
+      usual way, where the transaction checks the head under its lock. Set
+      by ``committed`` after a COMMIT returned (in the commit or writer
+      thread, or on the loop after ``write_group``); removed by the loop
+      (``forget_head``) while a write it started is unconfirmed.
+    * ``frontiers[ledger id]``: (seq, hash, perfect-cover nodes) of the tree
+      at a head this process committed; set with ``heads`` (first), so
+      between groups a ledger's entry is at its head in ``heads``. Readers
+      use it only when (seq, hash) match the head they locked or sealed on.
+      Each of these is written as one dict store, read as one dict lookup:
+      no lock, a reader sees the old value or the new one whole.
+    * ``ahead[ledger]``: requests sealed ahead (``Recorder.seal_ahead``),
+      only under ``ahead_lock``: the loop opens and fills it while a group
+      commits, the next group's transaction takes it (``take_ahead``), and
+      a failure to seal ahead drops it.
+    * ``frame``: the last ``RecordFrame`` sealed with, by (ledger, actor,
+      recorded_at); one tuple replaced whole, by whichever thread seals.
+    """
+
+    __slots__ = ("ahead", "ahead_lock", "frame", "frontiers", "heads")
+
+    def __init__(self) -> None:
+        self.heads: dict[str, _Head] = {}
+        self.frontiers: dict[int, tuple[int, str, dict[NodeId, bytes]]] = {}
+        self.ahead: dict[str, _Ahead] = {}
+        self.ahead_lock = threading.Lock()
+        # A group's requests share a moment and mostly an actor, and a frame
+        # encodes three strings (~3 us a request).
+        self.frame: tuple[tuple[str, str, str], RecordFrame] | None = None
+
+    def frontier_at(self, head: _Head) -> dict[NodeId, bytes] | None:
+        """The frontier of the tree at ``head``, if this process committed it."""
+        cached = self.frontiers.get(head.ledger_id)
+        if cached is not None and cached[0] == head.seq and cached[1] == head.hash:
+            return cached[2]
+        return None
+
+    def committed(self, ledger: str, after: _Head, frontier: dict[NodeId, bytes]) -> None:
+        """``after`` was committed, leaving the tree ``frontier`` gives."""
+        self.frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
+        self.heads[ledger] = after
+
+    def forget_head(self, ledger: str) -> None:
+        """A write that may move ``ledger``'s head is under way."""
+        del self.heads[ledger]
+
+    def take_ahead(self, ledger: str) -> _Ahead | None:
+        with self.ahead_lock:
+            return self.ahead.pop(ledger, None)
+
+    def open_ahead(self, ledger: str, base: _Head) -> None:
+        """Seal the requests that queue from now on behind ``base``."""
+        with self.ahead_lock:
+            self.ahead[ledger] = _Ahead(base=base)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _GrownTree:
     """A group's leaves appended to the tree: the nodes they complete, the new
@@ -354,13 +403,6 @@ _INSERT_RECORD = (
     f" VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})"
 )
 _SELECT_HEAD_ROW = "SELECT id, head_seq, head_hash, last_recorded_at FROM ledgers WHERE name = ?"
-_UPDATE_HEAD = "UPDATE ledgers SET head_seq = ?, head_hash = ?, last_recorded_at = ? WHERE id = ?"
-_INSERT_CHECKPOINT = (
-    "INSERT INTO checkpoints (ledger_id, tree_size, root, head_hash, note, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-# PostgreSQL runs a data-modifying WITH exactly once, whether or not it is read.
-_UPDATE_HEAD_AND_INSERT_CHECKPOINT = f"WITH moved AS ({_UPDATE_HEAD}) " + _INSERT_CHECKPOINT
 # A key belongs to the principal that sent it (the records' actor): another
 # principal's same key is another request.
 _SELECT_IDEMPOTENCY = (
@@ -391,31 +433,21 @@ class Recorder:
         self.signers = signers
         self.projections = tuple(projections)
         self.clock = clock
-        # SQLite is local: groups posted from the event loop commit on it (see
-        # ledger.store.groupcommit); PostgreSQL's go through the writer thread.
+        backend = database.backend
+        self._backend = backend
+        self._integrity_errors = backend.integrity_errors
+        # Where each projection's planned rows go, one tuple for the
+        # recorder's life (``Backend.write_group`` makes its statement once).
+        self._writes: tuple[RowsInto, ...] = tuple(
+            into for projection in self.projections for into in projection.writes
+        )
         self._committer: GroupCommitter[AppendRequest, AppendResult] = GroupCommitter(
             self._prepare_group,
-            inline=database.is_sqlite,
-            ahead=self.seal_ahead if database.is_sqlite else None,
-            statement=None if database.is_sqlite else self._write_group,
+            inline=backend.inline_groups,
+            ahead=self.seal_ahead if backend.inline_groups else None,
+            statement=self._write_group if backend.writes_groups else None,
         )
-        # Per ledger id, the perfect-cover nodes of the tree at the head this
-        # server last committed, keyed by that head (seq and hash): a group
-        # whose locked head matches skips reading them. Another process's
-        # append moves the head, and the nodes are read again.
-        self._frontiers: dict[int, tuple[int, str, dict[NodeId, bytes]]] = {}
-        # Per ledger, what was sealed ahead of its transaction (see seal_ahead);
-        # the loop seals, and a writer thread may prepare a group meanwhile.
-        self._ahead: dict[str, _Ahead] = {}
-        self._ahead_lock = threading.Lock()
-        # The last frame sealed with, by (ledger, actor, recorded_at): a group's
-        # requests share a moment and mostly an actor, and a frame encodes
-        # three strings (~3 us a request). One tuple, so threads that seal at
-        # once each read a consistent pair.
-        self._frame: tuple[tuple[str, str, str], RecordFrame] | None = None
-        # Per ledger, the head this process last committed (PostgreSQL): a
-        # group sealed on it may be written as one statement (_write_group).
-        self._heads: dict[str, _Head] = {}
+        self._shared = _Shared()
         self._held_signers: HeldSigners | None = getattr(signers, "held", None)
 
     def checkpoint_origin(self, ledger: str) -> str:
@@ -552,8 +584,8 @@ class Recorder:
         savepoint, so its refusal rolls back only itself.
         """
         ledger = group[0].ledger
-        with self._ahead_lock:
-            ahead = self._ahead.pop(ledger, None)
+        shared = self._shared
+        ahead = shared.take_ahead(ledger)
         # One clock reading per group: its records are sealed at one moment.
         now = format_recorded_at(self.clock())
         transaction = self.db.begin_write(hot=True)
@@ -561,7 +593,7 @@ class Recorder:
             with translate_errors():
                 conn = transaction.connection
                 head = self._lock_head(conn, ledger)
-                if self._heads.get(ledger) != head:
+                if shared.heads.get(ledger) != head:
                     # Not the head this process committed last: another process
                     # moved it, or someone else did. Check it before chaining on.
                     self._check_head(conn, ledger, head)
@@ -595,7 +627,7 @@ class Recorder:
                 frontier = None
                 if size > head.seq:
                     frontier = self._finish(conn, ledger, head, state, outcomes)
-        except INTEGRITY_ERRORS as e:
+        except self._integrity_errors as e:
             transaction.rollback()
             # The checks run under the head lock, so reaching here means a
             # constraint caught what they missed; report it, write nothing.
@@ -609,61 +641,51 @@ class Recorder:
             return outcomes, transaction.commit
         after = state.head
         if self._committer.inline:
-            with self._ahead_lock:
-                self._ahead[ledger] = _Ahead(base=after)
+            shared.open_ahead(ledger, after)
 
         def commit() -> None:
             transaction.commit()
-            self._frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
-            self._heads[ledger] = after
+            shared.committed(ledger, after, frontier)
 
         return outcomes, commit
 
     async def _write_group(
         self, group: Sequence[AppendRequest]
     ) -> list[AppendResult | Exception] | None:
-        """PostgreSQL, on the event loop: ``group`` sealed on the head this process
-        last committed and written by one statement (``ledger.store.groupstatement``).
-        None when it has to go the usual way (``_prepare_group``): it needs the
-        database to be sealed, or the statement found the head or the keys changed,
-        or refused a row; nothing was written then."""
-        if sum(request.weight for request in group) > _STATEMENT_MAX_EVENTS:
+        """On the event loop: ``group`` sealed on the head this process last
+        committed and handed to ``Backend.write_group``. None when it has to go
+        the usual way (``_prepare_group``): it needs the database to be
+        sealed, or the backend found the head or the keys changed, or refused
+        a row; nothing was written then."""
+        if sum(request.weight for request in group) > _WRITTEN_GROUP_MAX_EVENTS:
             return None
         sealed = self._seal_on_known_head(group)
         if sealed is None:
             return None
         write, outcomes, after, frontier = sealed
         ledger = group[0].ledger
-        # Unknown until the statement says: a failure below must not leave it.
-        del self._heads[ledger]
-        try:
-            row = await self.db.autocommit_row(GROUP_STATEMENT, write.params())
-        except psycopg.IntegrityError:
-            return None  # an id already used, most likely: the usual way names it
-        except psycopg.Error:
-            log.warning("the one-statement write failed; committing the usual way", exc_info=True)
+        # Unknown until the backend says: a failure below must not leave it.
+        self._shared.forget_head(ledger)
+        if not await self._backend.write_group(write, self._writes):
             return None
-        if row is None or row[0] != 1:
-            return None
-        self._heads[ledger] = after
-        self._frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
+        self._shared.committed(ledger, after, frontier)
         return list(outcomes)
 
     def _seal_on_known_head(
         self, group: Sequence[AppendRequest]
-    ) -> tuple[GroupWrite, list[AppendResult], _Head, dict[NodeId, bytes]] | None:
+    ) -> tuple[SealedGroup, list[AppendResult], _Head, dict[NodeId, bytes]] | None:
         """``group`` sealed as its transaction would seal it, if the head is still the
         one this process committed last: what to write, the outcomes, the new
         head and frontier. None when sealing needs the database: an
         Idempotency-Key (a replay?), a request refused (by a head that might not
         hold), a projection that reads (a fix), or no head or frontier known."""
         ledger = group[0].ledger
-        before = self._heads.get(ledger)
+        before = self._shared.heads.get(ledger)
         held = self._held_signers() if self._held_signers is not None else None
         if before is None or held is None:
             return None
-        cached = self._frontiers.get(before.ledger_id)
-        if cached is None or cached[0] != before.seq or cached[1] != before.hash:
+        frontier = self._shared.frontier_at(before)
+        if frontier is None:
             return None
         if any(request.idempotency_key is not None for request in group):
             return None
@@ -677,18 +699,16 @@ class Recorder:
                 return None
             self._keep(state, request, entries, rows, sealed, used)
             entries_of.append(entries)
-        if len(self.projections) > 1:
-            return None  # the statement holds one projection's rows
-        planned = PlannedRows((), (), ())
-        if self.projections:
-            rows_of = self.projections[0].planned(state.sealed)
-            if rows_of is None:
+        projected: list[PlannedRows] = []
+        for projection in self.projections:
+            planned = projection.planned(state.sealed)
+            if planned is None:
                 return None
-            planned = rows_of
+            projected.extend(planned)
         after = state.head
         active, signers = held
-        grown = self._signed_tree(ledger, before, cached[2], state.leaves, after, signers)
-        write = GroupWrite(
+        grown = self._signed_tree(ledger, before, frontier, state.leaves, after, signers)
+        write = SealedGroup(
             ledger_id=before.ledger_id,
             old_seq=before.seq,
             old_hash=before.hash,
@@ -697,7 +717,7 @@ class Recorder:
             recorded_at=after.last_recorded_at,
             active_keys=active,
             records=[row[1:] for row in state.rows],
-            planned=planned,
+            projected=projected,
             nodes=[(node_key(node), h) for node, h in grown.created.items() if is_stored(node)],
             root=grown.root,
             note=grown.note,
@@ -788,8 +808,9 @@ class Recorder:
         thrown away and the group is sealed as usual. A request whose
         projection checks the database (a fix) ends sealing ahead.
         """
-        with self._ahead_lock:
-            ahead = self._ahead.get(request.ledger)
+        shared = self._shared
+        with shared.ahead_lock:
+            ahead = shared.ahead.get(request.ledger)
             if ahead is None or ahead.closed:
                 return
             try:
@@ -797,7 +818,7 @@ class Recorder:
             except Exception:
                 # Whatever went wrong goes wrong again in the request's own
                 # transaction, where it is handled; nothing sealed here is kept.
-                del self._ahead[request.ledger]
+                del shared.ahead[request.ledger]
                 log.debug("sealing ahead failed; the group is sealed as usual", exc_info=True)
 
     def _seal_ahead(self, ahead: _Ahead, request: AppendRequest) -> None:
@@ -866,11 +887,7 @@ class Recorder:
         root, note, frontier = self._grow_tree(conn, ledger, before, state.leaves, head)
         moved = [head.seq, head.hash, head.last_recorded_at, head.ledger_id]
         checkpoint = [head.ledger_id, head.seq, root, head.hash, note, head.last_recorded_at]
-        if conn.dialect.name == "sqlite":
-            raw_execute(conn, _UPDATE_HEAD, moved)
-            raw_execute(conn, _INSERT_CHECKPOINT, checkpoint)
-        else:  # one round trip for both
-            raw_execute(conn, _UPDATE_HEAD_AND_INSERT_CHECKPOINT, moved + checkpoint)
+        self._backend.move_head(conn, moved, checkpoint)
         if state.keyed:
             rows = []
             for request, index in state.keyed:
@@ -896,10 +913,8 @@ class Recorder:
         """Store the Merkle nodes the new leaves complete and sign the new size:
         the new root, its signed note, and the new tree's frontier (its
         perfect-cover nodes)."""
-        cached = self._frontiers.get(before.ledger_id)
-        if cached is not None and cached[0] == before.seq and cached[1] == before.hash:
-            frontier = cached[2]
-        else:
+        frontier = self._shared.frontier_at(before)
+        if frontier is None:
             frontier = load_nodes(conn, before.ledger_id, perfect_cover(0, before.seq))
         grown = self._signed_tree(ledger, before, frontier, leaves, after, self.signers(conn))
         insert_nodes(conn, before.ledger_id, grown.created)
@@ -936,9 +951,7 @@ class Recorder:
         )
 
     def _lock_head(self, conn: Connection, ledger: str) -> _Head:
-        # SQLite's BEGIN IMMEDIATE already holds the only write lock.
-        lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"
-        rows = raw_execute(conn, _SELECT_HEAD_ROW + lock, [ledger])
+        rows = raw_execute(conn, _SELECT_HEAD_ROW + self._backend.head_lock, [ledger])
         if not rows:
             raise NotFound(f"no ledger named {ledger!r}")
         ledger_id, seq, head_hash, last_recorded_at = rows[0]
@@ -1009,12 +1022,12 @@ class Recorder:
         """Records behind ``head``: their rows, what their receipts hold, and what
         projections see of them."""
         key = (ledger, actor, recorded_at)
-        last = self._frame
+        last = self._shared.frame
         if last is not None and last[0] == key:
             frame = last[1]
         else:
             frame = RecordFrame.of(ledger=ledger, actor=actor, recorded_at=recorded_at)
-            self._frame = (key, frame)
+            self._shared.frame = (key, frame)
         prev = head.hash
         entries: list[_Sealed] = []
         rows: list[_RecordRow] = []
