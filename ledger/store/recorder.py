@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
@@ -63,6 +61,7 @@ from ledger.core.merkle import NodeId, append_leaves, perfect_cover, root_from_n
 from ledger.core.records import EventDraft, RecordFrame, SealedDraft
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
+from ledger.store.appends import AppendRequest, AppendResult, LedgerInfo, Receipt, Sealed
 from ledger.store.backend import SealedGroup
 from ledger.store.database import (
     Database,
@@ -74,6 +73,7 @@ from ledger.store.groupcommit import GroupCommitter
 from ledger.store.headcheck import head_fault, log_alarm
 from ledger.store.projections import PlannedRows, Projection, RowsInto
 from ledger.store.rawread import RawReader, raw_read
+from ledger.store.sealing import GroupState, Head, RecordRow, SealedAhead, SharedState
 from ledger.store.tables import idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, is_stored, load_nodes, node_key
 
@@ -105,275 +105,6 @@ def _utc_now() -> datetime:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class LedgerInfo:
-    name: str
-    created_at: str
-    size: int
-    head_hash: str
-    public_read: bool = True
-    title: str | None = None
-    description: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "description": self.description,
-            "created_at": self.created_at,
-            "size": self.size,
-            "head_hash": self.head_hash,
-            "public_read": self.public_read,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Receipt:
-    seq: int
-    id: str
-    hash: str
-    prev: str
-    recorded_at: str
-    leaf_index: int
-    # The tree size of the checkpoint signed for the append that holds this record.
-    tree_size: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "id": self.id,
-            "hash": self.hash,
-            "prev": self.prev,
-            "recorded_at": self.recorded_at,
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-        }
-
-
-# What sealing one record gave its receipt: (seq, id, hash, prev, recorded_at).
-_Sealed = tuple[int, str, str, str, str]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppendResult:
-    """One request's records, each receipt naming ``tree_size``: the tree its
-    group's commit signed, which holds them.
-
-    Held as the tuples sealing gave, not as ``Receipt``s: for a 500-event
-    batch, making 500 frozen dataclasses and then having orjson read them
-    back field by field took 12% of the server's busy thread. ``receipts``
-    builds them on demand; ``receipts_json`` renders them from the tuples.
-    """
-
-    sealed: tuple[_Sealed, ...]
-    tree_size: int
-    # True when an Idempotency-Key matched an earlier append: nothing was written.
-    replayed: bool = False
-
-    @classmethod
-    def of(cls, receipts: Sequence[Receipt], *, replayed: bool = False) -> AppendResult:
-        """The result these receipts (of one append, so of one tree size) describe."""
-        sizes = {r.tree_size for r in receipts}
-        if len(sizes) != 1:
-            raise ValueError("an append's receipts name one tree size")
-        sealed = tuple((r.seq, r.id, r.hash, r.prev, r.recorded_at) for r in receipts)
-        return cls(sealed=sealed, tree_size=sizes.pop(), replayed=replayed)
-
-    @property
-    def receipts(self) -> tuple[Receipt, ...]:
-        size = self.tree_size
-        return tuple(
-            Receipt(
-                seq=seq,
-                id=event_id,
-                hash=digest,
-                prev=prev,
-                recorded_at=recorded_at,
-                leaf_index=seq - 1,
-                tree_size=size,
-            )
-            for seq, event_id, digest, prev, recorded_at in self.sealed
-        )
-
-    def receipts_json(self, *, batch: bool = True) -> bytes:
-        """The receipts as JSON (an array, or the one object when not ``batch``),
-        members in ``Receipt.to_dict``'s order."""
-        size = self.tree_size
-        items = [
-            {
-                "seq": seq,
-                "id": event_id,
-                "hash": digest,
-                "prev": prev,
-                "recorded_at": recorded_at,
-                "leaf_index": seq - 1,
-                "tree_size": size,
-            }
-            for seq, event_id, digest, prev, recorded_at in self.sealed
-        ]
-        return orjson.dumps(items if batch else items[0])
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    ledger_id: int
-    seq: int
-    hash: str
-    last_recorded_at: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppendRequest:
-    """What one append asks for; ``build`` it, so a batch naming an id twice is refused."""
-
-    ledger: str
-    drafts: tuple[EventDraft, ...]
-    actor: str
-    idempotency_key: str | None = None
-    request_sha256: str | None = None
-    expected_seq: int | None = None
-
-    @classmethod
-    def build(
-        cls,
-        ledger: str,
-        drafts: Sequence[EventDraft],
-        *,
-        actor: str,
-        idempotency_key: str | None = None,
-        request_sha256: str | None = None,
-        expected_seq: int | None = None,
-    ) -> AppendRequest:
-        ids = [d.id for d in drafts]
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            for index, event_id in enumerate(ids):
-                if event_id in seen:
-                    raise DuplicateEventId(
-                        f"id {event_id} appears twice in this batch", field=f"[{index}].id"
-                    )
-                seen.add(event_id)
-        return cls(
-            ledger=ledger,
-            drafts=tuple(drafts),
-            actor=actor,
-            idempotency_key=idempotency_key,
-            request_sha256=request_sha256,
-            expected_seq=expected_seq,
-        )
-
-    @property
-    def weight(self) -> int:
-        """Its share of a group's size cap."""
-        return max(1, len(self.drafts))
-
-
-@dataclass(slots=True)
-class _GroupState:
-    """What one group transaction has staged so far."""
-
-    head: _Head
-    recorded_at: str  # the group's clock reading (records never go below the head's)
-    rows: list[_RecordRow] = field(default_factory=list)  # not yet inserted
-    sealed: list[SealedDraft] = field(default_factory=list)  # not yet projected
-    leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
-    keyed: list[tuple[AppendRequest, int]] = field(default_factory=list)  # and its outcome's index
-
-    @classmethod
-    def behind(cls, head: _Head, now: str) -> _GroupState:
-        """A group sealed behind ``head`` at clock reading ``now``: its records'
-        ``recorded_at`` never goes below the head's, whatever the clock says."""
-        return cls(head=head, recorded_at=max(now, head.last_recorded_at))
-
-
-@dataclass(slots=True)
-class _Ahead:
-    """Requests sealed while the group before them commits (``Recorder.seal_ahead``),
-    on the head that commit will leave."""
-
-    base: _Head  # the head the committing group leaves
-    state: _GroupState | None = None  # staged on ``base`` (from the first request on)
-    requests: list[AppendRequest] = field(default_factory=list)
-    staged: list[list[_Sealed] | Exception] = field(default_factory=list)
-    used: set[str] = field(default_factory=set)  # ids the sealed requests take
-    chosen: set[str] = field(default_factory=set)  # client-chosen ids among all of them
-    closed: bool = False  # a request needs the database first: the rest wait for it
-
-    def holds(self, head: _Head, group: Sequence[AppendRequest], used: set[str]) -> bool:
-        """Whether what was sealed is what ``group``'s transaction would seal, as far
-        as the head and ids tell (the caller checks the Idempotency-Keys)."""
-        n = len(self.requests)
-        return (
-            self.state is not None
-            and head == self.base
-            and len(group) >= n
-            and all(a is b for a, b in zip(self.requests, group, strict=False))
-            and used.isdisjoint(self.chosen)
-        )
-
-
-class _Shared:
-    """What the recorder knows between groups, shared by the event loop and the
-    threads that commit (the writer thread, the commit thread); no other
-    state of the recorder changes after it was made.
-
-    * ``heads[ledger]``: the head this process last committed. A head found
-      here was committed; a missing or stale one only sends a group the
-      usual way, where the transaction checks the head under its lock. Set
-      by ``committed`` after a COMMIT returned (in the commit or writer
-      thread, or on the loop after ``write_group``); removed by the loop
-      (``forget_head``) while a write it started is unconfirmed.
-    * ``frontiers[ledger id]``: (seq, hash, perfect-cover nodes) of the tree
-      at a head this process committed; set with ``heads`` (first), so
-      between groups a ledger's entry is at its head in ``heads``. Readers
-      use it only when (seq, hash) match the head they locked or sealed on.
-      Each of these is written as one dict store, read as one dict lookup:
-      no lock, a reader sees the old value or the new one whole.
-    * ``ahead[ledger]``: requests sealed ahead (``Recorder.seal_ahead``),
-      only under ``ahead_lock``: the loop opens and fills it while a group
-      commits, the next group's transaction takes it (``take_ahead``), and
-      a failure to seal ahead drops it.
-    * ``frame``: the last ``RecordFrame`` sealed with, by (ledger, actor,
-      recorded_at); one tuple replaced whole, by whichever thread seals.
-    """
-
-    __slots__ = ("ahead", "ahead_lock", "frame", "frontiers", "heads")
-
-    def __init__(self) -> None:
-        self.heads: dict[str, _Head] = {}
-        self.frontiers: dict[int, tuple[int, str, dict[NodeId, bytes]]] = {}
-        self.ahead: dict[str, _Ahead] = {}
-        self.ahead_lock = threading.Lock()
-        # A group's requests share a moment and mostly an actor, and a frame
-        # encodes three strings (~3 us a request).
-        self.frame: tuple[tuple[str, str, str], RecordFrame] | None = None
-
-    def frontier_at(self, head: _Head) -> dict[NodeId, bytes] | None:
-        """The frontier of the tree at ``head``, if this process committed it."""
-        cached = self.frontiers.get(head.ledger_id)
-        if cached is not None and cached[0] == head.seq and cached[1] == head.hash:
-            return cached[2]
-        return None
-
-    def committed(self, ledger: str, after: _Head, frontier: dict[NodeId, bytes]) -> None:
-        """``after`` was committed, leaving the tree ``frontier`` gives."""
-        self.frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
-        self.heads[ledger] = after
-
-    def forget_head(self, ledger: str) -> None:
-        """A write that may move ``ledger``'s head is under way."""
-        del self.heads[ledger]
-
-    def take_ahead(self, ledger: str) -> _Ahead | None:
-        with self.ahead_lock:
-            return self.ahead.pop(ledger, None)
-
-    def open_ahead(self, ledger: str, base: _Head) -> None:
-        """Seal the requests that queue from now on behind ``base``."""
-        with self.ahead_lock:
-            self.ahead[ledger] = _Ahead(base=base)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class _GrownTree:
     """A group's leaves appended to the tree: the nodes they complete, the new
     root, its signed note, and the new tree's frontier (perfect-cover nodes)."""
@@ -384,8 +115,6 @@ class _GrownTree:
     frontier: dict[NodeId, bytes]
 
 
-# A records row, in _RECORD_COLUMNS order; the canonical bytes come last.
-_RecordRow = tuple[int, int, str, str, str | None, str | None, str, str, str, bytes]
 _RECORD_COLUMNS = (
     "ledger_id",
     "seq",
@@ -447,7 +176,7 @@ class Recorder:
             ahead=self.seal_ahead if backend.inline_groups else None,
             statement=self._write_group if backend.writes_groups else None,
         )
-        self._shared = _Shared()
+        self._shared = SharedState()
         self._held_signers: HeldSigners | None = getattr(signers, "held", None)
 
     def checkpoint_origin(self, ledger: str) -> str:
@@ -599,7 +328,7 @@ class Recorder:
                     self._check_head(conn, ledger, head)
                 chosen = [d.id for r in group for d in r.drafts if not d.id_assigned]
                 used = self._used_ids(conn, head.ledger_id, chosen)
-                staged: list[list[_Sealed] | AppendResult | Exception] = []
+                staged: list[list[Sealed] | AppendResult | Exception] = []
                 rest = group
                 if ahead is not None and self._ahead_holds(conn, ahead, head, group, used):
                     assert ahead.state is not None
@@ -608,7 +337,7 @@ class Recorder:
                     used |= ahead.used
                     rest = group[len(ahead.requests) :]
                 else:
-                    state = _GroupState.behind(head, now)
+                    state = GroupState.behind(head, now)
                 for request in rest:
                     try:
                         staged.append(self._stage(conn, state, request, used))
@@ -673,7 +402,7 @@ class Recorder:
 
     def _seal_on_known_head(
         self, group: Sequence[AppendRequest]
-    ) -> tuple[SealedGroup, list[AppendResult], _Head, dict[NodeId, bytes]] | None:
+    ) -> tuple[SealedGroup, list[AppendResult], Head, dict[NodeId, bytes]] | None:
         """``group`` sealed as its transaction would seal it, if the head is still the
         one this process committed last: what to write, the outcomes, the new
         head and frontier. None when sealing needs the database: an
@@ -689,9 +418,9 @@ class Recorder:
             return None
         if any(request.idempotency_key is not None for request in group):
             return None
-        state = _GroupState.behind(before, format_recorded_at(self.clock()))
+        state = GroupState.behind(before, format_recorded_at(self.clock()))
         used: set[str] = set()
-        entries_of: list[list[_Sealed]] = []
+        entries_of: list[list[Sealed]] = []
         for request in group:
             try:
                 entries, rows, sealed = self._check_and_seal(state, request, used)
@@ -728,10 +457,10 @@ class Recorder:
     def _stage(
         self,
         conn: Connection,
-        state: _GroupState,
+        state: GroupState,
         request: AppendRequest,
         used: set[str],
-    ) -> list[_Sealed] | AppendResult:
+    ) -> list[Sealed] | AppendResult:
         """Seal ``request`` behind the running head: what its receipts hold, or
         the earlier result its Idempotency-Key replays."""
         head = state.head
@@ -753,8 +482,8 @@ class Recorder:
         return entries
 
     def _check_and_seal(
-        self, state: _GroupState, request: AppendRequest, used: set[str]
-    ) -> tuple[list[_Sealed], list[_RecordRow], list[SealedDraft]]:
+        self, state: GroupState, request: AppendRequest, used: set[str]
+    ) -> tuple[list[Sealed], list[RecordRow], list[SealedDraft]]:
         """``request``'s ``expected_seq`` and ids checked against the running head and
         ``used``, then its records sealed behind that head."""
         head = state.head
@@ -774,10 +503,10 @@ class Recorder:
 
     @staticmethod
     def _keep(
-        state: _GroupState,
+        state: GroupState,
         request: AppendRequest,
-        entries: list[_Sealed],
-        rows: list[_RecordRow],
+        entries: list[Sealed],
+        rows: list[RecordRow],
         sealed: list[SealedDraft],
         used: set[str],
         *,
@@ -791,7 +520,7 @@ class Recorder:
         state.leaves.extend(leaf_hash(row[-1]) for row in rows)
         used.update(d.id for d in request.drafts)
         last = entries[-1]
-        state.head = _Head(state.head.ledger_id, last[0], last[2], last[4])
+        state.head = Head(state.head.ledger_id, last[0], last[2], last[4])
 
     def seal_ahead(self, request: AppendRequest) -> None:
         """Seal ``request`` now, on the head the group committing before it will
@@ -821,11 +550,11 @@ class Recorder:
                 del shared.ahead[request.ledger]
                 log.debug("sealing ahead failed; the group is sealed as usual", exc_info=True)
 
-    def _seal_ahead(self, ahead: _Ahead, request: AppendRequest) -> None:
+    def _seal_ahead(self, ahead: SealedAhead, request: AppendRequest) -> None:
         if ahead.state is None:
-            ahead.state = _GroupState.behind(ahead.base, format_recorded_at(self.clock()))
+            ahead.state = GroupState.behind(ahead.base, format_recorded_at(self.clock()))
         state = ahead.state
-        outcome: list[_Sealed] | Exception
+        outcome: list[Sealed] | Exception
         try:
             entries, rows, sealed = self._check_and_seal(state, request, ahead.used)
         except LedgerError as e:
@@ -845,12 +574,12 @@ class Recorder:
     def _ahead_holds(
         self,
         conn: Connection,
-        ahead: _Ahead,
-        head: _Head,
+        ahead: SealedAhead,
+        head: Head,
         group: Sequence[AppendRequest],
         used: set[str],
     ) -> bool:
-        """``_Ahead.holds``, and no Idempotency-Key of the requests sealed ahead was
+        """``SealedAhead.holds``, and no Idempotency-Key of the requests sealed ahead was
         stored (those would replay, or be refused, rather than append)."""
         if not ahead.holds(head, group, used):
             return False
@@ -862,7 +591,7 @@ class Recorder:
                 return False
         return True
 
-    def _flush(self, conn: Connection, state: _GroupState) -> None:
+    def _flush(self, conn: Connection, state: GroupState) -> None:
         """Write the staged records and project them."""
         if state.rows:
             self._insert_records(conn, state.rows)
@@ -870,15 +599,15 @@ class Recorder:
                 projection.apply(conn, state.head.ledger_id, state.sealed)
             state.rows, state.sealed = [], []
 
-    def _insert_records(self, conn: Connection, rows: Sequence[_RecordRow]) -> None:
+    def _insert_records(self, conn: Connection, rows: Sequence[RecordRow]) -> None:
         raw_execute_many(conn, _INSERT_RECORD, rows, table=records)
 
     def _finish(
         self,
         conn: Connection,
         ledger: str,
-        before: _Head,
-        state: _GroupState,
+        before: Head,
+        state: GroupState,
         outcomes: Sequence[AppendResult | Exception],
     ) -> dict[NodeId, bytes]:
         """Move the head, grow the tree and sign its new size, store the idempotency
@@ -908,7 +637,7 @@ class Recorder:
         return frontier
 
     def _grow_tree(
-        self, conn: Connection, ledger: str, before: _Head, leaves: Sequence[bytes], after: _Head
+        self, conn: Connection, ledger: str, before: Head, leaves: Sequence[bytes], after: Head
     ) -> tuple[bytes, str, dict[NodeId, bytes]]:
         """Store the Merkle nodes the new leaves complete and sign the new size:
         the new root, its signed note, and the new tree's frontier (its
@@ -923,10 +652,10 @@ class Recorder:
     def _signed_tree(
         self,
         ledger: str,
-        before: _Head,
+        before: Head,
         frontier: dict[NodeId, bytes],
         leaves: Sequence[bytes],
-        after: _Head,
+        after: Head,
         signers: Sequence[Signer],
     ) -> _GrownTree:
         """The tree at ``before`` (given by its ``frontier``) with ``leaves``
@@ -950,15 +679,15 @@ class Recorder:
             frontier={node: nodes[node] for node in perfect_cover(0, after.seq)},
         )
 
-    def _lock_head(self, conn: Connection, ledger: str) -> _Head:
+    def _lock_head(self, conn: Connection, ledger: str) -> Head:
         rows = raw_execute(conn, _SELECT_HEAD_ROW + self._backend.head_lock, [ledger])
         if not rows:
             raise NotFound(f"no ledger named {ledger!r}")
         ledger_id, seq, head_hash, last_recorded_at = rows[0]
-        return _Head(int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
+        return Head(int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
 
     @staticmethod
-    def _check_head(conn: Connection, ledger: str, head: _Head) -> None:
+    def _check_head(conn: Connection, ledger: str, head: Head) -> None:
         """Raise (and log) the ``IntegrityAlarm`` ``head`` and the last records give."""
         alarm = head_fault(
             conn, ledger, (head.ledger_id, head.seq, head.hash, head.last_recorded_at)
@@ -1017,8 +746,8 @@ class Recorder:
         return used
 
     def _seal(
-        self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str, recorded_at: str
-    ) -> tuple[list[_Sealed], list[_RecordRow], list[SealedDraft]]:
+        self, ledger: str, head: Head, drafts: Sequence[EventDraft], actor: str, recorded_at: str
+    ) -> tuple[list[Sealed], list[RecordRow], list[SealedDraft]]:
         """Records behind ``head``: their rows, what their receipts hold, and what
         projections see of them."""
         key = (ledger, actor, recorded_at)
@@ -1029,8 +758,8 @@ class Recorder:
             frame = RecordFrame.of(ledger=ledger, actor=actor, recorded_at=recorded_at)
             self._shared.frame = (key, frame)
         prev = head.hash
-        entries: list[_Sealed] = []
-        rows: list[_RecordRow] = []
+        entries: list[Sealed] = []
+        rows: list[RecordRow] = []
         sealed: list[SealedDraft] = []
         for offset, draft in enumerate(drafts, start=1):
             seq = head.seq + offset
