@@ -17,12 +17,14 @@ if TYPE_CHECKING:
     from ledger.store.projections import PlannedRows, RowsInto
 
 __all__ = [
+    "AppendPort",
     "Backend",
     "RevocationNotices",
     "SealedGroup",
     "backend_for",
     "backend_of",
     "driver_outages",
+    "register",
 ]
 
 # The package implementing each URL's backend name (``URL.get_backend_name``).
@@ -77,14 +79,9 @@ class RevocationNotices(Protocol):
         """After the revoking transaction committed: say it now."""
 
 
-class Backend(Protocol):
-    """One database engine's way of holding the store: chosen once by
-    ``backend_for``, owned by its ``Database``.
-
-    Capabilities are fixed for the backend's life; the store reads them
-    rather than asking which engine it runs on.
-
-    The append port (what ``ledger.store.recorder`` hands its groups to):
+class AppendPort(Protocol):
+    """Where ``ledger.store.recorder`` hands what it sealed: the one place an
+    append's writes differ between engines.
 
     * ``inline_groups``: append groups from an event loop are prepared on
       that loop, their COMMIT in a thread, and requests that queue
@@ -94,38 +91,14 @@ class Backend(Protocol):
     * ``head_lock``: what a ``SELECT`` of the head row appends so that it
       holds the ledger's write lock until the transaction ends ("" when the
       write transaction already holds the database's only write lock).
-    * ``insert_many``: all of ``rows`` inserted by a one-row ``INSERT ...
-      VALUES (?, ...)``, inside the caller's transaction, atomically with it;
-      a constraint refusing any row raises one of ``integrity_errors``.
-    * ``move_head``: the head row updated (``moved``: head seq, hash,
-      last_recorded_at, ledger id) and the checkpoint row inserted
-      (``checkpoint``: ledger id, tree size, root, head hash, note,
-      created_at), inside the caller's transaction.
-    * ``write_group`` (only when ``writes_groups``): the sealed group stored
-      in one transaction of its own, from the event loop, without holding a
-      thread, and only if the ledger's head is still ``old_seq``/``old_hash``
-      and the active keys are still ``active_keys``. True: all of it was
-      committed. False: nothing was written (the head or keys moved, a
-      constraint refused a row, the statement failed); the recorder then
-      commits the group the usual way. Raises ``StorageUnavailable`` when
-      the connection failed after the write was sent (it may or may not
-      have committed).
+    * ``integrity_errors``: what a constraint refusing a row raises, from
+      SQLAlchemy or from the driver.
     """
 
     inline_groups: bool
     writes_groups: bool
     head_lock: str
-    # Token lookups cost less than the hop to a worker thread (a local read).
-    cheap_token_lookups: bool
-    # Statements run in this process: rows the database can derive from the
-    # records a transaction just stored cost no round trip.
-    derives_rows: bool
-    # A constraint refusing a write, from SQLAlchemy or from the driver.
     integrity_errors: tuple[type[Exception], ...]
-    # The driver's own errors for a database that cannot be reached or used.
-    outage_errors: tuple[type[Exception], ...]
-
-    # -- the append port ------------------------------------------------
 
     def insert_many(
         self,
@@ -133,16 +106,45 @@ class Backend(Protocol):
         sql: str,
         rows: Sequence[Sequence[Any]],
         table: sa.Table | None,
-    ) -> None: ...
+    ) -> None:
+        """All of ``rows`` inserted by ``sql`` (a one-row ``INSERT ... VALUES
+        (?, ...)``; ``table`` its definition), inside the caller's transaction
+        and atomic with it; a constraint refusing any row raises one of
+        ``integrity_errors``."""
 
-    def move_head(
-        self, conn: Connection, moved: Sequence[Any], checkpoint: Sequence[Any]
-    ) -> None: ...
+    def move_head(self, conn: Connection, moved: Sequence[Any], checkpoint: Sequence[Any]) -> None:
+        """Inside the caller's transaction: the head row updated (``moved``: head
+        seq, hash, last_recorded_at, ledger id) and the checkpoint row inserted
+        (``checkpoint``: ledger id, tree size, root, head hash, note,
+        created_at)."""
 
     async def write_group(self, group: SealedGroup, projections: Sequence[RowsInto]) -> bool:
-        """``projections``: where ``group.projected``'s rows may go (every
-        registered projection's ``writes``), fixed for the recorder's life."""
+        """Only when ``writes_groups``, from the event loop, without holding a
+        thread: ``group`` stored in one transaction of its own, if the ledger's
+        head is still ``old_seq``/``old_hash`` and the active keys are still
+        ``active_keys``. ``projections``: where ``group.projected``'s rows may
+        go (every registered projection's ``writes``, one tuple for the
+        caller's life). True: all of it was committed. False: nothing was
+        written (the head or keys moved, a constraint refused a row, the
+        write failed), and the caller commits the group the usual way.
+        Raises ``StorageUnavailable`` when the connection failed after the
+        write was sent (it may or may not have committed)."""
         ...
+
+
+class Backend(AppendPort, Protocol):
+    """One database engine's way of holding the store: chosen once by
+    ``backend_for``, owned by its ``Database``. Its capabilities are fixed
+    for its life; the store reads them rather than asking which engine it
+    runs on."""
+
+    # Token lookups cost less than the hop to a worker thread (a local read).
+    cheap_token_lookups: bool
+    # Statements run in this process: rows the database can derive from the
+    # records a transaction just stored cost no round trip.
+    derives_rows: bool
+    # The driver's own errors for a database that cannot be reached or used.
+    outage_errors: tuple[type[Exception], ...]
 
     # -- SQL the engines spell differently ------------------------------
 
@@ -190,7 +192,9 @@ class Backend(Protocol):
     def lock_migrations(self, conn: Connection) -> None:
         """Serialize schema upgrades of several processes starting at once."""
 
-    def revocations(self, url: sa.URL) -> RevocationNotices: ...
+    def revocations(self, url: sa.URL) -> RevocationNotices:
+        """How revocations reach the servers of ``url``'s database."""
+        ...
 
     def close(self) -> None:
         """Stop whatever the backend runs (threads, kept connections)."""

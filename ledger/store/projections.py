@@ -82,6 +82,14 @@ class Projection(Protocol):
 
     A projection whose rows always need the database (a validating one) has
     ``writes = ()`` and ``planned`` returning None for batches it projects.
+
+    Writing one: its module declares its tables (``ledger.store.tables``,
+    with a migration adding them to the 0010 guards) and one ``RowsInto``
+    per table its appends insert into; ``planned`` builds those rows from
+    the sealed drafts alone, as ``PlannedRows(into, rows)``; ``apply``
+    writes the same rows with ``raw_execute_many`` (and checks what needs
+    the database); ``rebuild`` derives them again from ``records``. It is
+    then registered with the others in ``ledger.runtime``.
     """
 
     tables: tuple[sa.Table, ...]

@@ -62,7 +62,7 @@ from ledger.core.records import EventDraft, RecordFrame, SealedDraft
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
 from ledger.store.appends import AppendRequest, AppendResult, LedgerInfo, Receipt, Sealed
-from ledger.store.backend import SealedGroup
+from ledger.store.backend import AppendPort, SealedGroup
 from ledger.store.database import (
     Database,
     raw_execute,
@@ -163,7 +163,7 @@ class Recorder:
         self.projections = tuple(projections)
         self.clock = clock
         backend = database.backend
-        self._backend = backend
+        self._backend: AppendPort = backend
         self._integrity_errors = backend.integrity_errors
         # Where each projection's planned rows go, one tuple for the
         # recorder's life (``Backend.write_group`` makes its statement once).
