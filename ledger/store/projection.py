@@ -16,8 +16,8 @@ ledger's state (and on earlier events of the same batch).
 
 from __future__ import annotations
 
-import functools
 import json
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,7 +36,7 @@ from ledger.core.positions import (
 )
 from ledger.core.projection_rows import MARK_BLOCK, mark_block, running_marks
 from ledger.core.records import Record, SealedDraft
-from ledger.store.backend import backend_of
+from ledger.store.backend import Backend, backend_of
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.projections import PlannedRows, RowsInto, rebuild_projections
 from ledger.store.rawread import RawReader
@@ -151,13 +151,18 @@ _VERSION_COLUMNS = (
 )
 
 
-@functools.cache
-def _first_versions_sql(mentions: str, claimant: str) -> str:
+# Per backend, the statement that derives first versions from records.
+_FIRST_VERSIONS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _first_versions_sql(backend: Backend) -> str:
     """The first version of every position record is a copy of the record's
     indexed columns with a NULL cell (the record itself), built by the
     database on both write paths (append and rebuild). Only the claimant
     needs the JSON, and only records that mention "claimed_by" at all are
-    parsed for it (``mentions``, ``claimant``: the backend's SQL for that)."""
+    parsed for it."""
+    mentions = backend.bytes_contain("canonical", '"claimed_by"')
+    claimant = backend.json_text("canonical", "data", "claimed_by")
     return (
         _VERSION_COLUMNS + "SELECT ledger_id, seq, seq, NULL, party, topic,"
         f" CASE WHEN type = 'position.stated' AND {mentions}"
@@ -171,11 +176,17 @@ def _first_versions_sql(mentions: str, claimant: str) -> str:
 def _insert_first_versions(conn: Connection, ledger_id: int, first: int, last: int) -> None:
     """Project the position records with seq in [first, last] (one statement)."""
     backend = backend_of(conn)
-    sql = _first_versions_sql(
-        backend.bytes_contain("canonical", '"claimed_by"'),
-        backend.json_text("canonical", "data", "claimed_by"),
-    )
-    raw_execute(conn, sql, (ledger_id, first, last))
+    sql = _FIRST_VERSIONS.get(backend)
+    if sql is None:
+        sql = _first_versions_sql(backend)
+        if conn.dialect.paramstyle != "qmark":
+            sql = sql.replace("?", "%s")
+        _FIRST_VERSIONS[backend] = sql
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql, (ledger_id, first, last))
+    finally:
+        cursor.close()
 
 
 def _raise_marks(conn: Connection, ledger_id: int, blocks: dict[int, str]) -> None:

@@ -139,8 +139,9 @@ def group_params(group: SealedGroup, targets: Sequence[RowsInto]) -> dict[str, A
     params.update(zip(_RECORD_PARAMS, _columns(group.records, 9), strict=True))
     n = _columns(group.nodes, 2)
     params["n_key"], params["n_hash"] = n[0], n[1]
-    planned = {rows.into: rows.rows for rows in group.projected}
+    # By identity: each target is one object for the recorder's life.
+    planned = {id(rows.into): rows.rows for rows in group.projected}
     for index, into in enumerate(targets):
-        columns = _columns(planned.get(into, ()), len(into.fields))
+        columns = _columns(planned.get(id(into), ()), len(into.fields))
         params.update(zip((_param(index, f) for f in into.fields), columns, strict=True))
     return params
