@@ -458,21 +458,18 @@ def projections_rebuild(
     """Recompute the positions and sources projections from the records alone."""
     import time
 
-    from ledger.store.projection import rebuild
-    from ledger.store.sources import rebuild_sources
-
     runtime = _runtime(Settings())
     try:
         names = [ledger] if ledger else [i.name for i in runtime.service.list_ledgers()]
         for name in names:
             size = runtime.service.get_ledger(name).size
+            kinds = runtime.service.projection_count
             with _progress() as progress:
-                task = progress.add_task(f"rebuilding {name}", total=size)
+                task = progress.add_task(f"rebuilding {name}", total=size * kinds)
                 started = time.perf_counter()
-                count = rebuild(
-                    runtime.database, name, progress=functools.partial(progress.advance, task)
+                count = runtime.service.rebuild_projections(
+                    name, progress=functools.partial(progress.advance, task)
                 )
-                rebuild_sources(runtime.database, name)
                 elapsed = time.perf_counter() - started
             rate = count / elapsed if elapsed else float("inf")
             console.print(f"{name}: {count} records in {elapsed:.2f} s ({rate:,.0f}/s)")

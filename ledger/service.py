@@ -38,6 +38,7 @@ from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.ledger_reads import ledger_at, newest_signer
 from ledger.store.position_reads import position_history, position_snapshots
 from ledger.store.projection import PositionsProjection
+from ledger.store.projections import rebuild_projections
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
 from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Receipt, Recorder
 from ledger.store.sources import read_citations
@@ -452,6 +453,21 @@ class LedgerService:
         if len(active) <= 1 and any(key in (k.key_id, k.verifier_key) for k in active):
             raise Conflict("this is the only active key; rotate to a new key before retiring it")
         return self.keys.retire(key, now=format_recorded_at(datetime.now(UTC)))
+
+    # -- projections ------------------------------------------------------------
+
+    @property
+    def projection_count(self) -> int:
+        """How many projections appends keep (each rebuild reports per record)."""
+        return len(self.recorder.projections)
+
+    def rebuild_projections(self, ledger: str, *, progress: Callable[[int], None]) -> int:
+        """Recompute every projection of ``ledger`` from its records alone, in one
+        transaction; ``progress`` takes records done, per projection. Returns
+        the records the ledger holds."""
+        return rebuild_projections(
+            self.recorder.db, ledger, self.recorder.projections, progress=progress
+        )
 
     # -- sources (docs/sources.md) ---------------------------------------------
 

@@ -130,10 +130,10 @@ async def caller(request: Request) -> Principal:
     else:
         tokens: TokenStore = state.tokens
         # A cached principal is as fresh as the revocation watch: see
-        # ledger.store.revocations.
+        # ledger.store.backend.RevocationNotices.
         check: RevocationCheck = state.revocation_check
         principal = tokens.cached_principal(token, checked=check())
-        if principal is None and tokens.db.is_sqlite:
+        if principal is None and tokens.cheap_lookups:
             # A local indexed read (~15 us) costs less than the hop to a worker
             # thread, which under load waits behind the appends (measured:
             # 688 -> 978 appends/s at 32 clients).

@@ -11,14 +11,21 @@ and the marks are few and kept until the end.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.core.positions import FIX_TYPES, POSITION_TYPES, cell_of, claimant_of, corrected
 from ledger.core.records import Record
 
-__all__ = ["MARK_BLOCK", "ExpectedFix", "ExpectedVersion", "ProjectionRows", "mark_block"]
+__all__ = [
+    "MARK_BLOCK",
+    "ExpectedFix",
+    "ExpectedVersion",
+    "ProjectionRows",
+    "mark_block",
+    "running_marks",
+]
 
 # Valid-time marks: one per block of this many seqs (migration 0004).
 MARK_BLOCK = 1024
@@ -27,6 +34,17 @@ MARK_BLOCK = 1024
 def mark_block(seq: int) -> int:
     """The first seq of the block holding ``seq``."""
     return (seq - 1) // MARK_BLOCK * MARK_BLOCK + 1
+
+
+def running_marks(blocks: Mapping[int, str], start: str = "") -> list[tuple[int, str]]:
+    """Per block, in order, the greatest occurred_at of ``start`` and the blocks
+    up to it: the value a block's mark is raised to."""
+    marks = []
+    running = start
+    for block in sorted(blocks):
+        running = max(running, blocks[block])
+        marks.append((block, running))
+    return marks
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +105,7 @@ class ProjectionRows:
 
     def marks(self) -> list[tuple[int, str]]:
         """(block, occurred_at) rows: the running maximum of valid time over blocks."""
-        running = ""
-        out = []
-        for block in sorted(self._blocks):
-            running = max(running, self._blocks[block])
-            out.append((block, running))
-        return out
+        return running_marks(self._blocks)
 
     def _version(
         self, record: Record, *, known_from: int, cell: dict[str, Any] | None

@@ -13,9 +13,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import exc as sa_exc
-
-from ledger.core.errors import StorageUnavailable
 from ledger.store.database import Database
 
 __all__ = ["RawReader", "raw_read"]
@@ -24,10 +21,11 @@ __all__ = ["RawReader", "raw_read"]
 class RawReader:
     """Runs ``?``-placeholder SQL on either driver."""
 
-    def __init__(self, cursor: Any, *, qmark: bool) -> None:
+    def __init__(self, cursor: Any, *, qmark: bool, lateral_joins: bool) -> None:
         self._cursor = cursor
         self._qmark = qmark
-        self.is_sqlite = qmark
+        # Whether the engine has LATERAL joins (``Backend.lateral_joins``).
+        self.lateral_joins = lateral_joins
         self._converted: dict[str, str] = {}
 
     def _sql(self, sql: str) -> str:
@@ -50,47 +48,11 @@ class RawReader:
 
 @contextmanager
 def raw_read(database: Database) -> Iterator[RawReader]:
-    """A reader on a pooled connection (SQLite: a lent reader connection);
+    """A reader on a connection for point reads (``Backend.point_reads``);
     driver errors become ``StorageUnavailable``."""
-    dbapi = database.engine.dialect.loaded_dbapi
-    if database.is_sqlite:
-        held = database.lend_sqlite_reader()
-        try:
-            try:
-                cursor = held[1].cursor()
-            except Exception as e:
-                raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
-            try:
-                yield RawReader(cursor, qmark=True)
-            except dbapi.OperationalError as e:
-                raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
-            finally:
-                cursor.close()
-        finally:
-            database.return_sqlite_reader(held)
-        return
-    try:
-        pooled = database.engine.raw_connection()
-    except sa_exc.TimeoutError as e:
-        raise StorageUnavailable("every pooled database connection stayed busy") from e
-    except Exception as e:
-        raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
-    driver = pooled.driver_connection
-    try:
-        if not database.is_sqlite:
-            driver.autocommit = True  # type: ignore[union-attr]
-        cursor = pooled.cursor()
-        try:
-            yield RawReader(cursor, qmark=database.is_sqlite)
-        finally:
-            cursor.close()
-    except (dbapi.OperationalError, dbapi.InterfaceError) as e:
-        pooled.invalidate(e)
-        raise StorageUnavailable(f"database unavailable: {type(e).__name__}") from e
-    finally:
-        if not database.is_sqlite and pooled.is_valid:
-            try:
-                driver.autocommit = False  # type: ignore[union-attr]
-            except dbapi.Error:
-                pooled.invalidate()
-        pooled.close()
+    with database.point_reads.cursor() as cursor:
+        yield RawReader(
+            cursor,
+            qmark=database.engine.dialect.paramstyle == "qmark",
+            lateral_joins=database.backend.lateral_joins,
+        )

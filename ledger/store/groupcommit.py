@@ -32,7 +32,7 @@ Who drains:
   the COMMIT will leave; see ``Recorder.seal_ahead``).
 * ``submit_async`` with ``statement`` (PostgreSQL): a task on the event
   loop offers each group to ``statement``, which may write it as one
-  statement without holding a thread (``ledger.store.groupstatement``); a
+  statement without holding a thread (``ledger.store.postgres.writer``); a
   group it declines, having written nothing, is prepared and committed in
   the commit thread meanwhile. The next group is taken only after that, so
   groups commit in the order they were taken, and a slow or unreachable

@@ -17,6 +17,7 @@ ledger's state (and on earlier events of the same batch).
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ledger.core.errors import InvalidEvent, NotFound, StorageUnavailable
+from ledger.core.errors import InvalidEvent, StorageUnavailable
 from ledger.core.jsonvalues import loads_strict
 from ledger.core.positions import (
     FIX_TYPES,
@@ -33,17 +34,16 @@ from ledger.core.positions import (
     claimant_of,
     corrected,
 )
-from ledger.core.projection_rows import MARK_BLOCK, mark_block
+from ledger.core.projection_rows import MARK_BLOCK, mark_block, running_marks
 from ledger.core.records import Record, SealedDraft
+from ledger.store.backend import Backend, backend_of
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.dbapi_reads import RawReader
-from ledger.store.groupstatement import PlannedRows, running_marks
+from ledger.store.projections import PlannedRows, RowsInto, rebuild_projections
 from ledger.store.tables import (
-    ledgers,
     position_cells,
     position_marks,
     position_versions,
-    projection_rebuilds,
     record_fixes,
     records,
 )
@@ -81,7 +81,7 @@ _NEWEST_VISIBLE = (
     " ORDER BY w.occurred_at DESC, w.target_seq DESC LIMIT 1"
 )
 # SQLite has no LATERAL: the seek yields the version's rowid.
-_SQLITE_SNAPSHOT = (
+_ROWID_SNAPSHOT = (
     "SELECT c.party, c.topic, c.claimant, v.cell, r.canonical FROM position_cells c"
     " JOIN position_versions v ON v.rowid = (SELECT w.rowid"
     + _NEWEST_VISIBLE
@@ -89,7 +89,7 @@ _SQLITE_SNAPSHOT = (
     + _CELL_SOURCE
     + " WHERE c.ledger_id = ?"
 )
-_POSTGRES_SNAPSHOT = (
+_LATERAL_SNAPSHOT = (
     "SELECT c.party, c.topic, c.claimant, v.cell, r.canonical FROM position_cells c"
     " CROSS JOIN LATERAL (SELECT w.ledger_id, w.target_seq, w.cell"
     + _NEWEST_VISIBLE
@@ -145,41 +145,46 @@ _REBUILD_MARKS = (
 _END_OF_TIME = "9999-12-31T23:59:59Z"
 
 
-_POSITION_FILTER = (
-    "WHERE ledger_id = {p} AND seq BETWEEN {p} AND {p}"
-    " AND type IN ('position.stated', 'position.withdrawn')"
-    " AND party IS NOT NULL AND topic IS NOT NULL"
-)
 _VERSION_COLUMNS = (
     "INSERT INTO position_versions (ledger_id, target_seq, known_from, known_to, party,"
     " topic, claimant, occurred_at, cell) "
 )
-# The first version of every position record is a copy of the record's indexed
-# columns with a NULL cell (the record itself), built by the database on both
-# write paths (append and rebuild). Only the claimant needs the JSON, and only
-# records that mention "claimed_by" at all are parsed for it.
-_SQLITE_VERSIONS = (
-    _VERSION_COLUMNS + "SELECT ledger_id, seq, seq, NULL, party, topic,"
-    " CASE WHEN type = 'position.stated'"
-    " AND instr(canonical, CAST('\"claimed_by\"' AS BLOB)) > 0"
-    " THEN COALESCE(json_extract(CAST(canonical AS TEXT), '$.data.claimed_by'), '')"
-    " ELSE '' END, occurred_at, NULL FROM records " + _POSITION_FILTER.format(p="?")
-)
-_POSTGRES_VERSIONS = (
-    _VERSION_COLUMNS + "SELECT ledger_id, seq, seq, NULL, party, topic,"
-    " CASE WHEN type = 'position.stated'"
-    " AND position('\"claimed_by\"'::bytea IN canonical) > 0"
-    " THEN COALESCE(convert_from(canonical, 'UTF8')::jsonb->'data'->>'claimed_by', '')"
-    " ELSE '' END, occurred_at, NULL FROM records " + _POSITION_FILTER.format(p="%s")
-)
+
+
+# Per backend, the statement that derives first versions from records.
+_FIRST_VERSIONS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _first_versions_sql(backend: Backend) -> str:
+    """The first version of every position record is a copy of the record's
+    indexed columns with a NULL cell (the record itself), built by the
+    database on both write paths (append and rebuild). Only the claimant
+    needs the JSON, and only records that mention "claimed_by" at all are
+    parsed for it."""
+    mentions = backend.bytes_contain("canonical", '"claimed_by"')
+    claimant = backend.json_text("canonical", "data", "claimed_by")
+    return (
+        _VERSION_COLUMNS + "SELECT ledger_id, seq, seq, NULL, party, topic,"
+        f" CASE WHEN type = 'position.stated' AND {mentions}"
+        f" THEN COALESCE({claimant}, '') ELSE '' END, occurred_at, NULL FROM records"
+        " WHERE ledger_id = ? AND seq BETWEEN ? AND ?"
+        " AND type IN ('position.stated', 'position.withdrawn')"
+        " AND party IS NOT NULL AND topic IS NOT NULL"
+    )
 
 
 def _insert_first_versions(conn: Connection, ledger_id: int, first: int, last: int) -> None:
     """Project the position records with seq in [first, last] (one statement)."""
-    sqlite = conn.dialect.name == "sqlite"
+    backend = backend_of(conn)
+    sql = _FIRST_VERSIONS.get(backend)
+    if sql is None:
+        sql = _first_versions_sql(backend)
+        if conn.dialect.paramstyle != "qmark":
+            sql = sql.replace("?", "%s")
+        _FIRST_VERSIONS[backend] = sql
     cursor = conn.connection.cursor()
     try:
-        cursor.execute(_SQLITE_VERSIONS if sqlite else _POSTGRES_VERSIONS, (ledger_id, first, last))
+        cursor.execute(sql, (ledger_id, first, last))
     finally:
         cursor.close()
 
@@ -212,22 +217,24 @@ class _VersionWriter:
     """Collects version rows and new cells of one append; writes them in bulk.
 
     First versions are what ``_insert_first_versions`` derives from the
-    records. SQLite derives them itself, in C. PostgreSQL is sent the rows,
+    records. A database whose statements run in process derives them
+    itself, in C (``Backend.derives_rows``). A remote one is sent the rows,
     which Python has at hand (``add`` works out the claimant for the cell
-    anyway), rather than reading back the records just written: under 32
-    clients of single appends that statement took 1.4 ms of server time per
-    group (p50; 0.2 ms run alone) and was the longest of the group. With
-    the rows sent instead, the server took 45% more appends a second. The
-    rebuild still derives them in SQL, and a test holds the two equal.
+    anyway), rather than reading back the records just written: that
+    statement was the longest of a group under many clients of single
+    appends (``scripts/bench.sh appends``). The rebuild still derives them
+    in SQL, and a test holds the two equal.
     """
 
     def __init__(self, conn: Connection | None, ledger_id: int) -> None:
         """``conn`` None: the rows are only planned (``PositionsProjection.planned``),
-        as PostgreSQL's, and never flushed."""
+        as sent ones, and never flushed."""
         self.conn = conn
         self.ledger_id = ledger_id
-        self._sqlite = conn is not None and conn.dialect.name == "sqlite"
-        # PostgreSQL: the first-version rows themselves.
+        # Whether the database derives first versions from the records
+        # (``Backend.derives_rows``); otherwise it is sent the rows themselves.
+        self._derives = conn is not None and backend_of(conn).derives_rows
+        # The first-version rows themselves, when they are sent.
         self.first_versions: list[tuple[int, int, int, None, str, str, str, str, None]] = []
         self.versions: list[dict[str, Any]] = []
         # Cells this append touched: ``new_cells`` are those not yet written.
@@ -268,11 +275,11 @@ class _VersionWriter:
         corrected: its cell is stored) is the version's content."""
         block = mark_block(known_from)
         self.blocks[block] = max(self.blocks.get(block, ""), occurred_at)
-        if known_from == seq and self._sqlite:
+        if known_from == seq and self._derives:
             if self._first is None:
                 self._first = seq
             self._last = seq
-        elif known_from == seq:  # PostgreSQL: the row itself (see the class)
+        elif known_from == seq:  # the row itself (see the class)
             row = (self.ledger_id, seq, seq, None, party, topic)
             self.first_versions.append((*row, claimant, occurred_at, None))
         else:  # a corrected version: built here, from the corrected record
@@ -322,7 +329,56 @@ class _VersionWriter:
             )
 
 
+# Where the planned rows of an append go (``ledger.store.projections.RowsInto``):
+# first versions, from (seq, party, topic, claimant, occurred_at) ...
+_FIRST_VERSIONS_INTO = RowsInto(
+    position_versions,
+    ("target_seq", "known_from", "known_to", "party", "topic", "claimant", "occurred_at", "cell"),
+    fields=("target_seq", "party", "topic", "claimant", "occurred_at"),
+    values=(
+        "u.target_seq",
+        "u.target_seq",
+        "NULL",
+        "u.party",
+        "u.topic",
+        "u.claimant",
+        "u.occurred_at",
+        "NULL",
+    ),
+)
+# ... the cells they touch, unless present ...
+_CELLS_INTO = RowsInto(
+    position_cells,
+    ("party", "topic", "claimant"),
+    conflict="ON CONFLICT (ledger_id, party, topic, claimant) DO NOTHING",
+)
+# ... and the marks to raise, each to the greater of its running maximum
+# within the group and the last stored mark (as _RAISE_ONE_MARK does).
+_MARKS_INTO = RowsInto(
+    position_marks,
+    ("known_from", "occurred_at"),
+    values=(
+        "u.known_from",
+        "CASE WHEN prior.occurred_at IS NOT NULL AND prior.occurred_at > u.occurred_at"
+        " THEN prior.occurred_at ELSE u.occurred_at END",
+    ),
+    joins="(SELECT (SELECT occurred_at FROM position_marks WHERE ledger_id = %(ledger_id)s"
+    " ORDER BY known_from DESC LIMIT 1) AS occurred_at) AS prior",
+    conflict="ON CONFLICT (ledger_id, known_from) DO UPDATE SET occurred_at = excluded.occurred_at",
+)
+
+
 class PositionsProjection:
+    """The positions projection, a ``ledger.store.projections.Projection``."""
+
+    tables: tuple[sa.Table, ...] = (
+        position_versions,
+        position_cells,
+        position_marks,
+        record_fixes,
+    )
+    writes: tuple[RowsInto, ...] = (_FIRST_VERSIONS_INTO, _CELLS_INTO, _MARKS_INTO)
+
     def __init__(self, *, check_correction: CorrectionCheck | None = None) -> None:
         self.check_correction = check_correction
 
@@ -334,9 +390,9 @@ class PositionsProjection:
         return any(sealed.draft.type in FIX_TYPES for sealed in batch)
 
     @staticmethod
-    def planned(batch: Sequence[SealedDraft]) -> PlannedRows | None:
+    def planned(batch: Sequence[SealedDraft]) -> tuple[PlannedRows, ...] | None:
         """What ``apply`` writes for ``batch``, when that needs no database: no fix
-        among it (``ledger.store.groupstatement``)."""
+        among it."""
         writer = _VersionWriter(None, 0)
         for sealed in batch:
             kind = sealed.draft.type
@@ -348,7 +404,18 @@ class PositionsProjection:
             (seq, party, topic, claimant, occurred_at)
             for _, seq, _, _, party, topic, claimant, occurred_at, _ in writer.first_versions
         )
-        return PlannedRows(versions, tuple(writer.new_cells), tuple(running_marks(writer.blocks)))
+        return (
+            PlannedRows(_FIRST_VERSIONS_INTO, versions),
+            PlannedRows(_CELLS_INTO, writer.new_cells),
+            PlannedRows(_MARKS_INTO, running_marks(writer.blocks)),
+        )
+
+    @staticmethod
+    def rebuild(
+        conn: Connection, ledger_id: int, head: int, progress: Callable[[int], None]
+    ) -> None:
+        """Every row of ``tables`` for the ledger, from its records (see ``_rebuild``)."""
+        _rebuild(conn, ledger_id, head, progress)
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
         """Validate fixes and project the records of one append (already inserted).
@@ -492,7 +559,7 @@ class PositionsProjection:
         bound = min(bound, mark[0])
         state: dict[str, dict[str, Any]] = {}
         claims: dict[str, dict[str, dict[str, Any]]] = {}
-        query = _SQLITE_SNAPSHOT if reader.is_sqlite else _POSTGRES_SNAPSHOT
+        query = _LATERAL_SNAPSHOT if reader.lateral_joins else _ROWID_SNAPSHOT
         rows = reader.all(query, [bound, known_at, known_at, ledger_id])
         for row_party, topic, claimant, stored, canonical in sorted(rows, key=lambda r: r[:3]):
             if party is not None and row_party != party:
@@ -585,117 +652,83 @@ def rebuild(
     *,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Recompute every projection row of ``ledger`` from its records alone.
+    """Recompute every positions projection row of ``ledger`` from its records
+    alone (``ledger.store.projections.rebuild_projections``)."""
+    return rebuild_projections(database, ledger, [PositionsProjection()], progress=progress)
 
-    First versions are projected by the database in one statement (the same
-    one appends use); then the few corrections and retractions are replayed
-    in seq order. Runs in one write transaction: appends wait, readers see
-    the old rows until it commits. The tables refuse UPDATE and DELETE
-    (migration 0010) unless the ledger's id is in ``projection_rebuilds``,
-    which only this transaction ever sees. Returns the number of records the ledger holds.
-    """
-    marker = "?" if database.is_sqlite else "%s"
 
-    def sql(text: str) -> str:
-        return text if database.is_sqlite else text.replace("?", marker)
-
-    with database.write() as conn:
-        row = conn.execute(
-            sa.select(ledgers.c.id, ledgers.c.head_seq)
-            .where(ledgers.c.name == ledger)
-            .with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"no ledger named {ledger!r}")
-        ledger_id, head = int(row.id), int(row.head_seq)
-        # Lifts the tables' guards (migration 0010) for this ledger, in this
-        # transaction only; removed below, before the commit.
-        conn.execute(projection_rebuilds.insert().values(ledger_id=ledger_id))
-        for table in (position_versions, position_cells, position_marks, record_fixes):
-            conn.execute(table.delete().where(table.c.ledger_id == ledger_id))
-        if head:
-            _insert_first_versions(conn, ledger_id, 1, head)
-        if progress is not None:
-            progress(head // 2)
-        cursor = conn.connection.cursor()
-        try:
-            cursor.execute(
-                sql(
-                    "SELECT f.seq, f.type, f.canonical FROM records f WHERE f.ledger_id = ?"
-                    " AND f.type IN ('record.corrected', 'record.retracted') ORDER BY f.seq"
-                ),
-                (ledger_id,),
-            )
-            fix_rows = cursor.fetchall()
-            effective: dict[int, Record] = {}
-            retracted: set[int] = set()
-            for fix_seq, kind, canonical in fix_rows:
-                fix = orjson.loads(bytes(canonical))
-                target = fix["data"]["target_seq"]
-                fix_kind = "retracted" if kind == "record.retracted" else "corrected"
-                cursor.execute(
-                    sql(
-                        "INSERT INTO record_fixes (ledger_id, fix_seq, target_seq, kind)"
-                        " VALUES (?, ?, ?, ?)"
-                    ),
-                    (ledger_id, fix_seq, target, fix_kind),
-                )
-                if target in retracted:
-                    continue
-                if target not in effective:
-                    cursor.execute(
-                        sql("SELECT type, canonical FROM records WHERE ledger_id = ? AND seq = ?"),
-                        (ledger_id, target),
-                    )
-                    found = cursor.fetchone()
-                    if found is None or found[0] not in POSITION_TYPES:
-                        continue  # a fix of a non-position record: listed, not projected
-                    effective[target] = Record.from_dict(orjson.loads(bytes(found[1])))
-                cursor.execute(
-                    sql(
-                        "UPDATE position_versions SET known_to = ? WHERE ledger_id = ?"
-                        " AND target_seq = ? AND known_to IS NULL"
-                    ),
-                    (fix_seq, ledger_id, target),
-                )
-                if fix_kind == "retracted":
-                    retracted.add(target)
-                    continue
-                record = corrected(effective[target], fix["data"].get("changes") or {})
-                effective[target] = record
-                if record.party is None or record.topic is None:
-                    continue
-                cursor.execute(
-                    sql(_INSERT_VERSION),
-                    (
-                        ledger_id,
-                        target,
-                        fix_seq,
-                        None,
-                        record.party,
-                        record.topic,
-                        claimant_of(record) or "",
-                        record.occurred_at,
-                        cell_text(cell_of(record).to_dict()),
-                    ),
-                )
-            cursor.execute(sql(_REBUILD_MARKS), (ledger_id,))
-            cursor.execute(
-                sql(
-                    "INSERT INTO position_cells (ledger_id, party, topic, claimant)"
-                    " SELECT DISTINCT ledger_id, party, topic, claimant FROM position_versions"
-                    " WHERE ledger_id = ?"
-                ),
-                (ledger_id,),
-            )
-        finally:
-            cursor.close()
-        conn.execute(
-            projection_rebuilds.delete().where(projection_rebuilds.c.ledger_id == ledger_id)
+def _rebuild(conn: Connection, ledger_id: int, head: int, progress: Callable[[int], None]) -> None:
+    """``PositionsProjection.rebuild``: first versions are projected by the
+    database in one statement (the same one appends use); then the few
+    corrections and retractions are replayed in seq order."""
+    if head:
+        _insert_first_versions(conn, ledger_id, 1, head)
+    progress(head // 2)
+    fix_rows = raw_execute(
+        conn,
+        "SELECT f.seq, f.type, f.canonical FROM records f WHERE f.ledger_id = ?"
+        " AND f.type IN ('record.corrected', 'record.retracted') ORDER BY f.seq",
+        (ledger_id,),
+    )
+    effective: dict[int, Record] = {}
+    retracted: set[int] = set()
+    for fix_seq, kind, canonical in fix_rows:
+        fix = orjson.loads(bytes(canonical))
+        target = fix["data"]["target_seq"]
+        fix_kind = "retracted" if kind == "record.retracted" else "corrected"
+        raw_execute(
+            conn,
+            "INSERT INTO record_fixes (ledger_id, fix_seq, target_seq, kind) VALUES (?, ?, ?, ?)",
+            (ledger_id, fix_seq, target, fix_kind),
         )
-        if progress is not None:
-            progress(head - head // 2)
-    return head
+        if target in retracted:
+            continue
+        if target not in effective:
+            found = raw_execute(
+                conn,
+                "SELECT type, canonical FROM records WHERE ledger_id = ? AND seq = ?",
+                (ledger_id, target),
+            )
+            if not found or found[0][0] not in POSITION_TYPES:
+                continue  # a fix of a non-position record: listed, not projected
+            effective[target] = Record.from_dict(orjson.loads(bytes(found[0][1])))
+        raw_execute(
+            conn,
+            "UPDATE position_versions SET known_to = ? WHERE ledger_id = ?"
+            " AND target_seq = ? AND known_to IS NULL",
+            (fix_seq, ledger_id, target),
+        )
+        if fix_kind == "retracted":
+            retracted.add(target)
+            continue
+        record = corrected(effective[target], fix["data"].get("changes") or {})
+        effective[target] = record
+        if record.party is None or record.topic is None:
+            continue
+        raw_execute(
+            conn,
+            _INSERT_VERSION,
+            (
+                ledger_id,
+                target,
+                fix_seq,
+                None,
+                record.party,
+                record.topic,
+                claimant_of(record) or "",
+                record.occurred_at,
+                cell_text(cell_of(record).to_dict()),
+            ),
+        )
+    raw_execute(conn, _REBUILD_MARKS, (ledger_id,))
+    raw_execute(
+        conn,
+        "INSERT INTO position_cells (ledger_id, party, topic, claimant)"
+        " SELECT DISTINCT ledger_id, party, topic, claimant FROM position_versions"
+        " WHERE ledger_id = ?",
+        (ledger_id,),
+    )
+    progress(head - head // 2)
 
 
 _INSERT_VERSION = (

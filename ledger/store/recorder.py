@@ -12,15 +12,17 @@ a batch is whole or absent, a request is acknowledged only after the commit
 that holds it, and no checkpoint is ever signed for a tree that was not
 committed.
 
-On SQLite, a request that waits while the previous group commits is sealed
+Where groups are prepared on the event loop (``Backend.inline_groups``:
+SQLite), a request that waits while the previous group commits is sealed
 meanwhile, on the head that commit will leave (``seal_ahead``); its own
 transaction keeps those records only after checking, under the lock, every
 assumption they were sealed on.
 
-On PostgreSQL, a group posted from the event loop is sealed on the head this
-process last committed and written by one statement that checks that head
-and the active keys first (``_write_group``, ``ledger.store.groupstatement``);
-when they changed, or a row is refused, or sealing needs the database (an
+Where the backend writes sealed groups itself (``Backend.writes_groups``:
+PostgreSQL's one statement), a group posted from the event loop is sealed on
+the head this process last committed and handed to it, to be stored only if
+that head and the active keys still hold (``_write_group``); when they
+changed, or a row is refused, or sealing needs the database (an
 Idempotency-Key, a fix, a refusal), the group goes the way above.
 
 A group transaction that locks a head other than the one this process
@@ -35,14 +37,11 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.engine import Connection
@@ -62,17 +61,19 @@ from ledger.core.merkle import NodeId, append_leaves, perfect_cover, root_from_n
 from ledger.core.records import EventDraft, RecordFrame, SealedDraft
 from ledger.core.signing import Signer
 from ledger.core.times import format_recorded_at
+from ledger.store.appends import AppendRequest, AppendResult, LedgerInfo, Receipt, Sealed
+from ledger.store.backend import AppendPort, SealedGroup
 from ledger.store.database import (
-    INTEGRITY_ERRORS,
     Database,
     raw_execute,
     raw_execute_many,
     translate_errors,
 )
+from ledger.store.dbapi_reads import RawReader, raw_read
 from ledger.store.groupcommit import GroupCommitter
-from ledger.store.groupstatement import GROUP_STATEMENT, GroupWrite, PlannedRows
 from ledger.store.headcheck import head_fault, log_alarm
-from ledger.store.rawread import RawReader, raw_read
+from ledger.store.projections import PlannedRows, Projection, RowsInto
+from ledger.store.sealing import GroupState, Head, RecordRow, SealedAhead, SharedState
 from ledger.store.tables import idempotency_keys, ledgers, records
 from ledger.store.tree import insert_nodes, is_stored, load_nodes, node_key
 
@@ -90,238 +91,17 @@ _SELECT_HEAD = "SELECT id, head_seq FROM ledgers WHERE name = ?"
 _SELECT_PAGE = "SELECT canonical FROM records WHERE ledger_id = ? AND seq > ? ORDER BY seq LIMIT ?"
 _SELECT_RECORD = "SELECT canonical FROM records WHERE ledger_id = ? AND seq = ?"
 SignerSource = Callable[[Connection], Sequence[Signer]]
-# The most events a group written as one statement holds. Its rows travel as
-# arrays that psycopg builds in Python; binary COPY writes rows in C, so a
-# large group is quicker the usual way (500-event batches, 4 clients: 23,996
-# events/s all by statement; with this cap 40,310 against 39,838 before).
-_STATEMENT_MAX_EVENTS = 64
+# The most events a group handed to ``Backend.write_group`` holds. Its rows
+# travel as arrays the driver builds in Python, while the usual way inserts
+# in bulk (COPY, in C): a large group is quicker the usual way
+# (``scripts/bench.sh appends``, 500-event batches).
+_WRITTEN_GROUP_MAX_EVENTS = 64
 # The active keys as last read, with the signers for them (``ActiveSigners.held``).
 HeldSigners = Callable[[], tuple[Sequence[str], Sequence[Signer]] | None]
 
 
-class Projection(Protocol):
-    """A read model kept inside the append transaction."""
-
-    def validates(self, batch: Sequence[SealedDraft]) -> bool:
-        """Whether ``apply`` may refuse ``batch`` (it then runs inside a savepoint)."""
-
-    def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
-        """Project (and validate) the just-inserted records; raising aborts the append."""
-
-    def planned(self, batch: Sequence[SealedDraft]) -> PlannedRows | None:
-        """What ``apply`` would write for ``batch``, if that needs no database
-        (``ledger.store.groupstatement``); None otherwise."""
-
-
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LedgerInfo:
-    name: str
-    created_at: str
-    size: int
-    head_hash: str
-    public_read: bool = True
-    title: str | None = None
-    description: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "description": self.description,
-            "created_at": self.created_at,
-            "size": self.size,
-            "head_hash": self.head_hash,
-            "public_read": self.public_read,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Receipt:
-    seq: int
-    id: str
-    hash: str
-    prev: str
-    recorded_at: str
-    leaf_index: int
-    # The tree size of the checkpoint signed for the append that holds this record.
-    tree_size: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "id": self.id,
-            "hash": self.hash,
-            "prev": self.prev,
-            "recorded_at": self.recorded_at,
-            "leaf_index": self.leaf_index,
-            "tree_size": self.tree_size,
-        }
-
-
-# What sealing one record gave its receipt: (seq, id, hash, prev, recorded_at).
-_Sealed = tuple[int, str, str, str, str]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppendResult:
-    """One request's records, each receipt naming ``tree_size``: the tree its
-    group's commit signed, which holds them.
-
-    Held as the tuples sealing gave, not as ``Receipt``s: for a 500-event
-    batch, making 500 frozen dataclasses and then having orjson read them
-    back field by field took 12% of the server's busy thread. ``receipts``
-    builds them on demand; ``receipts_json`` renders them from the tuples.
-    """
-
-    sealed: tuple[_Sealed, ...]
-    tree_size: int
-    # True when an Idempotency-Key matched an earlier append: nothing was written.
-    replayed: bool = False
-
-    @classmethod
-    def of(cls, receipts: Sequence[Receipt], *, replayed: bool = False) -> AppendResult:
-        """The result these receipts (of one append, so of one tree size) describe."""
-        sizes = {r.tree_size for r in receipts}
-        if len(sizes) != 1:
-            raise ValueError("an append's receipts name one tree size")
-        sealed = tuple((r.seq, r.id, r.hash, r.prev, r.recorded_at) for r in receipts)
-        return cls(sealed=sealed, tree_size=sizes.pop(), replayed=replayed)
-
-    @property
-    def receipts(self) -> tuple[Receipt, ...]:
-        size = self.tree_size
-        return tuple(
-            Receipt(
-                seq=seq,
-                id=event_id,
-                hash=digest,
-                prev=prev,
-                recorded_at=recorded_at,
-                leaf_index=seq - 1,
-                tree_size=size,
-            )
-            for seq, event_id, digest, prev, recorded_at in self.sealed
-        )
-
-    def receipts_json(self, *, batch: bool = True) -> bytes:
-        """The receipts as JSON (an array, or the one object when not ``batch``),
-        members in ``Receipt.to_dict``'s order."""
-        size = self.tree_size
-        items = [
-            {
-                "seq": seq,
-                "id": event_id,
-                "hash": digest,
-                "prev": prev,
-                "recorded_at": recorded_at,
-                "leaf_index": seq - 1,
-                "tree_size": size,
-            }
-            for seq, event_id, digest, prev, recorded_at in self.sealed
-        ]
-        return orjson.dumps(items if batch else items[0])
-
-
-@dataclass(frozen=True, slots=True)
-class _Head:
-    ledger_id: int
-    seq: int
-    hash: str
-    last_recorded_at: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AppendRequest:
-    """What one append asks for; ``build`` it, so a batch naming an id twice is refused."""
-
-    ledger: str
-    drafts: tuple[EventDraft, ...]
-    actor: str
-    idempotency_key: str | None = None
-    request_sha256: str | None = None
-    expected_seq: int | None = None
-
-    @classmethod
-    def build(
-        cls,
-        ledger: str,
-        drafts: Sequence[EventDraft],
-        *,
-        actor: str,
-        idempotency_key: str | None = None,
-        request_sha256: str | None = None,
-        expected_seq: int | None = None,
-    ) -> AppendRequest:
-        ids = [d.id for d in drafts]
-        if len(set(ids)) != len(ids):
-            seen: set[str] = set()
-            for index, event_id in enumerate(ids):
-                if event_id in seen:
-                    raise DuplicateEventId(
-                        f"id {event_id} appears twice in this batch", field=f"[{index}].id"
-                    )
-                seen.add(event_id)
-        return cls(
-            ledger=ledger,
-            drafts=tuple(drafts),
-            actor=actor,
-            idempotency_key=idempotency_key,
-            request_sha256=request_sha256,
-            expected_seq=expected_seq,
-        )
-
-    @property
-    def weight(self) -> int:
-        """Its share of a group's size cap."""
-        return max(1, len(self.drafts))
-
-
-@dataclass(slots=True)
-class _GroupState:
-    """What one group transaction has staged so far."""
-
-    head: _Head
-    recorded_at: str  # the group's clock reading (records never go below the head's)
-    rows: list[_RecordRow] = field(default_factory=list)  # not yet inserted
-    sealed: list[SealedDraft] = field(default_factory=list)  # not yet projected
-    leaves: list[bytes] = field(default_factory=list)  # every new leaf, in order
-    keyed: list[tuple[AppendRequest, int]] = field(default_factory=list)  # and its outcome's index
-
-    @classmethod
-    def behind(cls, head: _Head, now: str) -> _GroupState:
-        """A group sealed behind ``head`` at clock reading ``now``: its records'
-        ``recorded_at`` never goes below the head's, whatever the clock says."""
-        return cls(head=head, recorded_at=max(now, head.last_recorded_at))
-
-
-@dataclass(slots=True)
-class _Ahead:
-    """Requests sealed while the group before them commits (``Recorder.seal_ahead``),
-    on the head that commit will leave."""
-
-    base: _Head  # the head the committing group leaves
-    state: _GroupState | None = None  # staged on ``base`` (from the first request on)
-    requests: list[AppendRequest] = field(default_factory=list)
-    staged: list[list[_Sealed] | Exception] = field(default_factory=list)
-    used: set[str] = field(default_factory=set)  # ids the sealed requests take
-    chosen: set[str] = field(default_factory=set)  # client-chosen ids among all of them
-    closed: bool = False  # a request needs the database first: the rest wait for it
-
-    def holds(self, head: _Head, group: Sequence[AppendRequest], used: set[str]) -> bool:
-        """Whether what was sealed is what ``group``'s transaction would seal, as far
-        as the head and ids tell (the caller checks the Idempotency-Keys)."""
-        n = len(self.requests)
-        return (
-            self.state is not None
-            and head == self.base
-            and len(group) >= n
-            and all(a is b for a, b in zip(self.requests, group, strict=False))
-            and used.isdisjoint(self.chosen)
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -335,8 +115,6 @@ class _GrownTree:
     frontier: dict[NodeId, bytes]
 
 
-# A records row, in _RECORD_COLUMNS order; the canonical bytes come last.
-_RecordRow = tuple[int, int, str, str, str | None, str | None, str, str, str, bytes]
 _RECORD_COLUMNS = (
     "ledger_id",
     "seq",
@@ -354,13 +132,6 @@ _INSERT_RECORD = (
     f" VALUES ({', '.join('?' for _ in _RECORD_COLUMNS)})"
 )
 _SELECT_HEAD_ROW = "SELECT id, head_seq, head_hash, last_recorded_at FROM ledgers WHERE name = ?"
-_UPDATE_HEAD = "UPDATE ledgers SET head_seq = ?, head_hash = ?, last_recorded_at = ? WHERE id = ?"
-_INSERT_CHECKPOINT = (
-    "INSERT INTO checkpoints (ledger_id, tree_size, root, head_hash, note, created_at)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-# PostgreSQL runs a data-modifying WITH exactly once, whether or not it is read.
-_UPDATE_HEAD_AND_INSERT_CHECKPOINT = f"WITH moved AS ({_UPDATE_HEAD}) " + _INSERT_CHECKPOINT
 # A key belongs to the principal that sent it (the records' actor): another
 # principal's same key is another request.
 _SELECT_IDEMPOTENCY = (
@@ -391,31 +162,21 @@ class Recorder:
         self.signers = signers
         self.projections = tuple(projections)
         self.clock = clock
-        # SQLite is local: groups posted from the event loop commit on it (see
-        # ledger.store.groupcommit); PostgreSQL's go through the writer thread.
+        backend = database.backend
+        self._backend: AppendPort = backend
+        self._integrity_errors = backend.integrity_errors
+        # Where each projection's planned rows go, one tuple for the
+        # recorder's life (``Backend.write_group`` makes its statement once).
+        self._writes: tuple[RowsInto, ...] = tuple(
+            into for projection in self.projections for into in projection.writes
+        )
         self._committer: GroupCommitter[AppendRequest, AppendResult] = GroupCommitter(
             self._prepare_group,
-            inline=database.is_sqlite,
-            ahead=self.seal_ahead if database.is_sqlite else None,
-            statement=None if database.is_sqlite else self._write_group,
+            inline=backend.inline_groups,
+            ahead=self.seal_ahead if backend.inline_groups else None,
+            statement=self._write_group if backend.writes_groups else None,
         )
-        # Per ledger id, the perfect-cover nodes of the tree at the head this
-        # server last committed, keyed by that head (seq and hash): a group
-        # whose locked head matches skips reading them. Another process's
-        # append moves the head, and the nodes are read again.
-        self._frontiers: dict[int, tuple[int, str, dict[NodeId, bytes]]] = {}
-        # Per ledger, what was sealed ahead of its transaction (see seal_ahead);
-        # the loop seals, and a writer thread may prepare a group meanwhile.
-        self._ahead: dict[str, _Ahead] = {}
-        self._ahead_lock = threading.Lock()
-        # The last frame sealed with, by (ledger, actor, recorded_at): a group's
-        # requests share a moment and mostly an actor, and a frame encodes
-        # three strings (~3 us a request). One tuple, so threads that seal at
-        # once each read a consistent pair.
-        self._frame: tuple[tuple[str, str, str], RecordFrame] | None = None
-        # Per ledger, the head this process last committed (PostgreSQL): a
-        # group sealed on it may be written as one statement (_write_group).
-        self._heads: dict[str, _Head] = {}
+        self._shared = SharedState()
         self._held_signers: HeldSigners | None = getattr(signers, "held", None)
 
     def checkpoint_origin(self, ledger: str) -> str:
@@ -552,8 +313,8 @@ class Recorder:
         savepoint, so its refusal rolls back only itself.
         """
         ledger = group[0].ledger
-        with self._ahead_lock:
-            ahead = self._ahead.pop(ledger, None)
+        shared = self._shared
+        ahead = shared.take_ahead(ledger)
         # One clock reading per group: its records are sealed at one moment.
         now = format_recorded_at(self.clock())
         transaction = self.db.begin_write(hot=True)
@@ -561,13 +322,13 @@ class Recorder:
             with translate_errors():
                 conn = transaction.connection
                 head = self._lock_head(conn, ledger)
-                if self._heads.get(ledger) != head:
+                if shared.heads.get(ledger) != head:
                     # Not the head this process committed last: another process
                     # moved it, or someone else did. Check it before chaining on.
                     self._check_head(conn, ledger, head)
                 chosen = [d.id for r in group for d in r.drafts if not d.id_assigned]
                 used = self._used_ids(conn, head.ledger_id, chosen)
-                staged: list[list[_Sealed] | AppendResult | Exception] = []
+                staged: list[list[Sealed] | AppendResult | Exception] = []
                 rest = group
                 if ahead is not None and self._ahead_holds(conn, ahead, head, group, used):
                     assert ahead.state is not None
@@ -576,7 +337,7 @@ class Recorder:
                     used |= ahead.used
                     rest = group[len(ahead.requests) :]
                 else:
-                    state = _GroupState.behind(head, now)
+                    state = GroupState.behind(head, now)
                 for request in rest:
                     try:
                         staged.append(self._stage(conn, state, request, used))
@@ -595,7 +356,7 @@ class Recorder:
                 frontier = None
                 if size > head.seq:
                     frontier = self._finish(conn, ledger, head, state, outcomes)
-        except INTEGRITY_ERRORS as e:
+        except self._integrity_errors as e:
             transaction.rollback()
             # The checks run under the head lock, so reaching here means a
             # constraint caught what they missed; report it, write nothing.
@@ -609,67 +370,57 @@ class Recorder:
             return outcomes, transaction.commit
         after = state.head
         if self._committer.inline:
-            with self._ahead_lock:
-                self._ahead[ledger] = _Ahead(base=after)
+            shared.open_ahead(ledger, after)
 
         def commit() -> None:
             transaction.commit()
-            self._frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
-            self._heads[ledger] = after
+            shared.committed(ledger, after, frontier)
 
         return outcomes, commit
 
     async def _write_group(
         self, group: Sequence[AppendRequest]
     ) -> list[AppendResult | Exception] | None:
-        """PostgreSQL, on the event loop: ``group`` sealed on the head this process
-        last committed and written by one statement (``ledger.store.groupstatement``).
-        None when it has to go the usual way (``_prepare_group``): it needs the
-        database to be sealed, or the statement found the head or the keys changed,
-        or refused a row; nothing was written then."""
-        if sum(request.weight for request in group) > _STATEMENT_MAX_EVENTS:
+        """On the event loop: ``group`` sealed on the head this process last
+        committed and handed to ``Backend.write_group``. None when it has to go
+        the usual way (``_prepare_group``): it needs the database to be
+        sealed, or the backend found the head or the keys changed, or refused
+        a row; nothing was written then."""
+        if sum(request.weight for request in group) > _WRITTEN_GROUP_MAX_EVENTS:
             return None
         sealed = self._seal_on_known_head(group)
         if sealed is None:
             return None
         write, outcomes, after, frontier = sealed
         ledger = group[0].ledger
-        # Unknown until the statement says: a failure below must not leave it.
-        del self._heads[ledger]
-        try:
-            row = await self.db.autocommit_row(GROUP_STATEMENT, write.params())
-        except psycopg.IntegrityError:
-            return None  # an id already used, most likely: the usual way names it
-        except psycopg.Error:
-            log.warning("the one-statement write failed; committing the usual way", exc_info=True)
+        # Unknown until the backend says: a failure below must not leave it.
+        self._shared.forget_head(ledger)
+        if not await self._backend.write_group(write, self._writes):
             return None
-        if row is None or row[0] != 1:
-            return None
-        self._heads[ledger] = after
-        self._frontiers[after.ledger_id] = (after.seq, after.hash, frontier)
+        self._shared.committed(ledger, after, frontier)
         return list(outcomes)
 
     def _seal_on_known_head(
         self, group: Sequence[AppendRequest]
-    ) -> tuple[GroupWrite, list[AppendResult], _Head, dict[NodeId, bytes]] | None:
+    ) -> tuple[SealedGroup, list[AppendResult], Head, dict[NodeId, bytes]] | None:
         """``group`` sealed as its transaction would seal it, if the head is still the
         one this process committed last: what to write, the outcomes, the new
         head and frontier. None when sealing needs the database: an
         Idempotency-Key (a replay?), a request refused (by a head that might not
         hold), a projection that reads (a fix), or no head or frontier known."""
         ledger = group[0].ledger
-        before = self._heads.get(ledger)
+        before = self._shared.heads.get(ledger)
         held = self._held_signers() if self._held_signers is not None else None
         if before is None or held is None:
             return None
-        cached = self._frontiers.get(before.ledger_id)
-        if cached is None or cached[0] != before.seq or cached[1] != before.hash:
+        frontier = self._shared.frontier_at(before)
+        if frontier is None:
             return None
         if any(request.idempotency_key is not None for request in group):
             return None
-        state = _GroupState.behind(before, format_recorded_at(self.clock()))
+        state = GroupState.behind(before, format_recorded_at(self.clock()))
         used: set[str] = set()
-        entries_of: list[list[_Sealed]] = []
+        entries_of: list[list[Sealed]] = []
         for request in group:
             try:
                 entries, rows, sealed = self._check_and_seal(state, request, used)
@@ -677,16 +428,16 @@ class Recorder:
                 return None
             self._keep(state, request, entries, rows, sealed, used)
             entries_of.append(entries)
-        planned = PlannedRows((), (), ())
+        projected: list[PlannedRows] = []
         for projection in self.projections:
-            rows_of = projection.planned(state.sealed)
-            if rows_of is None:
+            planned = projection.planned(state.sealed)
+            if planned is None:
                 return None
-            planned = planned.merged(rows_of)
+            projected.extend(planned)
         after = state.head
         active, signers = held
-        grown = self._signed_tree(ledger, before, cached[2], state.leaves, after, signers)
-        write = GroupWrite(
+        grown = self._signed_tree(ledger, before, frontier, state.leaves, after, signers)
+        write = SealedGroup(
             ledger_id=before.ledger_id,
             old_seq=before.seq,
             old_hash=before.hash,
@@ -695,7 +446,7 @@ class Recorder:
             recorded_at=after.last_recorded_at,
             active_keys=active,
             records=[row[1:] for row in state.rows],
-            planned=planned,
+            projected=projected,
             nodes=[(node_key(node), h) for node, h in grown.created.items() if is_stored(node)],
             root=grown.root,
             note=grown.note,
@@ -706,10 +457,10 @@ class Recorder:
     def _stage(
         self,
         conn: Connection,
-        state: _GroupState,
+        state: GroupState,
         request: AppendRequest,
         used: set[str],
-    ) -> list[_Sealed] | AppendResult:
+    ) -> list[Sealed] | AppendResult:
         """Seal ``request`` behind the running head: what its receipts hold, or
         the earlier result its Idempotency-Key replays."""
         head = state.head
@@ -731,8 +482,8 @@ class Recorder:
         return entries
 
     def _check_and_seal(
-        self, state: _GroupState, request: AppendRequest, used: set[str]
-    ) -> tuple[list[_Sealed], list[_RecordRow], list[SealedDraft]]:
+        self, state: GroupState, request: AppendRequest, used: set[str]
+    ) -> tuple[list[Sealed], list[RecordRow], list[SealedDraft]]:
         """``request``'s ``expected_seq`` and ids checked against the running head and
         ``used``, then its records sealed behind that head."""
         head = state.head
@@ -752,10 +503,10 @@ class Recorder:
 
     @staticmethod
     def _keep(
-        state: _GroupState,
+        state: GroupState,
         request: AppendRequest,
-        entries: list[_Sealed],
-        rows: list[_RecordRow],
+        entries: list[Sealed],
+        rows: list[RecordRow],
         sealed: list[SealedDraft],
         used: set[str],
         *,
@@ -769,7 +520,7 @@ class Recorder:
         state.leaves.extend(leaf_hash(row[-1]) for row in rows)
         used.update(d.id for d in request.drafts)
         last = entries[-1]
-        state.head = _Head(state.head.ledger_id, last[0], last[2], last[4])
+        state.head = Head(state.head.ledger_id, last[0], last[2], last[4])
 
     def seal_ahead(self, request: AppendRequest) -> None:
         """Seal ``request`` now, on the head the group committing before it will
@@ -786,8 +537,9 @@ class Recorder:
         thrown away and the group is sealed as usual. A request whose
         projection checks the database (a fix) ends sealing ahead.
         """
-        with self._ahead_lock:
-            ahead = self._ahead.get(request.ledger)
+        shared = self._shared
+        with shared.ahead_lock:
+            ahead = shared.ahead.get(request.ledger)
             if ahead is None or ahead.closed:
                 return
             try:
@@ -795,14 +547,14 @@ class Recorder:
             except Exception:
                 # Whatever went wrong goes wrong again in the request's own
                 # transaction, where it is handled; nothing sealed here is kept.
-                del self._ahead[request.ledger]
+                del shared.ahead[request.ledger]
                 log.debug("sealing ahead failed; the group is sealed as usual", exc_info=True)
 
-    def _seal_ahead(self, ahead: _Ahead, request: AppendRequest) -> None:
+    def _seal_ahead(self, ahead: SealedAhead, request: AppendRequest) -> None:
         if ahead.state is None:
-            ahead.state = _GroupState.behind(ahead.base, format_recorded_at(self.clock()))
+            ahead.state = GroupState.behind(ahead.base, format_recorded_at(self.clock()))
         state = ahead.state
-        outcome: list[_Sealed] | Exception
+        outcome: list[Sealed] | Exception
         try:
             entries, rows, sealed = self._check_and_seal(state, request, ahead.used)
         except LedgerError as e:
@@ -822,12 +574,12 @@ class Recorder:
     def _ahead_holds(
         self,
         conn: Connection,
-        ahead: _Ahead,
-        head: _Head,
+        ahead: SealedAhead,
+        head: Head,
         group: Sequence[AppendRequest],
         used: set[str],
     ) -> bool:
-        """``_Ahead.holds``, and no Idempotency-Key of the requests sealed ahead was
+        """``SealedAhead.holds``, and no Idempotency-Key of the requests sealed ahead was
         stored (those would replay, or be refused, rather than append)."""
         if not ahead.holds(head, group, used):
             return False
@@ -839,7 +591,7 @@ class Recorder:
                 return False
         return True
 
-    def _flush(self, conn: Connection, state: _GroupState) -> None:
+    def _flush(self, conn: Connection, state: GroupState) -> None:
         """Write the staged records and project them."""
         if state.rows:
             self._insert_records(conn, state.rows)
@@ -847,15 +599,15 @@ class Recorder:
                 projection.apply(conn, state.head.ledger_id, state.sealed)
             state.rows, state.sealed = [], []
 
-    def _insert_records(self, conn: Connection, rows: Sequence[_RecordRow]) -> None:
+    def _insert_records(self, conn: Connection, rows: Sequence[RecordRow]) -> None:
         raw_execute_many(conn, _INSERT_RECORD, rows, table=records)
 
     def _finish(
         self,
         conn: Connection,
         ledger: str,
-        before: _Head,
-        state: _GroupState,
+        before: Head,
+        state: GroupState,
         outcomes: Sequence[AppendResult | Exception],
     ) -> dict[NodeId, bytes]:
         """Move the head, grow the tree and sign its new size, store the idempotency
@@ -864,11 +616,7 @@ class Recorder:
         root, note, frontier = self._grow_tree(conn, ledger, before, state.leaves, head)
         moved = [head.seq, head.hash, head.last_recorded_at, head.ledger_id]
         checkpoint = [head.ledger_id, head.seq, root, head.hash, note, head.last_recorded_at]
-        if conn.dialect.name == "sqlite":
-            raw_execute(conn, _UPDATE_HEAD, moved)
-            raw_execute(conn, _INSERT_CHECKPOINT, checkpoint)
-        else:  # one round trip for both
-            raw_execute(conn, _UPDATE_HEAD_AND_INSERT_CHECKPOINT, moved + checkpoint)
+        self._backend.move_head(conn, moved, checkpoint)
         if state.keyed:
             rows = []
             for request, index in state.keyed:
@@ -889,15 +637,13 @@ class Recorder:
         return frontier
 
     def _grow_tree(
-        self, conn: Connection, ledger: str, before: _Head, leaves: Sequence[bytes], after: _Head
+        self, conn: Connection, ledger: str, before: Head, leaves: Sequence[bytes], after: Head
     ) -> tuple[bytes, str, dict[NodeId, bytes]]:
         """Store the Merkle nodes the new leaves complete and sign the new size:
         the new root, its signed note, and the new tree's frontier (its
         perfect-cover nodes)."""
-        cached = self._frontiers.get(before.ledger_id)
-        if cached is not None and cached[0] == before.seq and cached[1] == before.hash:
-            frontier = cached[2]
-        else:
+        frontier = self._shared.frontier_at(before)
+        if frontier is None:
             frontier = load_nodes(conn, before.ledger_id, perfect_cover(0, before.seq))
         grown = self._signed_tree(ledger, before, frontier, leaves, after, self.signers(conn))
         insert_nodes(conn, before.ledger_id, grown.created)
@@ -906,10 +652,10 @@ class Recorder:
     def _signed_tree(
         self,
         ledger: str,
-        before: _Head,
+        before: Head,
         frontier: dict[NodeId, bytes],
         leaves: Sequence[bytes],
-        after: _Head,
+        after: Head,
         signers: Sequence[Signer],
     ) -> _GrownTree:
         """The tree at ``before`` (given by its ``frontier``) with ``leaves``
@@ -933,17 +679,15 @@ class Recorder:
             frontier={node: nodes[node] for node in perfect_cover(0, after.seq)},
         )
 
-    def _lock_head(self, conn: Connection, ledger: str) -> _Head:
-        # SQLite's BEGIN IMMEDIATE already holds the only write lock.
-        lock = "" if conn.dialect.name == "sqlite" else " FOR UPDATE"
-        rows = raw_execute(conn, _SELECT_HEAD_ROW + lock, [ledger])
+    def _lock_head(self, conn: Connection, ledger: str) -> Head:
+        rows = raw_execute(conn, _SELECT_HEAD_ROW + self._backend.head_lock, [ledger])
         if not rows:
             raise NotFound(f"no ledger named {ledger!r}")
         ledger_id, seq, head_hash, last_recorded_at = rows[0]
-        return _Head(int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
+        return Head(int(ledger_id), int(seq), str(head_hash), str(last_recorded_at))
 
     @staticmethod
-    def _check_head(conn: Connection, ledger: str, head: _Head) -> None:
+    def _check_head(conn: Connection, ledger: str, head: Head) -> None:
         """Raise (and log) the ``IntegrityAlarm`` ``head`` and the last records give."""
         alarm = head_fault(
             conn, ledger, (head.ledger_id, head.seq, head.hash, head.last_recorded_at)
@@ -1002,20 +746,20 @@ class Recorder:
         return used
 
     def _seal(
-        self, ledger: str, head: _Head, drafts: Sequence[EventDraft], actor: str, recorded_at: str
-    ) -> tuple[list[_Sealed], list[_RecordRow], list[SealedDraft]]:
+        self, ledger: str, head: Head, drafts: Sequence[EventDraft], actor: str, recorded_at: str
+    ) -> tuple[list[Sealed], list[RecordRow], list[SealedDraft]]:
         """Records behind ``head``: their rows, what their receipts hold, and what
         projections see of them."""
         key = (ledger, actor, recorded_at)
-        last = self._frame
+        last = self._shared.frame
         if last is not None and last[0] == key:
             frame = last[1]
         else:
             frame = RecordFrame.of(ledger=ledger, actor=actor, recorded_at=recorded_at)
-            self._frame = (key, frame)
+            self._shared.frame = (key, frame)
         prev = head.hash
-        entries: list[_Sealed] = []
-        rows: list[_RecordRow] = []
+        entries: list[Sealed] = []
+        rows: list[RecordRow] = []
         sealed: list[SealedDraft] = []
         for offset, draft in enumerate(drafts, start=1):
             seq = head.seq + offset
@@ -1040,7 +784,7 @@ class Recorder:
             prev = digest
         return entries, rows, sealed
 
-    # -- reads (raw DBAPI: see ledger.store.rawread) ------------------------
+    # -- reads (raw DBAPI: see ledger.store.dbapi_reads) ------------------------
 
     @staticmethod
     def _ledger_id(reader: RawReader, ledger: str) -> tuple[int, int]:

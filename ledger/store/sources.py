@@ -33,8 +33,8 @@ from ledger.core.sources import (
 )
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.dbapi_reads import raw_read
-from ledger.store.groupstatement import PlannedRows
-from ledger.store.tables import ledgers, projection_rebuilds, source_citations
+from ledger.store.projections import PlannedRows, RowsInto, rebuild_projections
+from ledger.store.tables import source_citations
 
 __all__ = [
     "SourcesProjection",
@@ -70,6 +70,21 @@ _SELECT_STORED = (
     f"SELECT {_COLUMNS} FROM source_citations WHERE ledger_id = ? ORDER BY target_seq, known_from"
 )
 _PAGE = 1000
+_CITATIONS_INTO = RowsInto(
+    source_citations,
+    (
+        "target_seq",
+        "known_from",
+        "fix",
+        "name",
+        "kind",
+        "url",
+        "reported_at",
+        "party",
+        "topic",
+        "occurred_at",
+    ),
+)
 
 
 # ``name`` and ``url`` are stored as their UTF-8 bytes: JSON lets them hold
@@ -126,7 +141,11 @@ def _new_row(sealed: SealedDraft) -> CitationRow | None:
 
 
 class SourcesProjection:
-    """Keeps ``source_citations`` inside the append transaction (``Projection``)."""
+    """Keeps ``source_citations`` inside the append transaction
+    (a ``ledger.store.projections.Projection``)."""
+
+    tables: tuple[sa.Table, ...] = (source_citations,)
+    writes: tuple[RowsInto, ...] = (_CITATIONS_INTO,)
 
     @staticmethod
     def validates(batch: Sequence[SealedDraft]) -> bool:
@@ -134,7 +153,7 @@ class SourcesProjection:
         return False
 
     @staticmethod
-    def planned(batch: Sequence[SealedDraft]) -> PlannedRows | None:
+    def planned(batch: Sequence[SealedDraft]) -> tuple[PlannedRows, ...] | None:
         """The rows of a batch without fixes, which need no database; None otherwise."""
         rows = []
         for sealed in batch:
@@ -143,7 +162,14 @@ class SourcesProjection:
             row = _new_row(sealed)
             if row is not None:
                 rows.append(_db_values(row))
-        return PlannedRows((), (), (), tuple(rows))
+        return (PlannedRows(_CITATIONS_INTO, rows),)
+
+    @staticmethod
+    def rebuild(
+        conn: Connection, ledger_id: int, head: int, progress: Callable[[int], None]
+    ) -> None:
+        """Every row of ``source_citations`` for the ledger, from its records."""
+        fill_ledger(conn, ledger_id, progress)
 
     def apply(self, conn: Connection, ledger_id: int, batch: Sequence[SealedDraft]) -> None:
         """Project the records of one append (already inserted).
@@ -190,9 +216,11 @@ class SourcesProjection:
         return fix_row(fix_seq, fix.type, target_seq, effective, data.get("changes"))
 
 
-def fill_ledger(conn: Connection, ledger_id: int) -> int:
+def fill_ledger(
+    conn: Connection, ledger_id: int, progress: Callable[[int], None] | None = None
+) -> int:
     """Write every ``source_citations`` row of a ledger from its records, into an
-    empty projection (migration 0012, ``rebuild_sources``); return the records read."""
+    empty projection (migration 0012, a rebuild); return the records read."""
     rows = SourceRows(record_at=_record_at(conn, ledger_id))
     after = 0
     count = 0
@@ -214,29 +242,14 @@ def fill_ledger(conn: Connection, ledger_id: int) -> int:
             made.extend(rows.add(record))
         count += len(page)
         _insert(conn, ledger_id, made)
+        if progress is not None:
+            progress(len(page))
 
 
 def rebuild_sources(database: Database, ledger: str) -> int:
-    """Recompute the sources projection of ``ledger`` from its records alone.
-
-    One write transaction, as ``ledger.store.projection.rebuild``: the
-    table's guard (migration 0012) lets the rows change only while the
-    ledger's id is in ``projection_rebuilds``. Returns the records read.
-    """
-    with database.write() as conn:
-        row = conn.execute(
-            sa.select(ledgers.c.id).where(ledgers.c.name == ledger).with_for_update()
-        ).first()
-        if row is None:
-            raise NotFound(f"no ledger named {ledger!r}")
-        ledger_id = int(row.id)
-        conn.execute(projection_rebuilds.insert().values(ledger_id=ledger_id))
-        conn.execute(source_citations.delete().where(source_citations.c.ledger_id == ledger_id))
-        count = fill_ledger(conn, ledger_id)
-        conn.execute(
-            projection_rebuilds.delete().where(projection_rebuilds.c.ledger_id == ledger_id)
-        )
-    return count
+    """Recompute only the sources projection of ``ledger`` from its records
+    (``rebuild_projections``); returns the records the ledger holds."""
+    return rebuild_projections(database, ledger, [SourcesProjection()])
 
 
 def read_citations(

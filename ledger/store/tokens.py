@@ -21,7 +21,6 @@ from ledger.core.errors import Conflict, InvalidParameter, NotFound
 from ledger.core.times import format_recorded_at
 from ledger.store.database import Database
 from ledger.store.dbapi_reads import raw_read
-from ledger.store.revocations import CHANNEL, RevocationFile, RevocationWatch, Stamp
 from ledger.store.tables import api_tokens
 
 __all__ = ["TokenInfo", "TokenStore"]
@@ -59,39 +58,24 @@ class TokenStore:
     ) -> None:
         self.db = database
         self.clock = clock
-        # Principals by token hash, kept only while revocations are watched:
-        # by a RevocationWatch on PostgreSQL, a RevocationFile on SQLite.
+        # Principals by token hash, kept only while revocations are heard
+        # (the backend's ``RevocationNotices``).
         self._cache: dict[str, Principal] = {}
         self._caching = False
         # Bumped on every revocation or change of watch: a lookup that began
         # before it must not store what it read.
         self._generation = 0
-        self._watch: RevocationWatch | None = None
-        self._file = RevocationFile(database.url.database or "") if database.is_sqlite else None
-        self._stamp: Stamp | None = None
+        self._notices = database.backend.revocations(database.url)
+        # A lookup costs less than the hop to a worker thread (``ledger.api.auth``).
+        self.cheap_lookups = database.backend.cheap_token_lookups
 
     def watch_revocations(self) -> None:
-        """Cache principals from now on, watching for revocations (see
-        ``ledger.store.revocations``)."""
-        if self._file is not None:
-            self._file.create()
-            self._stamp = self._file.stamp()
-            self._caching = True
-            return
-        if self._watch is not None:
-            return
-        url = self.db.url.set(drivername="postgresql")
-        self._watch = RevocationWatch(
-            url.render_as_string(hide_password=False),
-            on_listening=self._listening,
-            on_revoked=self._forget,
-        )
-        self._watch.start()
+        """Cache principals from now on, hearing revocations (see
+        ``ledger.store.backend.RevocationNotices``)."""
+        self._notices.watch(on_listening=self._listening, on_revoked=self._forget)
 
     def close(self) -> None:
-        if self._watch is not None:
-            self._watch.stop()
-            self._watch = None
+        self._notices.stop()
 
     def _listening(self, listening: bool) -> None:
         self._caching = False
@@ -105,26 +89,15 @@ class TokenStore:
     def check_revocations(self) -> bool:
         """Whether cached principals may be served now.
 
-        False while nothing watches revocations, and on SQLite while the
-        revocation file cannot be read. On SQLite this reads the file's stamp
-        (one ``stat``) and forgets every cached principal if it changed, so a
-        principal cached before a revocation is never served after a check
-        that began once the revocation was announced.
+        False while nothing hears revocations, or while the notices cannot
+        tell (``RevocationNotices.fresh``, which forgets every cached principal
+        when it finds a revocation), so a principal cached before a
+        revocation is never served after a check that began once the
+        revocation was announced.
         """
         if not self._caching:
             return False
-        if self._file is None:
-            return True
-        stamp = self._file.stamp()
-        if stamp is None:
-            return False
-        if stamp != self._stamp:
-            # Read before any lookup that may fill the cache again, so a
-            # later revocation always changes it once more.
-            self._forget()
-            self._stamp = stamp
-            return False
-        return True
+        return self._notices.fresh()
 
     def cached_principal(self, token: str, *, checked: bool | None = None) -> Principal | None:
         """The principal if this server has it cached (no database read).
@@ -192,12 +165,9 @@ class TokenStore:
                 conn.execute(
                     api_tokens.update().where(api_tokens.c.name == name).values(revoked_at=now)
                 )
-            if not self.db.is_sqlite:
-                # Delivered at COMMIT to every server's RevocationWatch.
-                conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
+            self._notices.announce_in(conn)
         self._forget()
-        if self._file is not None:
-            self._file.announce(name, revoked_at)
+        self._notices.announce(name, revoked_at)
         return TokenInfo(
             name=name, scopes=_scopes(row.scopes), created_at=row.created_at, revoked_at=revoked_at
         )

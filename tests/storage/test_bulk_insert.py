@@ -13,14 +13,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.store.database import (
-    INTEGRITY_ERRORS,
-    Database,
-    _multi_row,
-    _sqlite_insert_many,
-    raw_execute,
-    raw_execute_many,
-)
+from ledger.store.database import Database, raw_execute, raw_execute_many
+from ledger.store.sqlite.inserts import insert_many as _sqlite_insert_many
+from ledger.store.sqlite.inserts import multi_row as _multi_row
 from ledger.store.tables import tree_nodes
 
 _INSERT = "INSERT INTO tree_nodes (ledger_id, node_key, hash) VALUES (?, ?, ?)"
@@ -64,7 +59,7 @@ def test_a_constraint_refuses_the_whole_transaction(database: Database) -> None:
     ledger_id = a_ledger(database)
     rows = [(ledger_id, n, b"\x00" * 32) for n in range(200)]
     rows[150] = rows[3]  # a duplicate key deep inside the second statement
-    with pytest.raises(INTEGRITY_ERRORS):
+    with pytest.raises(database.backend.integrity_errors):
         insert(database, rows)
     assert stored(database) == []
 

@@ -466,7 +466,7 @@ def test_requests_sealed_during_a_commit_get_what_their_transaction_would_give(
     seqs = [[r.seq for r in o.receipts] for o in outcomes if isinstance(o, AppendResult)]
     assert seqs == [[2, 3], [4], [5], [6]]
     assert {r.tree_size for o in outcomes if isinstance(o, AppendResult) for r in o.receipts} == {6}
-    assert spy.used[-1:] == ([True] if recorder.db.is_sqlite else [])
+    assert spy.used[-1:] == ([True] if recorder.db.backend.inline_groups else [])
     assert_ledger_sound(service, 6)
     # The keyed request's response was stored with the group.
     replay = recorder._commit_group([keyed])
@@ -483,7 +483,7 @@ def test_what_was_sealed_ahead_is_dropped_when_another_writer_moved_the_head(
     sealed_during_a_commit(recorder, [request(draft("seq 2"))], waiting)
     other_recorder(service).append(LEDGER, [draft("seq 3, from elsewhere")], actor="o")
     outcomes = recorder._commit_group(waiting)
-    assert spy.used[-1:] == ([False] if recorder.db.is_sqlite else [])
+    assert spy.used[-1:] == ([False] if recorder.db.backend.inline_groups else [])
     assert isinstance(outcomes[0], AppendResult) and outcomes[0].receipts[0].seq == 4
     # Sealed ahead, it passed its check; on the real head it does not.
     assert isinstance(outcomes[1], HeadMismatch)
@@ -502,7 +502,7 @@ def test_a_key_or_an_id_taken_meanwhile_is_seen_under_the_lock(
     stored = other.commit(keyed)
     other.append(LEDGER, [chosen], actor="o")
     outcomes = recorder._commit_group([request(chosen), keyed])
-    assert spy.used[-1:] == ([False] if recorder.db.is_sqlite else [])
+    assert spy.used[-1:] == ([False] if recorder.db.backend.inline_groups else [])
     assert isinstance(outcomes[0], DuplicateEventId)
     assert outcomes[1] == AppendResult.of(stored.receipts, replayed=True)
     assert_ledger_sound(service, 3)
@@ -519,8 +519,8 @@ def test_a_fix_ends_sealing_ahead_and_is_checked_in_the_transaction(
         request(draft("seq 4")),
     ]
     sealed_during_a_commit(recorder, [request(draft("seq 1"))], group)
-    if recorder.db.is_sqlite:
-        assert recorder._ahead[LEDGER].requests == group[:1]  # up to the fix
+    if recorder.db.backend.inline_groups:
+        assert recorder._shared.ahead[LEDGER].requests == group[:1]  # up to the fix
     outcomes = recorder._commit_group(group)
     assert [type(o).__name__ for o in outcomes] == [
         "AppendResult",
@@ -528,7 +528,7 @@ def test_a_fix_ends_sealing_ahead_and_is_checked_in_the_transaction(
         "InvalidEvent",
         "AppendResult",
     ]
-    assert spy.used[-1:] == ([True] if recorder.db.is_sqlite else [])
+    assert spy.used[-1:] == ([True] if recorder.db.backend.inline_groups else [])
     assert service.history(LEDGER, party="US", topic="signing")["items"][1]["retracted"]
     assert_ledger_sound(service, 4)
 

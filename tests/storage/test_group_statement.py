@@ -20,6 +20,7 @@ from ledger.core.records import EventDraft
 from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.database import Database
+from ledger.store.postgres import PostgresBackend
 from ledger.store.recorder import AppendRequest, AppendResult, Recorder
 from tests.conftest import POSTGRES_URL, _create_pg_schema, _drop_pg_schema, settings_for
 
@@ -29,12 +30,20 @@ LEDGER = "talks"
 MOMENT = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
+def postgres(database: Database) -> PostgresBackend:
+    backend = database.backend
+    assert isinstance(backend, PostgresBackend)
+    return backend
+
+
 class StatementSpy:
     """Counts the one-statement writes of a database and what each reported."""
 
     def __init__(self, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
         self.moved: list[int | None] = []
-        real = database.autocommit_row
+        backend = database.backend
+        assert isinstance(backend, PostgresBackend)
+        real = backend.autocommit_row
 
         async def watched(sql: str, params: Any) -> tuple[Any, ...] | None:
             try:
@@ -45,7 +54,7 @@ class StatementSpy:
             self.moved.append(None if row is None else int(row[0]))
             return row
 
-        monkeypatch.setattr(database, "autocommit_row", watched)
+        monkeypatch.setattr(backend, "autocommit_row", watched)
 
 
 def runtime_on(url: str, data_dir: Path) -> Runtime:
@@ -289,7 +298,7 @@ def test_a_connection_its_server_ended_is_replaced_before_the_next_group(
 
 async def _backend_pid(database: Database) -> int:
     # The class's method: the spy on the instance counts only the groups.
-    row = await Database.autocommit_row(database, "SELECT pg_backend_pid()", {})
+    row = await PostgresBackend.autocommit_row(postgres(database), "SELECT pg_backend_pid()", {})
     assert row is not None
     return int(row[0])
 
@@ -341,9 +350,9 @@ def test_a_connection_lost_mid_statement_fails_its_group_as_unknown_and_the_next
 def test_an_idle_connection_is_asked_before_it_is_trusted_and_kept_if_it_answers(
     runtime: Runtime, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ledger.store.database as database_module
+    from ledger.store.postgres import connections
 
-    monkeypatch.setattr(database_module, "_HOT_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr(connections, "HOT_IDLE_SECONDS", 0.0)
     spy = StatementSpy(recorder.db, monkeypatch)
 
     async def scenario() -> list[int]:
@@ -362,8 +371,8 @@ def test_an_idle_connection_is_asked_before_it_is_trusted_and_kept_if_it_answers
 async def _until_waiting(database: Database) -> None:
     """Until a one-statement write waits on a lock."""
     for _ in range(200):
-        row = await Database.autocommit_row(
-            database,
+        row = await PostgresBackend.autocommit_row(
+            postgres(database),
             "SELECT count(*) FROM pg_stat_activity"
             " WHERE query LIKE 'WITH moved AS%%' AND wait_event_type = 'Lock'",
             {},

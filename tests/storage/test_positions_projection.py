@@ -220,7 +220,7 @@ def test_waves_committed_from_the_event_loop_project_what_a_rebuild_derives(
     service: LedgerService, events: list[dict[str, Any]], cuts: list[int], wave: int
 ) -> None:
     """As the server commits: concurrent requests share a group, which on
-    PostgreSQL is mostly written as one statement (ledger.store.groupstatement)."""
+    PostgreSQL is mostly written as one statement (ledger.store.postgres.writer)."""
     from ledger.store.projection import rebuild
 
     ledger = next(_names)

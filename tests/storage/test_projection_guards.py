@@ -110,7 +110,7 @@ def test_the_rebuild_lifts_the_guard_only_for_its_own_ledger(fixed: LedgerServic
 
 
 def test_postgresql_refuses_to_commit_a_lifted_guard(fixed: LedgerService) -> None:
-    if fixed.recorder.db.is_sqlite:
+    if fixed.recorder.db.url.get_backend_name() == "sqlite":
         pytest.skip("SQLite has no deferred triggers: there the rebuild alone removes its row")
     with pytest.raises(sa.exc.DBAPIError, match="must remove its projection_rebuilds row"):
         run(fixed, "INSERT INTO projection_rebuilds (ledger_id) SELECT id FROM ledgers")
@@ -120,7 +120,7 @@ def test_postgresql_refuses_to_commit_a_lifted_guard(fixed: LedgerService) -> No
 
 @pytest.mark.parametrize("table", sorted(EDITS))
 def test_postgresql_refuses_truncate(fixed: LedgerService, table: str) -> None:
-    if fixed.recorder.db.is_sqlite:
+    if fixed.recorder.db.url.get_backend_name() == "sqlite":
         pytest.skip("SQLite has no TRUNCATE")
     with pytest.raises(sa.exc.DBAPIError, match=f"TRUNCATE on {table} is forbidden"):
         run(fixed, f"TRUNCATE {table}")

@@ -211,7 +211,7 @@ def test_stored_records_cannot_be_changed_through_sql(
 
 
 def test_truncate_is_refused_on_postgresql(recorder: Recorder, database: Database) -> None:
-    if database.is_sqlite:
+    if database.url.get_backend_name() == "sqlite":
         pytest.skip("SQLite has no TRUNCATE")
     recorder.append(LEDGER, [draft()], actor="t")
     with pytest.raises(exc.DBAPIError, match="append-only"), database.engine.begin() as conn:
@@ -282,7 +282,7 @@ def test_a_group_connection_ended_by_the_server_is_replaced_unnoticed(
 ) -> None:
     # Appends keep their PostgreSQL connection between groups; one the server
     # ended while it sat idle must not fail the next append.
-    if database.is_sqlite:
+    if database.url.get_backend_name() == "sqlite":
         pytest.skip("PostgreSQL's backends")
     recorder.append(LEDGER, [draft(1)], actor="t")
     admin = sa.create_engine(database.url)
@@ -327,7 +327,7 @@ def set_head(database: Database, **columns: object) -> None:
 def edit_last_record(database: Database) -> None:
     """What an attacker with database access does: lift the guard, rewrite record 4."""
     with database.write() as conn:
-        if database.is_sqlite:
+        if database.url.get_backend_name() == "sqlite":
             conn.execute(sa.text("DROP TRIGGER records_no_update"))
         else:
             conn.execute(sa.text("DROP TRIGGER records_append_only ON records"))

@@ -55,7 +55,7 @@ def test_a_twin_request_while_the_first_is_in_flight_gets_409(service: LedgerSer
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(database: Database) -> None:
-    if not database.is_sqlite:
+    if database.url.get_backend_name() != "sqlite":
         pytest.skip("SQLite pragmas")
     with database.read() as conn:
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"

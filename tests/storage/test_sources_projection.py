@@ -74,7 +74,7 @@ def test_waves_committed_from_the_event_loop_project_what_a_rebuild_derives(
     service: LedgerService, events: list[dict[str, Any]], cuts: list[int], wave: int
 ) -> None:
     """Concurrent requests share a group, which on PostgreSQL is mostly written
-    as one statement (``ledger.store.groupstatement``)."""
+    as one statement (``ledger.store.postgres.writer``)."""
     ledger = next(_names)
     service.create_ledger(ledger)
     bounds = sorted({0, len(events), *(c for c in cuts if 0 < c < len(events))})

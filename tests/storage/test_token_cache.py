@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from ledger.access import Scope
 from ledger.store.database import Database
-from ledger.store.revocations import APPLICATION_NAME
+from ledger.store.postgres.revocations import APPLICATION_NAME
+from ledger.store.sqlite.revocations import RevocationFile
 from ledger.store.tokens import TokenStore
 
 
@@ -84,10 +85,12 @@ def test_sqlite_announces_each_revocation_in_a_file_that_only_grows(
     sizes = []
     for name in ("a", "b"):
         cli.create(name, (Scope("admin"),))
-        stamp = server._file.stamp() if server._file else None
+        notices = server._notices
+        assert isinstance(notices, RevocationFile)
+        stamp = notices.stamp()
         cli.revoke(name)
-        assert server._file is not None and server._file.stamp() != stamp
-        sizes.append(server._file.path.stat().st_size)
+        assert notices.stamp() != stamp
+        sizes.append(notices.path.stat().st_size)
     assert 0 < sizes[0] < sizes[1]
 
 
@@ -99,10 +102,11 @@ def test_sqlite_caches_nothing_while_the_revocation_file_cannot_be_read(
     token, _ = cli.create("desk", (Scope("admin"),))
     server.watch_revocations()
     assert server.principal(token) and server.cached_principal(token)
-    assert server._file is not None
+    notices = server._notices
+    assert isinstance(notices, RevocationFile)
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    server._file.path = blocker / "revocations"  # stat fails: not a directory
+    notices.path = blocker / "revocations"  # stat fails: not a directory
     assert server.cached_principal(token) is None
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from ledger.store.database import Database, raw_execute
-from ledger.store.walcheckpoints import BACKSTOP_PAGES, WalCheckpointer
+from ledger.store.sqlite import SqliteBackend
+from ledger.store.sqlite.wal import BACKSTOP_PAGES, WalCheckpointer
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
@@ -22,6 +23,12 @@ def wait_until(condition: Callable[[], object], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.01)
+
+
+def sqlite_backend(database: Database) -> SqliteBackend:
+    backend = database.backend
+    assert isinstance(backend, SqliteBackend)
+    return backend
 
 
 def thread_of(checkpoints: WalCheckpointer | None) -> threading.Thread | None:
@@ -59,8 +66,7 @@ def in_database_file(path: Path, copy: Path) -> int:
 def test_commits_are_checkpointed_soon_after_by_the_thread(
     database: Database, tmp_path: Path
 ) -> None:
-    checkpoints = database._checkpoints
-    assert checkpoints is not None
+    checkpoints = sqlite_backend(database).checkpoints
     before = checkpoints.checkpoints
     write_rows(database, 500)
     wait_until(lambda: checkpoints.checkpoints > before)
@@ -69,11 +75,10 @@ def test_commits_are_checkpointed_soon_after_by_the_thread(
 
 def test_without_the_thread_commits_stay_in_the_wal(database: Database, tmp_path: Path) -> None:
     """The control for the test above: the writer itself does not checkpoint them."""
-    checkpoints = database._checkpoints
-    assert checkpoints is not None
+    checkpoints = sqlite_backend(database).checkpoints
     wait_until(lambda: checkpoints.checkpoints > 0)  # the schema's tables are in the file
     checkpoints.close()
-    database._checkpoints = WalCheckpointer(str(tmp_path / "ledger.db"), delay=60.0)
+    sqlite_backend(database).checkpoints = WalCheckpointer(str(tmp_path / "ledger.db"), delay=60.0)
     write_rows(database, 500)
     assert in_database_file(tmp_path / "ledger.db", tmp_path / "copy.db") == 0
 
@@ -109,12 +114,12 @@ def test_commits_within_the_delay_share_one_checkpoint(tmp_path: Path) -> None:
 
 def test_dispose_stops_the_thread_and_a_later_commit_starts_one(database: Database) -> None:
     write_rows(database, 1)
-    first = thread_of(database._checkpoints)
+    first = thread_of(sqlite_backend(database).checkpoints)
     assert first is not None and first.is_alive()
     database.dispose()
     assert not first.is_alive()
     write_rows(database, 1)
-    second = thread_of(database._checkpoints)
+    second = thread_of(sqlite_backend(database).checkpoints)
     assert second is not None and second.is_alive()
     database.dispose()
     assert not second.is_alive()

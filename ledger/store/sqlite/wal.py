@@ -15,11 +15,11 @@ Under a steady stream of appends the WAL file grows to the backstop before
 it starts over: SQLite rewinds a WAL only for a write transaction that
 began with every frame already copied, and the next group begins as soon
 as the last one committed, before this thread's checkpoint. The backstop's
-checkpoint then has only the last few frames left to copy. So the ``-wal``
+checkpoint then has only the last few frames left to copy, so the ``-wal``
 file stays up to ~40 MiB (at 4 KiB pages) and is then reused in place. A
-backstop of SQLite's default 1,000 pages, with this thread as well,
-measured 52,450-53,000 events/s against 55,000-55,600 (500-event batches):
-each of its checkpoints fsyncs the database file inside a COMMIT.
+backstop of SQLite's default 1,000 pages fsyncs the database file inside a
+COMMIT every few groups, which ``scripts/bench.sh appends`` shows as lost
+throughput on large batches.
 
 Durability is unchanged: a commit is durable once its WAL frames are
 synced, which the COMMIT still does (``synchronous=FULL``); a checkpoint

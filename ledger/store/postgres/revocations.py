@@ -1,4 +1,4 @@
-"""Token revocations pushed by PostgreSQL, so servers may cache principals.
+"""PostgreSQL's token revocation notices: NOTIFY, heard by a LISTENing thread.
 
 On PostgreSQL a token lookup is a network round trip from a worker thread;
 under load it cost more than the append behind it. ``TokenStore`` may cache
@@ -9,32 +9,22 @@ arrives (before a revoking CLI has even exited). Whenever the watch is not
 sure it hears everything (not yet connected, its connection failed, a health
 check failed) caching is off and every request looks its token up again.
 
-On SQLite the same cache is kept against a ``RevocationFile``: ``revoke``
-appends a line to ``<database file>-revocations`` after its commit, and a
-server compares that file's identity and size (one ``stat``, ~1 us) to what
-it saw before serving any cached principal. The file only grows, so a
-revocation can never leave it looking unchanged; a file that cannot be
-read turns caching off for the request. A lookup is a local read of ~15 us,
-but with the scopes parsed, it was a tenth of a single-event append.
-
-Both announce only what ``revoke`` writes: a token revoked by hand in SQL
-stays cached until the server restarts (or, on PostgreSQL, its watch
-reconnects).
+Only what ``revoke`` announces is heard: a token revoked by hand in SQL
+stays cached until the server restarts or its watch reconnects.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-__all__ = ["APPLICATION_NAME", "CHANNEL", "RevocationFile", "RevocationWatch", "Stamp"]
+__all__ = ["APPLICATION_NAME", "CHANNEL", "RevocationNotify", "RevocationWatch"]
 
 CHANNEL = "ledger_tokens"
 APPLICATION_NAME = "ledger-revocations"  # names the watch in pg_stat_activity
@@ -45,43 +35,6 @@ log = logging.getLogger("ledger.store")
 HEALTH_CHECK_SECONDS = 2.0
 RETRY_SECONDS = 1.0
 STOP_SECONDS = 0.1
-
-
-# What a RevocationFile looked like: (device, inode, size), or () while it does not exist.
-Stamp = tuple[int, ...]
-
-
-class RevocationFile:
-    """SQLite's revocation announcements: an append-only file beside the database."""
-
-    def __init__(self, database_file: str) -> None:
-        self.path = Path(f"{database_file}-revocations")
-
-    def stamp(self) -> Stamp | None:
-        """The file's current stamp; None if it cannot be read (then nothing is trusted)."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return ()
-        except OSError:
-            return None
-        return (st.st_dev, st.st_ino, st.st_size)
-
-    def announce(self, name: str, revoked_at: str) -> None:
-        """Record a committed revocation: every server's next stamp differs."""
-        self._append(f"{revoked_at} {name}\n".encode())
-
-    def create(self) -> None:
-        """Make the file if it is absent (a stamp is cheapest for a file that exists)."""
-        with contextlib.suppress(OSError):
-            self._append(b"")
-
-    def _append(self, data: bytes) -> None:
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
 
 
 class RevocationWatch:
@@ -133,3 +86,37 @@ class RevocationWatch:
                 if time.monotonic() - checked >= HEALTH_CHECK_SECONDS:
                     conn.execute("SELECT 1")
                     checked = time.monotonic()
+
+
+class RevocationNotify:
+    """``ledger.store.backend.RevocationNotices`` by NOTIFY and a ``RevocationWatch``."""
+
+    def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._watch: RevocationWatch | None = None
+
+    def watch(
+        self, *, on_listening: Callable[[bool], None], on_revoked: Callable[[], None]
+    ) -> None:
+        if self._watch is not None:
+            return
+        self._watch = RevocationWatch(
+            self._conninfo, on_listening=on_listening, on_revoked=on_revoked
+        )
+        self._watch.start()
+
+    def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
+
+    def fresh(self) -> bool:
+        """The watch reports revocations as they come: nothing to check per request."""
+        return True
+
+    def announce_in(self, conn: Connection) -> None:
+        """Delivered at COMMIT to every server's ``RevocationWatch``."""
+        conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
+
+    def announce(self, name: str, revoked_at: str) -> None:
+        """Already said by the NOTIFY its commit delivered."""
