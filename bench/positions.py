@@ -18,7 +18,7 @@ from typing import Any
 from bench.harness import Figure, Report, console, fresh_runtime, wrk_latency
 from ledger.core.records import EventDraft
 from ledger.runtime import Runtime
-from ledger.store.projection import rebuild
+from ledger.store.positions import rebuild
 from tests.servers import ServerProcess
 
 SIZES = (10_000, 1_000_000)

@@ -20,7 +20,7 @@ from ledger.keyring import ActiveSigners, KeyRing, primary_key, raw_public_key
 from ledger.service import LedgerService
 from ledger.store.database import Database
 from ledger.store.keys import KeyRegistry
-from ledger.store.projection import PositionsProjection
+from ledger.store.positions import PositionsProjection
 from ledger.store.proofs import LogReader
 from ledger.store.recorder import Recorder
 from ledger.store.sources import SourcesProjection

@@ -37,7 +37,7 @@ from ledger.keyring import KeyRing
 from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.ledger_reads import ledger_at, newest_signer
 from ledger.store.position_reads import position_history, position_snapshots
-from ledger.store.projection import PositionsProjection
+from ledger.store.positions import PositionsProjection
 from ledger.store.projections import rebuild_projections
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
 from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Receipt, Recorder

@@ -73,9 +73,9 @@ class RateLimiter:
 class RevocationCheck:
     """``TokenStore.check_revocations``, made at most once per pass of the event loop.
 
-    On SQLite that check is a ``stat`` of the revocation file. Alone it costs
-    about a microsecond, but under load it cost 15.7 us a request: the call
-    gives up the GIL, and the commit thread takes it. One check serves every
+    On SQLite that check is a ``stat`` of the revocation file. Alone it is
+    cheap, but under load each call gives up the GIL and waits for the commit
+    thread to hand it back. One check serves every
     request the loop handles in the same pass, which keeps the guarantee that
     a revocation announced before a request was sent is seen by it: the
     result is forgotten by a callback queued right after the check, and the
@@ -134,9 +134,9 @@ async def caller(request: Request) -> Principal:
         check: RevocationCheck = state.revocation_check
         principal = tokens.cached_principal(token, checked=check())
         if principal is None and tokens.cheap_lookups:
-            # A local indexed read (~15 us) costs less than the hop to a worker
-            # thread, which under load waits behind the appends (measured:
-            # 688 -> 978 appends/s at 32 clients).
+            # A local indexed read costs less than the hop to a worker thread,
+            # which under load waits behind the appends (``scripts/bench.sh
+            # appends`` at 32 clients shows the difference).
             principal = tokens.principal(token)
         elif principal is None:
             # Over a network the read would block the event loop.

@@ -1,6 +1,6 @@
 """The rows of the positions projection tables that a ledger's records make.
 
-``ledger.store.projection`` writes them on append and on rebuild; the audit
+``ledger.store.positions`` writes them on append and on rebuild; the audit
 (``ledger.integrity``) derives them here again, from the verified records alone,
 and compares. Records are fed in seq order. A first version (one per
 position record, known from its own seq, its cell the record itself) is
@@ -120,7 +120,7 @@ class ProjectionRows:
         )
 
     def _fix(self, fix: Record) -> None:
-        # As ``ledger.store.projection.rebuild`` replays a fix; the append
+        # As ``ledger.store.positions.rebuild`` replays a fix; the append
         # refused any fix whose target is missing, later, a fix or retracted.
         target_seq = fix.data.get("target_seq")
         if not isinstance(target_seq, int) or not 0 < target_seq < fix.seq:

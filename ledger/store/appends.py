@@ -71,7 +71,7 @@ class AppendResult:
 
     Held as the tuples sealing gave, not as ``Receipt``s: for a 500-event
     batch, making 500 frozen dataclasses and then having orjson read them
-    back field by field took 12% of the server's busy thread. ``receipts``
+    back field by field would be a large share of the server's busy thread. ``receipts``
     builds them on demand; ``receipts_json`` renders them from the tuples.
     """
 

@@ -1,5 +1,5 @@
-"""Reads on the pooled DBAPI connection, for the hot read paths (proofs, heads,
-checkpoints, positions, pages).
+"""Point reads on a DBAPI cursor the backend lends (``Backend.point_reads``),
+for the hot read paths: proofs, heads, checkpoints, positions, pages.
 
 SQLAlchemy's execution machinery costs more per statement than the indexed
 lookups these paths make (``scripts/bench.sh proofs`` shows the rate they

@@ -23,9 +23,9 @@ Who drains:
   so the group is the whole wave; it prepares the group on the loop's thread
   and hands only the COMMIT to a thread of its own, so the loop parses the
   next wave during the fsync. This is for a local database (SQLite): its
-  statements are CPU, and a group prepared in a second thread measured 14 ms
-  for 16 events against ~4 ms inline, because each of its dozen SQLite calls
-  gives up the GIL and then waits for the busy event loop to hand it back.
+  statements are CPU, and a group prepared in a second thread takes several
+  times as long as inline, because each of its dozen SQLite calls gives up
+  the GIL and then waits for the busy event loop to hand it back.
   The COMMIT is one such call. SQLite cannot begin the next group's
   transaction until that COMMIT is done, so each request that queues
   meanwhile is handed to ``ahead`` (the recorder seals it then, on the head

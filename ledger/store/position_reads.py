@@ -1,4 +1,4 @@
-"""Reads of the positions projection (SPEC §6) for the service: snapshots and
+"""Reads of the positions projection (format §6) for the service: snapshots and
 histories of a ledger as known at a seq, each on one borrowed connection."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from ledger.store.database import Database
 from ledger.store.dbapi_reads import raw_read
-from ledger.store.projection import PositionsProjection
+from ledger.store.positions import PositionsProjection
 
 __all__ = ["Positions", "position_history", "position_snapshots"]
 

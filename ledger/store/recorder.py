@@ -180,7 +180,7 @@ class Recorder:
         self._held_signers: HeldSigners | None = getattr(signers, "held", None)
 
     def checkpoint_origin(self, ledger: str) -> str:
-        """SPEC §3: ``<server origin>/<ledger>``."""
+        """format §3: ``<server origin>/<ledger>``."""
         return f"{self.origin}/{ledger}"
 
     # -- ledgers -----------------------------------------------------------

@@ -99,8 +99,8 @@ class SharedState:
         self.frontiers: dict[int, tuple[int, str, dict[NodeId, bytes]]] = {}
         self.ahead: dict[str, SealedAhead] = {}
         self.ahead_lock = threading.Lock()
-        # A group's requests share a moment and mostly an actor, and a frame
-        # encodes three strings (~3 us a request).
+        # A group's requests share a moment and mostly an actor, so the frame
+        # (three strings encoded) is made once and reused.
         self.frame: tuple[tuple[str, str, str], RecordFrame] | None = None
 
     def frontier_at(self, head: Head) -> dict[NodeId, bytes] | None:

@@ -183,7 +183,7 @@ source_citations = sa.Table(
     sa.Index("ix_source_citations_name", "ledger_id", "name"),
 )
 
-# Holds a ledger's id only inside ``ledger.store.projection.rebuild``'s
+# Holds a ledger's id only inside ``ledger.store.positions.rebuild``'s
 # transaction: the projection tables' guards (migration 0010) let that
 # ledger's rows change while it is there.
 projection_rebuilds = sa.Table(

@@ -13,7 +13,7 @@ tables now refuse changes, except what the append path itself does:
   ``ON CONFLICT DO NOTHING``, fixes plainly).
 
 The one exception is ``ledger projections rebuild``
-(``ledger.store.projection.rebuild``): inside its write transaction it
+(``ledger.store.positions.rebuild``): inside its write transaction it
 inserts its ledger's id into ``projection_rebuilds``, rewrites that ledger's
 rows, and deletes the id again before committing. The triggers let a
 change through only while that row exists, and only for that ledger: no

@@ -197,7 +197,7 @@ def projection_rows(service: LedgerService) -> dict[str, list[tuple[Any, ...]]]:
 def test_a_rebuild_reproduces_the_incremental_tables(
     service: LedgerService, events: list[dict[str, Any]], cuts: list[int]
 ) -> None:
-    from ledger.store.projection import rebuild
+    from ledger.store.positions import rebuild
 
     ledger = next(_names)
     append_all(service, ledger, events, cuts)
@@ -221,7 +221,7 @@ def test_waves_committed_from_the_event_loop_project_what_a_rebuild_derives(
 ) -> None:
     """As the server commits: concurrent requests share a group, which on
     PostgreSQL is mostly written as one statement (ledger.store.postgres.writer)."""
-    from ledger.store.projection import rebuild
+    from ledger.store.positions import rebuild
 
     ledger = next(_names)
     service.create_ledger(ledger)
@@ -274,7 +274,7 @@ def test_snapshots_far_behind_the_head_agree_with_the_fold_across_mark_blocks(
     single appends and batches; a correction moves an early statement's
     occurred_at past everything else. Snapshots at known_at in every block,
     with and without as_of, equal the fold, and a rebuild reproduces the marks."""
-    from ledger.store.projection import MARK_BLOCK, rebuild
+    from ledger.store.positions import MARK_BLOCK, rebuild
 
     def stated(n: int) -> dict[str, Any]:
         day = 1 + n * 27 // (3 * MARK_BLOCK)

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.service import LedgerService
-from ledger.store.projection import rebuild
+from ledger.store.positions import rebuild
 from tests.storage.test_positions_projection import (
     SIGNING,
     append_all,

@@ -41,8 +41,8 @@ def copy_rows(
     """The rows of ``sql`` (a one-row ``INSERT INTO t (a, b) VALUES (?, ?)``) by COPY.
 
     psycopg's ``executemany`` sends one statement per row through its
-    pipeline, ~0.1 ms of Python each, and a multi-row ``VALUES`` list spent
-    as long parsing its placeholders. COPY is binary when ``table`` (from
+    pipeline, with Python work for each, and a multi-row ``VALUES`` list
+    spends as long parsing its placeholders. COPY is binary when ``table`` (from
     ``ledger.store.tables``) gives the columns' types: a record's canonical
     bytes then travel as themselves rather than as hex text that both sides
     convert.

@@ -48,7 +48,7 @@ class SqliteBackend:
     writes_groups = False
     # BEGIN IMMEDIATE already holds the only write lock.
     head_lock = ""
-    # A local indexed read (~15 us) costs less than the hop to a worker thread.
+    # A local indexed read costs less than the hop to a worker thread.
     cheap_token_lookups = True
     derives_rows = True
     integrity_errors: tuple[type[Exception], ...] = (exc.IntegrityError, sqlite3.IntegrityError)

@@ -1,8 +1,8 @@
 """SQLite's token revocation notices: an append-only file beside the database.
 
 ``revoke`` appends a line to ``<database file>-revocations`` after its
-commit, and a server compares that file's identity and size (one ``stat``,
-~1 us) to what it saw before serving any cached principal. The file only
+commit, and a server compares that file's identity and size (one ``stat``)
+to what it saw before serving any cached principal. The file only
 grows, so a revocation can never leave it looking unchanged; a file that
 cannot be read turns caching off for the request. A token revoked by hand
 in SQL stays cached until the server restarts.

@@ -1,4 +1,4 @@
-"""The positions projection (SPEC §6) as tables kept inside each append.
+"""The positions projection (format §6) as tables kept inside each append.
 
 Every ``position.stated`` / ``position.withdrawn`` record becomes a version
 row; a correction closes the target's current version (``known_to``) and
@@ -97,10 +97,9 @@ _LATERAL_SNAPSHOT = (
     + _CELL_SOURCE
     + " WHERE c.ledger_id = ?"
 )
-# The cells an append touches, inserted unless present: no cell is read. (Each
-# group read every cell of its ledger: 0.4 ms for a 16-event group became
-# 9.9 ms with 10,000 cells and 157 ms with 100,000.) 128 rows bind 512
-# values, under any SQLite build's limit.
+# The cells an append touches, inserted unless present: no cell is read, so an
+# append's cost does not grow with the number of cells its ledger has. 128
+# rows bind 512 values, under any SQLite build's limit.
 _UPSERT_CELLS = (
     "INSERT INTO position_cells (ledger_id, party, topic, claimant) VALUES {rows}"
     " ON CONFLICT (ledger_id, party, topic, claimant) DO NOTHING"
@@ -551,7 +550,7 @@ class PositionsProjection:
         known_at: int,
         party: str | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """SPEC §6 (state, claims) dicts at (as_of, known_at), from the tables."""
+        """format §6 (state, claims) dicts at (as_of, known_at), from the tables."""
         bound = as_of or _END_OF_TIME
         mark = reader.one(_SELECT_MARK, [ledger_id, known_at])
         if mark is None:
@@ -641,7 +640,7 @@ def cell_text(cell: dict[str, Any]) -> str:
     """A cell as stored: sorted-key JSON, the same bytes on both write paths.
 
     Not the canonical form (a signature re-canonicalizes what it signs), so
-    orjson may write it: measured 0.4 us a cell against 11 us for RFC 8785.
+    orjson may write it, many times faster than the RFC 8785 package.
     """
     return orjson.dumps(cell, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
