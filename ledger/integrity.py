@@ -268,6 +268,18 @@ def _json(value: object) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+def _stored_record(reader: IntegrityReader, ledger_id: int) -> Callable[[int], Record]:
+    """The stored record at a seq, for a fix whose target a projection's rows need."""
+
+    def record_at(seq: int) -> Record:
+        canonical = reader.record(ledger_id, seq)
+        if canonical is None:  # pragma: no cover - the walk has read it already
+            raise ProjectionMismatch(f"a fix names seq {seq}, which is not stored")
+        return Record.from_dict(loads_strict(canonical))
+
+    return record_at
+
+
 class _ProjectionCheck:
     """Compares the stored projection rows with those the walked records make.
 
@@ -280,18 +292,12 @@ class _ProjectionCheck:
         self.reader = reader
         self.ledger = ledger
         self.ledger_id = ledger_id
-        self.rows = ProjectionRows(record_at=self._record_at)
+        self.rows = ProjectionRows(record_at=_stored_record(reader, ledger_id))
         self._stored = reader.versions(ledger_id)
         self._peek = next(self._stored, None)
         # Stored versions that are not first versions, and every closed one.
         self._later: dict[tuple[int, int], StoredVersion] = {}
         self._known_to: dict[tuple[int, int], StoredVersion] = {}
-
-    def _record_at(self, seq: int) -> Record:
-        canonical = self.reader.record(self.ledger_id, seq)
-        if canonical is None:  # pragma: no cover - the walk has read it already
-            raise ProjectionMismatch(f"a fix names seq {seq}, which is not stored")
-        return Record.from_dict(loads_strict(canonical))
 
     def add(self, record: Record) -> None:
         expected = self.rows.add(record)
@@ -468,14 +474,8 @@ class _SourcesCheck:
         self.reader = reader
         self.ledger = ledger
         self.ledger_id = ledger_id
-        self.rows = SourceRows(record_at=self._record_at)
+        self.rows = SourceRows(record_at=_stored_record(reader, ledger_id))
         self.made: dict[tuple[int, int], CitationRow] = {}
-
-    def _record_at(self, seq: int) -> Record:
-        canonical = self.reader.record(self.ledger_id, seq)
-        if canonical is None:  # pragma: no cover - the walk has read it already
-            raise ProjectionMismatch(f"a fix names seq {seq}, which is not stored")
-        return Record.from_dict(loads_strict(canonical))
 
     def add(self, record: Record) -> None:
         for row in self.rows.add(record):
