@@ -228,3 +228,43 @@ def test_migration_0012_projects_the_ledgers_already_stored(runtime: Runtime) ->
     runtime.database.migrate("head")
     assert citation_rows(runtime.service) == appended
     assert check_ledger(runtime, LEDGER).valid
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+_SOURCES = st.none() | st.fixed_dictionaries(
+    {},
+    optional={
+        "name": _TEXT,
+        "kind": st.sampled_from(["official", "media", "anonymous", "document"]),
+        "url": _TEXT,
+        "reported_at": st.just("2025-02-24"),
+    },
+)
+
+
+@given(
+    seq=st.integers(1, 2**53 - 1),
+    party=st.none() | st.just("US"),
+    topic=st.none() | st.just("fund"),
+    source=_SOURCES,
+)
+def test_the_rows_an_append_writes_are_the_cores_rows(
+    seq: int, party: str | None, topic: str | None, source: dict[str, Any] | None
+) -> None:
+    """The append's quick row builder writes exactly the core's row of a new record."""
+    from ledger.core.records import EventDraft, SealedDraft
+    from ledger.store import sources
+
+    draft = EventDraft.of(
+        id="0190b6a4-0000-7000-8000-000000000000",
+        type="position.stated",
+        occurred_at="2025-02-24T00:00:00Z",
+        data={"stance": "demand", "summary": "s"},
+        party=party,
+        topic=topic,
+        source=source,
+    )
+    sealed = SealedDraft(seq, draft)
+    reference = sources._new_row(sealed)
+    expected = None if reference is None else sources._db_values(reference)
+    assert sources._new_values(sealed) == expected
