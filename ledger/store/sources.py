@@ -34,14 +34,13 @@ from ledger.core.sources import (
 )
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.dbapi_reads import raw_read
-from ledger.store.projections import PlannedRows, RowsInto, rebuild_projections
+from ledger.store.projections import PlannedRows, RowsInto
 from ledger.store.tables import source_citations
 
 __all__ = [
     "SourcesProjection",
     "fill_ledger",
     "read_citations",
-    "rebuild_sources",
     "stored_rows",
 ]
 
@@ -277,12 +276,6 @@ def fill_ledger(
         _insert(conn, ledger_id, made)
         if progress is not None:
             progress(len(page))
-
-
-def rebuild_sources(database: Database, ledger: str) -> int:
-    """Recompute only the sources projection of ``ledger`` from its records
-    (``rebuild_projections``); returns the records the ledger holds."""
-    return rebuild_projections(database, ledger, [SourcesProjection()])
 
 
 def read_citations(

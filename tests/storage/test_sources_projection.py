@@ -19,7 +19,6 @@ from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import alembic_config
-from ledger.store.sources import rebuild_sources
 from tests.core.test_sources import CNN, NYT, correct, ledgers, retract, stated
 from tests.storage.test_positions_projection import append_all, records_of
 
@@ -56,7 +55,7 @@ def test_the_served_view_equals_the_fold_and_a_rebuild_reproduces_the_rows(
     append_all(service, ledger, events, cuts)
     assert_equals_the_fold(service, ledger)
     incremental = citation_rows(service)
-    assert rebuild_sources(service.recorder.db, ledger) == len(events)
+    assert service.rebuild_projections(ledger, progress=lambda _done: None) == len(events)
     assert citation_rows(service) == incremental
 
 
@@ -91,7 +90,7 @@ def test_waves_committed_from_the_event_loop_project_what_a_rebuild_derives(
     asyncio.run(commit_in_waves())
     assert_equals_the_fold(service, ledger)
     incremental = citation_rows(service)
-    rebuild_sources(service.recorder.db, ledger)
+    service.rebuild_projections(ledger, progress=lambda _done: None)
     assert citation_rows(service) == incremental
 
 
