@@ -6,10 +6,36 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+from ledger.core.cosignature import CosignerKey
+
+__all__ = ["Settings", "WitnessEndpoint"]
+
+
+class WitnessEndpoint(BaseModel):
+    """One entry of ``LEDGER_WITNESSES``: where a witness listens and its key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = Field(description="The witness's submission prefix (http or https).")
+    key: str = Field(description="Its verifier key, <name>+<key id>+<base64(0x04 || key)>.")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")) or len(value) < 10:
+            raise ValueError("a witness url is an http:// or https:// address")
+        return value.rstrip("/")
+
+    @field_validator("key")
+    @classmethod
+    def _cosigner_key(cls, value: str) -> str:
+        return CosignerKey.from_string(value).to_string()
+
+    def verifier(self) -> CosignerKey:
+        return CosignerKey.from_string(self.key)
 
 
 class Settings(BaseSettings):
@@ -135,6 +161,37 @@ class Settings(BaseSettings):
         "log records every write either way.",
     )
 
+    witnesses: list[WitnessEndpoint] = Field(
+        default_factory=list,
+        description="Witnesses asked to cosign each ledger's checkpoints, a JSON list of "
+        '`{"url": ..., "key": "<verifier key>"}` (docs/witnesses.md); default: none.',
+    )
+    witness_interval: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds between submissions of one ledger's checkpoint to one witness.",
+    )
+    witness_quorum: int | None = Field(
+        default=None,
+        ge=1,
+        description="Cosignatures a checkpoint needs to be served as witnessed; "
+        "default: every configured witness.",
+    )
+    tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 time-stamping authority that timestamps checkpoints; default: none.",
+    )
+    tsa_certs: Path | None = Field(
+        default=None,
+        description="PEM file: the authority's signing certificate, then its chain up to "
+        "and including the root it is trusted under; required with LEDGER_TSA_URL.",
+    )
+    tsa_interval: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds between timestamps of one ledger's checkpoints.",
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses_or_networks(cls, value: str) -> str:
@@ -147,6 +204,28 @@ class Settings(BaseSettings):
 
     def trusted_proxy_list(self) -> list[str]:
         return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
+
+    @field_validator("tsa_url")
+    @classmethod
+    def _tsa_http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("the TSA url is an http:// or https:// address")
+        return value or None
+
+    @model_validator(mode="after")
+    def _witnessing_consistent(self) -> Settings:
+        keys = [w.key for w in self.witnesses]
+        if len(set(keys)) != len(keys):
+            raise ValueError("LEDGER_WITNESSES names one witness key twice")
+        if self.witness_quorum is not None and self.witness_quorum > len(self.witnesses):
+            raise ValueError("LEDGER_WITNESS_QUORUM is more than the witnesses configured")
+        if self.tsa_url and self.tsa_certs is None:
+            raise ValueError("LEDGER_TSA_URL needs LEDGER_TSA_CERTS, the authority's certificates")
+        return self
+
+    def quorum(self) -> int:
+        """Cosignatures a witnessed checkpoint needs (every witness's, by default)."""
+        return self.witness_quorum if self.witness_quorum is not None else len(self.witnesses)
 
     @field_validator("origin", "key_name")
     @classmethod

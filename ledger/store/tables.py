@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 __all__ = [
     "api_tokens",
+    "checkpoint_cosignatures",
+    "checkpoint_timestamps",
     "checkpoints",
     "idempotency_keys",
     "ledgers",
@@ -181,6 +183,40 @@ source_citations = sa.Table(
     sa.Column("occurred_at", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("ledger_id", "target_seq", "known_from", name="pk_source_citations"),
     sa.Index("ix_source_citations_name", "ledger_id", "name"),
+)
+
+# Witness cosignatures (migration 0013, docs/witnesses.md): one row per
+# checkpoint a configured witness cosigned, holding its signature line as
+# the witness returned it. Evidence, not derived: each line verifies
+# against the checkpoint's body and the witness's key, which ``ledger
+# verify`` checks.
+checkpoint_cosignatures = sa.Table(
+    "checkpoint_cosignatures",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    # The witness's verifier key string (name+id+base64), as configured.
+    sa.Column("witness", sa.String(512), nullable=False),
+    # The cosignature's own POSIX timestamp (seconds), as signed.
+    sa.Column("signed_at", sa.BigInteger, nullable=False),
+    sa.Column("line", sa.Text, nullable=False),
+    sa.Column("received_at", sa.String(27), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "tree_size", "witness", name="pk_checkpoint_cosignatures"),
+)
+
+# RFC 3161 timestamps of checkpoints (migration 0013, docs/witnesses.md): the
+# authority's whole TimeStampResp, DER, over the checkpoint's body.
+checkpoint_timestamps = sa.Table(
+    "checkpoint_timestamps",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("tree_size", sa.BigInteger, nullable=False),
+    sa.Column("response", sa.LargeBinary, nullable=False),
+    # The token's genTime, RFC 3339 UTC, as the authority attested it.
+    sa.Column("attested_at", sa.String(40), nullable=False),
+    sa.Column("authority", sa.Text, nullable=False),
+    sa.Column("received_at", sa.String(27), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "tree_size", name="pk_checkpoint_timestamps"),
 )
 
 # Holds a ledger's id only inside ``ledger.store.positions.rebuild``'s
