@@ -2,6 +2,7 @@
 
     witness = start_witness(tmp_path / "w1", logs={origin: [verifier_key_string]})
     witness.url, witness.verifier_key        # submission/monitoring prefix, cosigner key
+    witness.add_log(origin, key)             # follow one more log (or key) while it serves
     witness.kill(); witness.restart()        # SIGKILL, then the same directory on the same port
     witness.stop()
 
@@ -63,6 +64,10 @@ class RunningWitness:
     @property
     def cosigner(self) -> CosignerKey:
         return CosignerKey.from_string(self.verifier_key)
+
+    def add_log(self, origin: str, verifier_key: str) -> None:
+        """``ledger witness add-log`` while it serves: followed from the next request."""
+        witness_command("add-log", str(self.directory), "--origin", origin, "--key", verifier_key)
 
     def stop(self) -> None:
         self.server.stop()

@@ -274,3 +274,18 @@ def test_health_names_the_witness(witness: RunningWitness, client: httpx.Client)
     response = client.get("/health")
     assert response.status_code == 200
     assert response.text == f"ok {witness.name}\n"
+
+
+def test_a_log_added_while_serving_is_followed_at_once(
+    witness: RunningWitness, client: httpx.Client
+) -> None:
+    late = TestLog(origin="log.test/late", signer=Signer.generate("log.test/late"))
+    late.grow(2)
+    assert _add(client, late.request(0)).status_code == 404
+    witness.add_log(late.origin, late.verifier_key)
+    _cosigned(witness, late, _add(client, late.request(0)))
+    # A rotated key, added beside the first, is trusted too.
+    rotated = TestLog(origin=late.origin, signer=Signer.generate("log.test/late"))
+    rotated.grow(5)
+    witness.add_log(late.origin, rotated.verifier_key)
+    _cosigned(witness, rotated, _add(client, rotated.request(2)))
