@@ -89,5 +89,8 @@ def open_witness(directory: Path) -> WitnessFiles:
             f"{directory} holds no witness (run: ledger witness init {directory} --name NAME)"
         )
     key = _load_key(directory / KEY_FILE)
-    state = WitnessState.open(directory)
+    try:
+        state = WitnessState.open(directory)
+    except ValueError as e:
+        raise WitnessDirectoryError(f"cannot open the witness state in {directory}: {e}") from None
     return WitnessFiles(witness=Witness(name=state.name(), private_key=key), state=state)

@@ -93,6 +93,7 @@ BAD_ARGUMENTS = [
     (["add-log", "{dir}/w", "--origin", "o", "--key", "{cosigner}"], "--key"),
     (["add-log", "{dir}/w", "--origin", "", "--key", "{key}"], "origin"),
     (["serve", "{dir}/none"], "holds no witness"),
+    (["serve", "{dir}/corrupt"], "not a readable SQLite database"),
 ]
 
 
@@ -101,6 +102,10 @@ def test_bad_arguments_exit_1_with_a_message(tmp_path: Path) -> None:
     # A witness's own (type 0x04) key is not a log key (type 0x01).
     cosigner = created.stdout.strip().splitlines()[-1]
     key = Signer.generate("log.test/x").verifier.to_string()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "witness-key.pem").write_bytes((tmp_path / "w" / "witness-key.pem").read_bytes())
+    (corrupt / "witness.db").write_bytes(b"not a database, not at all" * 10)
     for args, message in BAD_ARGUMENTS:
         filled = [a.format(dir=tmp_path, key=key, cosigner=cosigner) for a in args]
         result = _run(*filled)
