@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -87,6 +88,11 @@ def serve(
     import uvicorn
 
     from ledger.witness.http import create_witness_app
+
+    # The witness's own warnings (refused signed checkpoints) go to standard error.
+    logging.basicConfig(
+        level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", force=True
+    )
 
     try:
         files = open_witness(directory)

@@ -182,7 +182,7 @@ def test_proof_with_old_size_zero_is_422(client: httpx.Client, log: TestLog) -> 
 
 
 def test_same_size_different_root_is_422_a_fork_is_never_cosigned(
-    client: httpx.Client, log: TestLog
+    witness: RunningWitness, client: httpx.Client, log: TestLog
 ) -> None:
     log.grow(8)
     assert _add(client, log.request(0)).status_code == 200
@@ -194,6 +194,8 @@ def test_same_size_different_root_is_422_a_fork_is_never_cosigned(
     assert _add(client, fork.request(8)).status_code == 422
     monitored = client.get(f"/{origin_hash(log.origin)}/checkpoint")
     assert CheckpointNote.parse(monitored.text).root == log.root()
+    # The refused fork, signed by the log, is kept in the witness's log as evidence.
+    assert fork.note() in witness.server.log_path.read_text()
 
 
 def test_size_zero_needs_the_empty_root(client: httpx.Client, log: TestLog) -> None:
