@@ -55,6 +55,7 @@ class RunningWitness:
     name: str
     verifier_key: str
     port: int
+    body_timeout: float
     server: ChildServer
 
     @property
@@ -78,10 +79,10 @@ class RunningWitness:
 
     def restart(self) -> None:
         """Start the same witness again, on the same port, once the old process is gone."""
-        self.server = _serve(self.directory, self.port)
+        self.server = _serve(self.directory, self.port, self.body_timeout)
 
 
-def _serve(directory: Path, port: int) -> ChildServer:
+def _serve(directory: Path, port: int, body_timeout: float) -> ChildServer:
     return ChildServer(
         [
             sys.executable,
@@ -93,6 +94,8 @@ def _serve(directory: Path, port: int) -> ChildServer:
             str(port),
             "--log-level",
             "warning",
+            "--body-timeout",
+            str(body_timeout),
         ],
         port=port,
         log_path=directory.parent / f"{directory.name}-{port}.log",
@@ -106,6 +109,7 @@ def start_witness(
     logs: Mapping[str, Iterable[str]],
     name: str = "witness.test/w1",
     port: int | None = None,
+    body_timeout: float = 10.0,
 ) -> RunningWitness:
     """Create a witness in ``directory`` (which must not hold one), trusting for each
     origin of ``logs`` its verifier keys (strings, type 0x01), and start serving it."""
@@ -126,7 +130,8 @@ def start_witness(
         name=name,
         verifier_key=verifier_key,
         port=port,
-        server=_serve(directory, port),
+        body_timeout=body_timeout,
+        server=_serve(directory, port, body_timeout),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def witness(
     tmp_path_factory: pytest.TempPathFactory, logs: list[TestLog]
 ) -> Iterator[RunningWitness]:
     directory: Path = tmp_path_factory.mktemp("witness") / "w1"
-    running = start_witness(directory, logs={log.origin: [log.verifier_key] for log in logs})
+    running = start_witness(
+        directory, logs={log.origin: [log.verifier_key] for log in logs}, body_timeout=0.5
+    )
     yield running
     running.stop()
 
@@ -291,3 +294,12 @@ def test_a_log_added_while_serving_is_followed_at_once(
     rotated.grow(5)
     witness.add_log(late.origin, rotated.verifier_key)
     _cosigned(witness, rotated, _add(client, rotated.request(2)))
+
+
+def test_a_body_slower_than_the_deadline_is_408(witness: RunningWitness) -> None:
+    with socket.create_connection(("127.0.0.1", witness.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 100\r\n\r\nold 0\n"
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
