@@ -30,7 +30,7 @@ def _run(*args: str, module: str = "ledger.witness") -> subprocess.CompletedProc
     )
 
 
-def test_init_add_log_serve_through_the_ledger_command(tmp_path: Path) -> None:
+def test_init_through_the_ledger_command_then_add_log_and_serve(tmp_path: Path) -> None:
     directory = tmp_path / "witness"
     created = _run("witness", "init", str(directory), "--name", "w.test/one", module="ledger")
     assert created.returncode == 0, created.stderr
@@ -60,7 +60,7 @@ def test_init_add_log_serve_through_the_ledger_command(tmp_path: Path) -> None:
 
     port = free_port()
     server = ChildServer(
-        [sys.executable, "-m", "ledger", "witness", "serve", str(directory), "--port", str(port)],
+        [sys.executable, "-m", "ledger.witness", "serve", str(directory), "--port", str(port)],
         port=port,
         log_path=tmp_path / "serve.log",
         ready_path="/health",
