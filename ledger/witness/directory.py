@@ -68,6 +68,8 @@ def init_witness(directory: Path, name: str) -> Witness:
         raise WitnessDirectoryError(
             "a witness name is non-empty text without spaces or '+', e.g. witness.example.com/w1"
         )
+    if directory.exists() and not directory.is_dir():
+        raise WitnessDirectoryError(f"{directory} is not a directory")
     if (directory / KEY_FILE).exists() or (directory / DATABASE_FILE).exists():
         raise WitnessDirectoryError(f"{directory} already holds a witness")
     try:

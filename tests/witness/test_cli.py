@@ -88,6 +88,7 @@ def test_init_refuses_a_directory_that_holds_a_witness(tmp_path: Path) -> None:
 BAD_ARGUMENTS = [
     (["init", "{dir}/x", "--name", "has space"], "witness name"),
     (["init", "{dir}/x", "--name", "a+b"], "witness name"),
+    (["init", "{dir}/w/witness.db", "--name", "w.test/d"], "not a directory"),
     (["add-log", "{dir}/none", "--origin", "o", "--key", "{key}"], "holds no witness"),
     (["add-log", "{dir}/w", "--origin", "o", "--key", "not a key"], "--key"),
     (["add-log", "{dir}/w", "--origin", "o", "--key", "{cosigner}"], "--key"),
