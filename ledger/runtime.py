@@ -19,7 +19,7 @@ from ledger.cosignature_collector import CosignatureCollector
 from ledger.intake import EventSchemas, Intake
 from ledger.keyring import ActiveSigners, KeyRing, primary_key, raw_public_key
 from ledger.service import LedgerService
-from ledger.store.cosignatures import CosignatureStore
+from ledger.store.cosignatures import CosignatureStore, WitnessedReader
 from ledger.store.database import Database
 from ledger.store.keys import KeyRegistry
 from ledger.store.positions import PositionsProjection
@@ -42,6 +42,7 @@ class Runtime:
     service: LedgerService
     tokens: TokenStore
     cosignatures: CosignatureStore
+    witnessed: WitnessedReader
     # Started by the server's lifespan; idle when no witness is configured.
     collector: CosignatureCollector
 
@@ -91,6 +92,11 @@ class Runtime:
             service=service,
             tokens=TokenStore(database=database),
             cosignatures=cosignatures,
+            witnessed=WitnessedReader(
+                store=cosignatures,
+                witnesses=tuple(w.key for w in settings.witnesses),
+                quorum=settings.quorum(),
+            ),
             collector=CosignatureCollector(
                 store=cosignatures,
                 witnesses=settings.witnesses,

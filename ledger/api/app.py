@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         app.state.tokens = runtime.tokens
         app.state.cosignatures = runtime.cosignatures
         app.state.collector = runtime.collector
+        app.state.witnessed = runtime.witnessed
         app.state.revocation_check = RevocationCheck(runtime.tokens)
         if settings.auth == "tokens":
             runtime.tokens.watch_revocations()

@@ -23,6 +23,7 @@ __all__ = [
     "CosignatureStore",
     "WitnessProgress",
     "WitnessedCheckpoint",
+    "WitnessedReader",
 ]
 
 
@@ -242,3 +243,18 @@ class CosignatureStore:
             )
             for r in result
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessedReader:
+    """The witnessed checkpoints of the configured witnesses and quorum."""
+
+    store: CosignatureStore
+    witnesses: tuple[str, ...]
+    quorum: int
+
+    def newest(self, ledger: str, *, at_most: int | None = None) -> WitnessedCheckpoint | None:
+        """The newest checkpoint (at or below ``at_most``) with the quorum; None if none."""
+        return self.store.witnessed(
+            ledger, witnesses=self.witnesses, quorum=self.quorum, at_most=at_most
+        )

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.cosignature import Witness, verified_cosignatures
+from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.cosignatures import CosignatureRow, CosignatureStore
 from tests.storage import sample_events
@@ -94,3 +95,27 @@ def test_a_cosignature_is_stored_once_and_never_changed(
         conn.execute(sa.text("UPDATE checkpoint_cosignatures SET signed_at = 1"))
     with pytest.raises(sa.exc.DBAPIError), runtime.database.write() as conn:
         conn.execute(sa.text("DELETE FROM checkpoint_cosignatures"))
+
+
+def test_the_integrity_check_verifies_every_stored_cosignature(
+    runtime: Runtime, store: CosignatureStore
+) -> None:
+    cosign(runtime, W1, 2)
+    cosign(runtime, W2, 5)
+    assert check_ledger(runtime, LEDGER).valid
+    # A line W3 signed over size 5's body, stored as if it were of size 9.
+    body = SignedCheckpoint.from_text(runtime.service.checkpoint(LEDGER, size=5)).checkpoint.body()
+    store.add(
+        LEDGER,
+        CosignatureRow(
+            tree_size=9,
+            witness=KEYS[2],
+            signed_at=1_800_000_000,
+            line=W3.cosign(body, 1_800_000_000).to_line(),
+            received_at="2026-12-07T07:00:00.000000Z",
+        ),
+    )
+    report = check_ledger(runtime, LEDGER)
+    assert not report.valid
+    assert report.reason is not None
+    assert "tree size 9" in report.reason and "invalid" in report.reason

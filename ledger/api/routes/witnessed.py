@@ -15,7 +15,7 @@ from ledger.api.openapi import PROBLEMS
 from ledger.core.errors import NotFound
 from ledger.core.times import format_recorded_at
 from ledger.cosignature_collector import CosignatureCollector
-from ledger.store.cosignatures import CosignatureStore
+from ledger.store.cosignatures import CosignatureStore, WitnessedReader
 
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["verifiable log"])
 
@@ -49,6 +49,11 @@ def _store(request: Request) -> CosignatureStore:
     return store
 
 
+def _witnessed(request: Request) -> WitnessedReader:
+    reader: WitnessedReader = request.app.state.witnessed
+    return reader
+
+
 def _collector(request: Request) -> CosignatureCollector:
     collector: CosignatureCollector = request.app.state.collector
     return collector
@@ -74,9 +79,7 @@ def get_witnessed_checkpoint(
     if not settings.witnesses:
         raise NotFound(f"ledger {ledger!r} has no witnesses: LEDGER_WITNESSES is empty")
     quorum = settings.quorum()
-    witnessed = _store(request).witnessed(
-        ledger, witnesses=[w.key for w in settings.witnesses], quorum=quorum
-    )
+    witnessed = _witnessed(request).newest(ledger)
     if witnessed is None:
         raise NotFound(
             f"no checkpoint of ledger {ledger!r} has cosignatures from {quorum} of its "
@@ -104,8 +107,7 @@ def get_witnesses(
     store = _store(request)
     progress = store.progress(ledger)
     status = _collector(request).status(ledger)
-    keys = [w.key for w in settings.witnesses]
-    witnessed = store.witnessed(ledger, witnesses=keys, quorum=settings.quorum())
+    witnessed = _witnessed(request).newest(ledger)
     items = []
     for endpoint in settings.witnesses:
         done = progress.get(endpoint.key)
