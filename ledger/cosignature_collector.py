@@ -22,7 +22,6 @@ configured key, against the checkpoint's body.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
@@ -34,8 +33,14 @@ import httpx
 from ledger.config import WitnessEndpoint
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.cosignature import Cosignature, CosignerKey
-from ledger.core.errors import CheckpointInvalid
+from ledger.core.errors import CheckpointInvalid, VerificationError
 from ledger.core.times import format_recorded_at
+from ledger.core.witnessing import (
+    SIZE_CONTENT_TYPE,
+    add_checkpoint_body,
+    parse_cosignature_lines,
+    parse_size_body,
+)
 from ledger.store.cosignatures import CheckpointToWitness, CosignatureRow, CosignatureStore
 
 __all__ = ["CosignatureCollector", "WitnessStatus"]
@@ -47,7 +52,6 @@ _CONNECT_TIMEOUT = 2.0
 _READ_TIMEOUT = 5.0
 # A 409 is followed by one resubmission from the size it names, not more, per round.
 _RESUBMISSIONS = 1
-_SIZE_MEDIA_TYPE = "text/x.tlog.size"
 
 ConsistencyProver = Callable[[str, int, int], list[bytes]]
 
@@ -70,13 +74,6 @@ class _Witness:
     key: CosignerKey
     ledgers: dict[str, WitnessStatus] = field(default_factory=dict)
     busy: asyncio.Task[None] | None = None
-
-
-def add_checkpoint_body(old_size: int, proof: Sequence[bytes], note: str) -> bytes:
-    """The C2SP tlog-witness ``add-checkpoint`` request body."""
-    lines = [f"old {old_size}\n"]
-    lines.extend(base64.b64encode(node).decode("ascii") + "\n" for node in proof)
-    return ("".join(lines) + "\n" + note).encode("utf-8")
 
 
 class CosignatureCollector:
@@ -172,8 +169,8 @@ class CosignatureCollector:
             self._failed(witness, status, "the witness kept answering 409 Conflict")
         except httpx.HTTPError as error:
             self._failed(witness, status, f"{type(error).__name__}: {error or 'no answer'}")
-        except CheckpointInvalid as error:
-            self._failed(witness, status, str(error), level=logging.ERROR)
+        except VerificationError as error:
+            self._failed(witness, status, error.reason, level=logging.ERROR)
         except Exception as error:
             log.exception("witness %s: submitting %s failed", witness.endpoint.url, target.ledger)
             self._failed(witness, status, f"{type(error).__name__}: {error}")
@@ -211,21 +208,15 @@ class CosignatureCollector:
                 level=logging.ERROR if response.status_code == 422 else logging.WARNING,
             )
             return None
-        await self._store(witness, status, target, response.text)
+        await self._store(witness, status, target, response.content)
         return None
 
     async def _store(
-        self, witness: _Witness, status: WitnessStatus, target: CheckpointToWitness, text: str
+        self, witness: _Witness, status: WitnessStatus, target: CheckpointToWitness, answer: bytes
     ) -> None:
         body = SignedCheckpoint.from_text(target.note).checkpoint.body()
         found: Cosignature | None = None
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                cosignature = Cosignature.from_line(line)
-            except CheckpointInvalid:
-                continue
+        for cosignature in parse_cosignature_lines(answer):
             if witness.key.signed(cosignature):
                 witness.key.verify(cosignature, body)
                 found = cosignature
@@ -257,7 +248,6 @@ class CosignatureCollector:
 
 def _conflict_size(response: httpx.Response) -> int:
     media_type = response.headers.get("content-type", "").split(";")[0].strip()
-    text = response.text
-    if media_type != _SIZE_MEDIA_TYPE or not text.endswith("\n") or not text[:-1].isdigit():
-        raise CheckpointInvalid("a 409 from the witness did not carry its tree size")
-    return int(text[:-1])
+    if media_type != SIZE_CONTENT_TYPE:
+        raise CheckpointInvalid(f"a 409 from the witness is not {SIZE_CONTENT_TYPE}")
+    return parse_size_body(response.content)
