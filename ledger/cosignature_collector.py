@@ -145,7 +145,9 @@ class CosignatureCollector:
         status = witness.ledgers.setdefault(target.ledger, WitnessStatus())
         try:
             if status.old_size is None:
-                progress = await asyncio.to_thread(self.store.progress, target.ledger)
+                progress = await asyncio.to_thread(
+                    self.store.progress, target.ledger, [witness.endpoint.key]
+                )
                 known = progress.get(witness.endpoint.key)
                 status.old_size = known.tree_size if known else 0
             if status.old_size == target.tree_size or status.refused_size == target.tree_size:

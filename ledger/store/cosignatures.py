@@ -70,10 +70,11 @@ class WitnessedCheckpoint:
         )
 
 
+# Per ledger, one descent of the checkpoints' primary key: never a scan of them.
 _others = checkpoints.alias("others")
 _newest = (
     sa.select(sa.func.max(_others.c.tree_size))
-    .where(_others.c.ledger_id == checkpoints.c.ledger_id)
+    .where(_others.c.ledger_id == ledgers.c.id)
     .scalar_subquery()
 )
 
@@ -94,42 +95,25 @@ class CosignatureStore:
             rows = conn.execute(query).all()
         return [CheckpointToWitness(str(r.name), int(r.tree_size), str(r.note)) for r in rows]
 
-    def progress(self, ledger: str) -> dict[str, WitnessProgress]:
-        """Per witness key, the largest size it cosigned for ``ledger`` (none: absent)."""
-        largest = (
-            sa.select(
-                checkpoint_cosignatures.c.witness,
-                sa.func.max(checkpoint_cosignatures.c.tree_size).label("size"),
-            )
-            .join(ledgers, ledgers.c.id == checkpoint_cosignatures.c.ledger_id)
-            .where(ledgers.c.name == ledger)
-            .group_by(checkpoint_cosignatures.c.witness)
-            .subquery()
-        )
-        query = (
-            sa.select(
-                checkpoint_cosignatures.c.witness,
-                checkpoint_cosignatures.c.tree_size,
-                checkpoint_cosignatures.c.signed_at,
-            )
-            .join(
-                largest,
-                sa.and_(
-                    largest.c.witness == checkpoint_cosignatures.c.witness,
-                    largest.c.size == checkpoint_cosignatures.c.tree_size,
-                ),
-            )
-            .where(
-                checkpoint_cosignatures.c.ledger_id
-                == sa.select(ledgers.c.id).where(ledgers.c.name == ledger).scalar_subquery()
-            )
-        )
+    def progress(self, ledger: str, witnesses: Sequence[str]) -> dict[str, WitnessProgress]:
+        """Per witness key of ``witnesses``, the largest size it cosigned for ``ledger``
+        (absent: none). One descent of the primary key from the top per witness."""
+        cosigned = checkpoint_cosignatures.c
+        ledger_id = sa.select(ledgers.c.id).where(ledgers.c.name == ledger).scalar_subquery()
+        found: dict[str, WitnessProgress] = {}
         with self.db.read() as conn:
-            rows = conn.execute(query).all()
-        return {
-            str(r.witness): WitnessProgress(str(r.witness), int(r.tree_size), int(r.signed_at))
-            for r in rows
-        }
+            for witness in witnesses:
+                row = conn.execute(
+                    sa.select(cosigned.tree_size, cosigned.signed_at)
+                    .where(cosigned.ledger_id == ledger_id, cosigned.witness == witness)
+                    .order_by(cosigned.tree_size.desc())
+                    .limit(1)
+                ).first()
+                if row is not None:
+                    found[witness] = WitnessProgress(
+                        witness, int(row.tree_size), int(row.signed_at)
+                    )
+        return found
 
     def add(self, ledger: str, row: CosignatureRow) -> bool:
         """Store one cosignature of ``ledger``'s checkpoint of ``row.tree_size``;

@@ -73,11 +73,11 @@ def test_witnessed_is_the_newest_size_with_the_quorum(
 
 
 def test_progress_is_each_witness_s_largest_size(runtime: Runtime, store: CosignatureStore) -> None:
-    assert store.progress(LEDGER) == {}
+    assert store.progress(LEDGER, KEYS) == {}
     cosign(runtime, W1, 2, timestamp=100)
     cosign(runtime, W1, 5, timestamp=200)
     cosign(runtime, W2, 2, timestamp=150)
-    progress = store.progress(LEDGER)
+    progress = store.progress(LEDGER, KEYS)
     assert {k: (p.tree_size, p.signed_at) for k, p in progress.items()} == {
         KEYS[0]: (5, 200),
         KEYS[1]: (2, 150),

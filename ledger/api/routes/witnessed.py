@@ -105,7 +105,7 @@ def get_witnesses(
 ) -> WitnessesOut:
     head = service.get_ledger(ledger).size
     store = _store(request)
-    progress = store.progress(ledger)
+    progress = store.progress(ledger, [w.key for w in settings.witnesses])
     status = _collector(request).status(ledger)
     witnessed = _witnessed(request).newest(ledger)
     items = []
