@@ -65,7 +65,6 @@ class WitnessStatus:
     last_error_at: str | None = None
     # A checkpoint size this witness refused: not offered again while it is the newest.
     refused_size: int | None = None
-    attempts: int = 0
 
 
 @dataclass(slots=True)
@@ -189,7 +188,6 @@ class CosignatureCollector:
             proof = await asyncio.to_thread(self._prove, target.ledger, old, target.tree_size)
         body = add_checkpoint_body(old, proof, target.note)
         assert self._client is not None
-        status.attempts += 1
         response = await self._client.post(
             f"{witness.endpoint.url}/add-checkpoint",
             content=body,

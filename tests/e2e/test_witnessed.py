@@ -224,6 +224,13 @@ def test_ledger_verify_server_requires_the_quorum_on_the_checkpoint_it_trusts(
     assert result["to_seq"] == result["witnessed"]["tree_size"]
     checks = result["checks"]
     assert any(check.startswith("cosignature by witness witness.test/w2") for check in checks)
+    # The line a person reads names what was checked and who cosigned.
+    assert verify_main([*base, "--witness", w1, "--witness", w2]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert printed.startswith("VALID talks")
+    assert "witnessed checkpoint (tree size" in printed
+    assert "2 witness cosignatures (quorum 2)" in printed
+    assert "cosignature by witness witness.test/w1+" in printed
     code, result = run_verify(
         capsys, *base, "--witness", w1, "--witness", setup.down, "--witness-wait", "0.5"
     )
