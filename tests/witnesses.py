@@ -2,6 +2,7 @@
 
     witness = start_witness(tmp_path / "w1", logs={origin: [verifier_key_string]})
     witness.url, witness.verifier_key        # submission/monitoring prefix, cosigner key
+    witness.add_log(origin, key)             # follow one more log (or key) while it serves
     witness.kill(); witness.restart()        # SIGKILL, then the same directory on the same port
     witness.stop()
 
@@ -54,6 +55,7 @@ class RunningWitness:
     name: str
     verifier_key: str
     port: int
+    body_timeout: float
     server: ChildServer
 
     @property
@@ -64,6 +66,10 @@ class RunningWitness:
     def cosigner(self) -> CosignerKey:
         return CosignerKey.from_string(self.verifier_key)
 
+    def add_log(self, origin: str, verifier_key: str) -> None:
+        """``ledger witness add-log`` while it serves: followed from the next request."""
+        witness_command("add-log", str(self.directory), "--origin", origin, "--key", verifier_key)
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -73,10 +79,10 @@ class RunningWitness:
 
     def restart(self) -> None:
         """Start the same witness again, on the same port, once the old process is gone."""
-        self.server = _serve(self.directory, self.port)
+        self.server = _serve(self.directory, self.port, self.body_timeout)
 
 
-def _serve(directory: Path, port: int) -> ChildServer:
+def _serve(directory: Path, port: int, body_timeout: float) -> ChildServer:
     return ChildServer(
         [
             sys.executable,
@@ -88,6 +94,8 @@ def _serve(directory: Path, port: int) -> ChildServer:
             str(port),
             "--log-level",
             "warning",
+            "--body-timeout",
+            str(body_timeout),
         ],
         port=port,
         log_path=directory.parent / f"{directory.name}-{port}.log",
@@ -101,6 +109,7 @@ def start_witness(
     logs: Mapping[str, Iterable[str]],
     name: str = "witness.test/w1",
     port: int | None = None,
+    body_timeout: float = 10.0,
 ) -> RunningWitness:
     """Create a witness in ``directory`` (which must not hold one), trusting for each
     origin of ``logs`` its verifier keys (strings, type 0x01), and start serving it."""
@@ -121,7 +130,8 @@ def start_witness(
         name=name,
         verifier_key=verifier_key,
         port=port,
-        server=_serve(directory, port),
+        body_timeout=body_timeout,
+        server=_serve(directory, port, body_timeout),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -82,11 +83,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8080,
     log_level: Annotated[str, typer.Option(help="uvicorn's log level")] = "info",
+    body_timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds a client may take to send a request body")
+    ] = 10.0,
 ) -> None:
     """Serve add-checkpoint and the monitoring checkpoints over HTTP."""
     import uvicorn
 
     from ledger.witness.http import create_witness_app
+
+    # The witness's own warnings (refused signed checkpoints) go to standard error.
+    logging.basicConfig(
+        level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s", force=True
+    )
 
     try:
         files = open_witness(directory)
@@ -95,7 +104,7 @@ def serve(
     console.print(f"witness {files.witness.verifier.to_string()} on http://{host}:{port}")
     try:
         uvicorn.run(
-            create_witness_app(files),
+            create_witness_app(files, body_timeout=body_timeout),
             host=host,
             port=port,
             log_level=log_level,

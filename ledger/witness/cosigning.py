@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 from ledger.core.cosignature import Witness
+from ledger.core.errors import InconsistentCheckpoint
 from ledger.core.signing import VerifierKey
 from ledger.core.witnessing import (
     CheckpointNote,
@@ -16,6 +18,8 @@ from ledger.core.witnessing import (
 from ledger.witness.state import CosignedCheckpoint, WitnessState
 
 __all__ = ["add_checkpoint"]
+
+log = logging.getLogger("ledger.witness")
 
 
 def _now() -> int:
@@ -40,7 +44,19 @@ def add_checkpoint(
 
     def decide(keys: list[VerifierKey], latest: CosignedCheckpoint | None) -> CosignedCheckpoint:
         verified = trusted_log_signatures(checkpoint, keys)
-        check_extends(request, latest.note if latest is not None else None)
+        try:
+            check_extends(request, latest.note if latest is not None else None)
+        except InconsistentCheckpoint as refusal:
+            # Signed by the log yet not an extension of what it signed before:
+            # possible evidence of a fork, kept in the log with the whole note.
+            log.warning(
+                "refused a signed checkpoint of %s: %s; old size %d; note:\n%s",
+                checkpoint.origin,
+                refusal,
+                request.old_size,
+                checkpoint.to_text(),
+            )
+            raise
         cosignature = witness.cosign(checkpoint.body, clock())
         # Stored and served with only the log signatures the witness checked.
         note = CheckpointNote(

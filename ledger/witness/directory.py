@@ -68,6 +68,8 @@ def init_witness(directory: Path, name: str) -> Witness:
         raise WitnessDirectoryError(
             "a witness name is non-empty text without spaces or '+', e.g. witness.example.com/w1"
         )
+    if directory.exists() and not directory.is_dir():
+        raise WitnessDirectoryError(f"{directory} is not a directory")
     if (directory / KEY_FILE).exists() or (directory / DATABASE_FILE).exists():
         raise WitnessDirectoryError(f"{directory} already holds a witness")
     try:
@@ -89,5 +91,8 @@ def open_witness(directory: Path) -> WitnessFiles:
             f"{directory} holds no witness (run: ledger witness init {directory} --name NAME)"
         )
     key = _load_key(directory / KEY_FILE)
-    state = WitnessState.open(directory)
+    try:
+        state = WitnessState.open(directory)
+    except ValueError as e:
+        raise WitnessDirectoryError(f"cannot open the witness state in {directory}: {e}") from None
     return WitnessFiles(witness=Witness(name=state.name(), private_key=key), state=state)

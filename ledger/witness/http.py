@@ -42,7 +42,7 @@ from ledger.witness.directory import WitnessFiles
 
 __all__ = ["BODY_TIMEOUT", "create_witness_app"]
 
-# Seconds a client may take to send its (at most ~67 KiB) request body.
+# Seconds a client may take to send its (at most ~67 KiB) request body, by default.
 BODY_TIMEOUT = 10.0
 _TEXT = "text/plain; charset=utf-8"
 _ORIGIN_HASH = re.compile(r"[0-9a-f]{64}")
@@ -70,9 +70,9 @@ def _refusal(error: LedgerError) -> Response:
     raise error
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, timeout: float) -> bytes:
     """The body, refused past ``MAX_REQUEST_BYTES`` before more is read, or slower than
-    ``BODY_TIMEOUT``."""
+    ``timeout`` seconds."""
     too_large = f"the request body is over {MAX_REQUEST_BYTES} bytes"
     declared = request.headers.get("content-length", "")
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_REQUEST_BYTES:
@@ -80,24 +80,24 @@ async def _read_body(request: Request) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT):
+        async with asyncio.timeout(timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_REQUEST_BYTES:
                     raise BodyTooLarge(too_large)
                 chunks.append(chunk)
     except TimeoutError:
-        raise RequestTimeout(f"the body did not arrive within {BODY_TIMEOUT:g} s") from None
+        raise RequestTimeout(f"the body did not arrive within {timeout:g} s") from None
     except ClientDisconnect:
         raise ClientDisconnected("the client hung up before its body was read") from None
     return b"".join(chunks)
 
 
-def create_witness_app(files: WitnessFiles) -> Starlette:
+def create_witness_app(files: WitnessFiles, *, body_timeout: float = BODY_TIMEOUT) -> Starlette:
     """The witness's ASGI app over an opened witness directory."""
 
     async def add_checkpoint_route(request: Request) -> Response:
-        body = await _read_body(request)
+        body = await _read_body(request, body_timeout)
         cosigned = await anyio.to_thread.run_sync(add_checkpoint, files.state, files.witness, body)
         return PlainTextResponse(cosigned.cosignature, media_type=_TEXT)
 

@@ -23,29 +23,31 @@ from ledger.core.errors import UnknownLog
 from ledger.core.signing import VerifierKey
 from ledger.core.witnessing import CheckpointNote, origin_hash
 
-__all__ = ["DATABASE_FILE", "CosignedCheckpoint", "WitnessState"]
+__all__ = ["DATABASE_FILE", "SCHEMA_VERSION", "CosignedCheckpoint", "WitnessState"]
 
 DATABASE_FILE = "witness.db"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS witness_identity (
-    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
-    name TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS witness_logs (
-    origin TEXT NOT NULL,
-    verifier_key TEXT NOT NULL,
-    PRIMARY KEY (origin, verifier_key)
-);
-CREATE TABLE IF NOT EXISTS witness_latest (
-    origin TEXT PRIMARY KEY,
-    origin_hash TEXT NOT NULL UNIQUE,
-    -- TEXT: a tree size may exceed SQLite's signed 64-bit INTEGER.
-    size TEXT NOT NULL,
-    note TEXT NOT NULL,
-    cosignature TEXT NOT NULL
-);
-"""
+# PRAGMA user_version of the layout below; a file of another version is refused.
+SCHEMA_VERSION = 1
+_SCHEMA = (
+    """CREATE TABLE witness_identity (
+        only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+        name TEXT NOT NULL
+    )""",
+    """CREATE TABLE witness_logs (
+        origin TEXT NOT NULL,
+        verifier_key TEXT NOT NULL,
+        PRIMARY KEY (origin, verifier_key)
+    )""",
+    # size is TEXT: a tree size may exceed SQLite's signed 64-bit INTEGER.
+    """CREATE TABLE witness_latest (
+        origin TEXT PRIMARY KEY,
+        origin_hash TEXT NOT NULL UNIQUE,
+        size TEXT NOT NULL,
+        note TEXT NOT NULL,
+        cosignature TEXT NOT NULL
+    )""",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +79,27 @@ class WitnessState:
     def create(cls, directory: Path, name: str) -> WitnessState:
         state = cls(directory / DATABASE_FILE)
         with state._transaction() as db:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+            for statement in _SCHEMA:
+                db.execute(statement)
             db.execute("INSERT INTO witness_identity (only_row, name) VALUES (1, ?)", (name,))
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return state
 
     @classmethod
     def open(cls, directory: Path) -> WitnessState:
+        """The state in ``directory``; ``ValueError`` if it is not this layout's."""
         path = directory / DATABASE_FILE
         if not path.is_file():
             raise FileNotFoundError(f"{directory} holds no witness ({DATABASE_FILE} is missing)")
-        return cls(path)
+        try:
+            state = cls(path)
+            (version,) = state._connection.execute("PRAGMA user_version").fetchone()
+        except sqlite3.Error as e:
+            raise ValueError(f"{path} is not a readable SQLite database: {e}") from None
+        if version != SCHEMA_VERSION:
+            state.close()
+            raise ValueError(f"{path} is witness state version {version}, not {SCHEMA_VERSION}")
+        return state
 
     def close(self) -> None:
         self._connection.close()

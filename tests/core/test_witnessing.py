@@ -16,6 +16,7 @@ from ledger.core.errors import (
     OldSizeMismatch,
     SubmissionMalformed,
     UntrustedCheckpoint,
+    WitnessRefusal,
     WitnessReplyInvalid,
 )
 from ledger.core.hashing import empty_root
@@ -235,3 +236,32 @@ def test_the_monitoring_path_names_a_log_by_its_origins_sha256() -> None:
     assert origin_hash("example.com/behind-the-sofa") == (
         hashlib.sha256(b"example.com/behind-the-sofa").hexdigest()
     )
+
+
+def _decide(body: bytes) -> None:
+    """The witness's whole decision on ``body`` against ``LOG`` cosigned at size 5."""
+    request = parse_add_checkpoint(body)
+    trusted_log_signatures(request.checkpoint, [LOG.signer.verifier])
+    check_extends(request, _latest(5))
+
+
+@settings(max_examples=300)
+@given(body=st.binary(max_size=300))
+def test_any_bytes_are_refused_with_a_witness_refusal_only(body: bytes) -> None:
+    with pytest.raises(WitnessRefusal):
+        _decide(body)
+
+
+@settings(max_examples=300)
+@given(data=st.data())
+def test_a_damaged_request_is_refused_with_a_witness_refusal_only(data: st.DataObject) -> None:
+    body = bytearray(LOG.request(5, 20))
+    for _ in range(data.draw(st.integers(1, 4))):
+        at = data.draw(st.integers(0, len(body) - 1))
+        body[at] = data.draw(st.integers(0, 255))
+    try:
+        _decide(bytes(body))
+    except WitnessRefusal:
+        return
+    # Accepted: then it is the very request (a damaged one cannot pass the signature).
+    assert parse_add_checkpoint(bytes(body)).checkpoint.body == LOG.body(20)

@@ -30,7 +30,7 @@ def _run(*args: str, module: str = "ledger.witness") -> subprocess.CompletedProc
     )
 
 
-def test_init_add_log_serve_through_the_ledger_command(tmp_path: Path) -> None:
+def test_init_through_the_ledger_command_then_add_log_and_serve(tmp_path: Path) -> None:
     directory = tmp_path / "witness"
     created = _run("witness", "init", str(directory), "--name", "w.test/one", module="ledger")
     assert created.returncode == 0, created.stderr
@@ -60,7 +60,7 @@ def test_init_add_log_serve_through_the_ledger_command(tmp_path: Path) -> None:
 
     port = free_port()
     server = ChildServer(
-        [sys.executable, "-m", "ledger", "witness", "serve", str(directory), "--port", str(port)],
+        [sys.executable, "-m", "ledger.witness", "serve", str(directory), "--port", str(port)],
         port=port,
         log_path=tmp_path / "serve.log",
         ready_path="/health",
@@ -88,11 +88,13 @@ def test_init_refuses_a_directory_that_holds_a_witness(tmp_path: Path) -> None:
 BAD_ARGUMENTS = [
     (["init", "{dir}/x", "--name", "has space"], "witness name"),
     (["init", "{dir}/x", "--name", "a+b"], "witness name"),
+    (["init", "{dir}/w/witness.db", "--name", "w.test/d"], "not a directory"),
     (["add-log", "{dir}/none", "--origin", "o", "--key", "{key}"], "holds no witness"),
     (["add-log", "{dir}/w", "--origin", "o", "--key", "not a key"], "--key"),
     (["add-log", "{dir}/w", "--origin", "o", "--key", "{cosigner}"], "--key"),
     (["add-log", "{dir}/w", "--origin", "", "--key", "{key}"], "origin"),
     (["serve", "{dir}/none"], "holds no witness"),
+    (["serve", "{dir}/corrupt"], "not a readable SQLite database"),
 ]
 
 
@@ -101,6 +103,10 @@ def test_bad_arguments_exit_1_with_a_message(tmp_path: Path) -> None:
     # A witness's own (type 0x04) key is not a log key (type 0x01).
     cosigner = created.stdout.strip().splitlines()[-1]
     key = Signer.generate("log.test/x").verifier.to_string()
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "witness-key.pem").write_bytes((tmp_path / "w" / "witness-key.pem").read_bytes())
+    (corrupt / "witness.db").write_bytes(b"not a database, not at all" * 10)
     for args, message in BAD_ARGUMENTS:
         filled = [a.format(dir=tmp_path, key=key, cosigner=cosigner) for a in args]
         result = _run(*filled)

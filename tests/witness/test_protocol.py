@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def witness(
     tmp_path_factory: pytest.TempPathFactory, logs: list[TestLog]
 ) -> Iterator[RunningWitness]:
     directory: Path = tmp_path_factory.mktemp("witness") / "w1"
-    running = start_witness(directory, logs={log.origin: [log.verifier_key] for log in logs})
+    running = start_witness(
+        directory, logs={log.origin: [log.verifier_key] for log in logs}, body_timeout=0.5
+    )
     yield running
     running.stop()
 
@@ -182,7 +185,7 @@ def test_proof_with_old_size_zero_is_422(client: httpx.Client, log: TestLog) -> 
 
 
 def test_same_size_different_root_is_422_a_fork_is_never_cosigned(
-    client: httpx.Client, log: TestLog
+    witness: RunningWitness, client: httpx.Client, log: TestLog
 ) -> None:
     log.grow(8)
     assert _add(client, log.request(0)).status_code == 200
@@ -194,6 +197,8 @@ def test_same_size_different_root_is_422_a_fork_is_never_cosigned(
     assert _add(client, fork.request(8)).status_code == 422
     monitored = client.get(f"/{origin_hash(log.origin)}/checkpoint")
     assert CheckpointNote.parse(monitored.text).root == log.root()
+    # The refused fork, signed by the log, is kept in the witness's log as evidence.
+    assert fork.note() in witness.server.log_path.read_text()
 
 
 def test_size_zero_needs_the_empty_root(client: httpx.Client, log: TestLog) -> None:
@@ -274,3 +279,27 @@ def test_health_names_the_witness(witness: RunningWitness, client: httpx.Client)
     response = client.get("/health")
     assert response.status_code == 200
     assert response.text == f"ok {witness.name}\n"
+
+
+def test_a_log_added_while_serving_is_followed_at_once(
+    witness: RunningWitness, client: httpx.Client
+) -> None:
+    late = TestLog(origin="log.test/late", signer=Signer.generate("log.test/late"))
+    late.grow(2)
+    assert _add(client, late.request(0)).status_code == 404
+    witness.add_log(late.origin, late.verifier_key)
+    _cosigned(witness, late, _add(client, late.request(0)))
+    # A rotated key, added beside the first, is trusted too.
+    rotated = TestLog(origin=late.origin, signer=Signer.generate("log.test/late"))
+    rotated.grow(5)
+    witness.add_log(late.origin, rotated.verifier_key)
+    _cosigned(witness, rotated, _add(client, rotated.request(2)))
+
+
+def test_a_body_slower_than_the_deadline_is_408(witness: RunningWitness) -> None:
+    with socket.create_connection(("127.0.0.1", witness.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: 100\r\n\r\nold 0\n"
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
