@@ -5,7 +5,9 @@ bundles and ledger-verify make of the quorum."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -209,6 +211,29 @@ def test_a_bundle_carries_the_witnessed_note_and_verifies_with_the_quorum(
     assert code == 1 and "1 of the 2" in result["reason"]
     code, result = run_verify(capsys, *base, "--witness", w1, "--quorum", "3")
     assert code == 2 and "--quorum" in result["error"]
+    # The proof is what ties the witnessed note to the bundle's checkpoint.
+    forged = tmp_path / "forged.tar"
+    rewrite(bundle, forged, {"witnessed.proof": b""})
+    code, result = run_verify(capsys, "bundle", str(forged), "--key", setup.key)
+    assert code == 1 and result["reason"].startswith("the witnessed checkpoint: fork")
+    rewrite(bundle, forged, {"witnessed.proof": None})
+    code, result = run_verify(capsys, "bundle", str(forged), "--key", setup.key)
+    assert code == 1 and "not followed by witnessed.proof" in result["reason"]
+
+
+def rewrite(source: Path, target: Path, members: dict[str, bytes | None]) -> None:
+    """Copy a bundle, replacing the named members' content (None: leaving them out)."""
+    with tarfile.open(source) as old, tarfile.open(target, "w", format=tarfile.USTAR_FORMAT) as new:
+        for info in old.getmembers():
+            content = old.extractfile(info)
+            data = content.read() if content else b""
+            if info.name in members:
+                replaced = members[info.name]
+                if replaced is None:
+                    continue
+                data = replaced
+            info.size = len(data)
+            new.addfile(info, io.BytesIO(data))
 
 
 def test_ledger_verify_server_requires_the_quorum_on_the_checkpoint_it_trusts(
