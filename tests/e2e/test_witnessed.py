@@ -24,7 +24,7 @@ from ledger.core.signing import VerifierKey
 from ledger.core.verification import check_checkpoint
 from ledger.core.witnessing import add_checkpoint_body
 from ledger.witness.state import WitnessState
-from tests.conftest import ORIGIN
+from tests.conftest import BACKENDS, ORIGIN, _create_pg_schema, _drop_pg_schema
 from tests.e2e.witnessed import append, ledger_key, wait_for, witnessed_size, witnesses_env
 from tests.servers import ServerProcess, free_port
 from tests.witnesses import RunningWitness, start_witness
@@ -52,8 +52,23 @@ class Setup:
         return {w["key"]: w for w in self.witnesses(ledger)["witnesses"]}
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """One database per backend for the whole module (the collector writes to it)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('database') / 'ledger.db'}"
+        return
+    schema, url = _create_pg_schema()
+    try:
+        yield url
+    finally:
+        _drop_pg_schema(schema)
+
+
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+def setup(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("witnessed")
     data_dir = root / "ledger"
     key = ledger_key(data_dir)
@@ -67,7 +82,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         (f"http://127.0.0.1:{free_port()}", down),
     ]
     server = ServerProcess(
-        database_url=f"sqlite:///{data_dir / 'ledger.db'}",
+        database_url=database_url,
         data_dir=data_dir,
         env=witnesses_env(endpoints, quorum=2),
     )
