@@ -725,10 +725,14 @@ def verify_bundle(
     §4.1) that at least ``quorum`` of them (default: all) cosigned.
     """
     check = _BundleCheck(
-        key=key, ledger=ledger, root_sizes=root_sizes, on_record=on_record, executor=executor
+        key=key,
+        ledger=ledger,
+        root_sizes=root_sizes,
+        on_record=on_record,
+        executor=executor,
+        witnesses=tuple(witnesses),
+        quorum=len(witnesses) if quorum is None else quorum,
     )
-    check.witnesses = tuple(witnesses)
-    check.quorum = len(check.witnesses) if quorum is None else quorum
     try:
         # "r|": a forward-only stream, so no member is ever buffered to seek in.
         with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_CHUNK) as tar:
@@ -757,6 +761,8 @@ class _BundleCheck:
         root_sizes: Collection[int],
         on_record: RecordSink | None,
         executor: Executor | None,
+        witnesses: tuple[CosignerKey, ...] = (),
+        quorum: int = 0,
     ) -> None:
         self.keys = KeyTrail(key)
         self.ledger = ledger
@@ -766,8 +772,8 @@ class _BundleCheck:
         self.manifest: Manifest | None = None
         self.trusted: VerifierKey | None = None
         self.log: LogVerifier | None = None
-        self.witnesses: tuple[CosignerKey, ...] = ()
-        self.quorum = 0
+        self.witnesses = witnesses
+        self.quorum = quorum
         self.witnessed: SignedCheckpoint | None = None
         self.cosigners: tuple[CosignedBy, ...] = ()
 
