@@ -337,6 +337,7 @@ def export_command(
                 from_seq=first,
                 to_seq=last,
                 on_records=functools.partial(progress.advance, task),
+                witnessed=runtime.witnessed,
             )
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,7 +1,9 @@
 """format §4 export bundles, produced as a stream of tar bytes.
 
 The tar members come in the format's order: ``manifest.json``, ``manifest.sig``,
-``records.jsonl``, ``checkpoint``, ``public_key.pem``. The manifest comes
+``records.jsonl``, ``checkpoint``, ``public_key.pem``, then, when the ledger
+has a witnessed checkpoint, ``witnessed`` and ``witnessed.proof`` (format
+§4.1). The manifest comes
 first yet carries ``records_sha256``, and the ``records.jsonl`` header needs
 its size, so the records are read twice: a hashing pass before anything is
 written, then a writing pass. Neither pass holds more than one page of
@@ -31,11 +33,12 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from ledger.core import checkpoint as notes
-from ledger.core.bundle import MEMBERS, Manifest
+from ledger.core.bundle import MEMBERS, WITNESSED_MEMBERS, Manifest, proof_text
 from ledger.core.errors import InvalidParameter, VerificationError
 from ledger.core.hashing import record_hash
 from ledger.core.times import format_recorded_at
 from ledger.service import LedgerService
+from ledger.store.cosignatures import WitnessedReader
 from ledger.store.ledger_reads import newest_signer
 
 __all__ = [
@@ -77,6 +80,8 @@ class PreparedBundle:
     checkpoint: bytes
     public_key_pem: bytes
     records_size: int
+    # format §4.1: the witnessed note and the consistency proof from it, or None.
+    witnessed: tuple[bytes, bytes] | None = None
 
     @property
     def mtime(self) -> int:
@@ -171,11 +176,14 @@ def prepare_bundle(
     from_seq: int | None = None,
     to_seq: int | None = None,
     on_records: RecordsCallback | None = None,
+    witnessed: WitnessedReader | None = None,
 ) -> PreparedBundle:
     """Validate the range, hash the records and sign the manifest.
 
     Every error a caller should see (``NotFound``, ``InvalidParameter``) is
-    raised here, before any byte of the bundle exists.
+    raised here, before any byte of the bundle exists. With ``witnessed``,
+    the newest checkpoint at or below the bundle's size that has the quorum
+    goes in too.
     """
     first, last = resolve_range(service, ledger, from_seq=from_seq, to_seq=to_seq)
     records = _scan(service, ledger, first, last, on_records)
@@ -211,7 +219,21 @@ def prepare_bundle(
         checkpoint=note.encode("utf-8"),
         public_key_pem=signer.verifier.public_pem(),
         records_size=records.size,
+        witnessed=_witnessed(service, ledger, last, witnessed),
     )
+
+
+def _witnessed(
+    service: LedgerService, ledger: str, size: int, reader: WitnessedReader | None
+) -> tuple[bytes, bytes] | None:
+    """``witnessed`` and ``witnessed.proof`` for a bundle of tree size ``size``."""
+    found = reader.newest(ledger, at_most=size) if reader is not None else None
+    if found is None:
+        return None
+    proof: list[bytes] = []
+    if 0 < found.tree_size < size:
+        proof = service.consistency(ledger, size1=found.tree_size, size2=size).proof
+    return found.text().encode("utf-8"), proof_text(proof)
 
 
 def _header(name: str, size: int, mtime: int) -> bytes:
@@ -280,7 +302,11 @@ def _tar_stream(
     yield _header(next(names), prepared.records_size, mtime)
     yield from _records_member(service, prepared, on_records)
     yield _member(next(names), prepared.checkpoint, mtime)
-    yield _member(next(names), prepared.public_key_pem, mtime) + _END_OF_ARCHIVE
+    yield _member(next(names), prepared.public_key_pem, mtime)
+    if prepared.witnessed is not None:
+        for name, content in zip(WITNESSED_MEMBERS, prepared.witnessed, strict=True):
+            yield _member(name, content, mtime)
+    yield _END_OF_ARCHIVE
 
 
 def bundle_chunks(
@@ -290,6 +316,7 @@ def bundle_chunks(
     from_seq: int | None = None,
     to_seq: int | None = None,
     on_records: RecordsCallback | None = None,
+    witnessed: WitnessedReader | None = None,
 ) -> tuple[Manifest, Iterator[bytes]]:
     """The manifest, and the tar bytes as an iterator of chunks.
 
@@ -299,7 +326,12 @@ def bundle_chunks(
     are written in the second: ``2 * manifest.count`` in total.
     """
     prepared = prepare_bundle(
-        service, ledger, from_seq=from_seq, to_seq=to_seq, on_records=on_records
+        service,
+        ledger,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        on_records=on_records,
+        witnessed=witnessed,
     )
     return prepared.manifest, _tar_stream(service, prepared, on_records)
 
@@ -312,10 +344,16 @@ def write_bundle(
     from_seq: int | None = None,
     to_seq: int | None = None,
     on_records: Callable[[int], None] | None = None,
+    witnessed: WitnessedReader | None = None,
 ) -> Manifest:
     """Write the format §4 bundle of ``from_seq..to_seq`` (default: all) to ``out``."""
     manifest, chunks = bundle_chunks(
-        service, ledger, from_seq=from_seq, to_seq=to_seq, on_records=on_records
+        service,
+        ledger,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        on_records=on_records,
+        witnessed=witnessed,
     )
     for chunk in chunks:
         out.write(chunk)

@@ -28,6 +28,7 @@ from ledger.api.routes import (
     sources,
     stream,
     web,
+    witnessed,
 )
 from ledger.api.streamhub import StreamHub
 from ledger.audit_log import configure_audit_log
@@ -70,6 +71,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         app.state.database = runtime.database
         app.state.service = runtime.service
         app.state.tokens = runtime.tokens
+        app.state.cosignatures = runtime.cosignatures
+        app.state.collector = runtime.collector
+        app.state.witnessed = runtime.witnessed
         app.state.revocation_check = RevocationCheck(runtime.tokens)
         if settings.auth == "tokens":
             runtime.tokens.watch_revocations()
@@ -98,9 +102,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         # event loop to walk every long-lived object again.
         gc.collect()
         gc.freeze()
+        runtime.collector.start()
         try:
             yield
         finally:
+            await runtime.collector.stop()
             if intake_pool is not None:
                 intake_pool.close()
             runtime.close()
@@ -132,6 +138,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         positions.router,
         sources.router,
         export.router,
+        witnessed.router,
     ):
         app.include_router(
             router, dependencies=[Depends(ledger_reader)], responses=PROBLEMS(401, 403, 429)

@@ -30,12 +30,19 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MEMBERS",
     "SIGNATURE_SIZE",
+    "WITNESSED_MEMBERS",
     "Manifest",
+    "proof_from_text",
+    "proof_text",
 ]
 
 FORMAT = "ledger-export/1"
 # format §4: the tar members, in this order.
 MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
+# format §4.1: after them, when the ledger has witnesses, the newest checkpoint a
+# quorum of them cosigned at or below the bundle's size, and a consistency
+# proof from it to the bundle's checkpoint. A bundle without them is as valid.
+WITNESSED_MEMBERS = ("witnessed", "witnessed.proof")
 MANIFEST_MEMBERS = frozenset(
     {
         "format",
@@ -202,3 +209,29 @@ class Manifest:
                 _hash_from_b64(h, f"head_inclusion_proof[{i}]") for i, h in enumerate(proof)
             ),
         )
+
+
+def proof_text(proof: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """``witnessed.proof``: one base64 hash per line, each ending in a newline."""
+    return b"".join(base64.b64encode(node) + b"\n" for node in proof)
+
+
+def proof_from_text(raw: bytes) -> list[bytes]:
+    """Read ``witnessed.proof`` strictly; ``BundleInvalid`` saying what is wrong."""
+    if not raw:
+        return []
+    if not raw.endswith(b"\n"):
+        raise BundleInvalid("witnessed.proof does not end in a newline")
+    lines = raw[:-1].split(b"\n")
+    if len(lines) > _MAX_PROOF:
+        raise BundleInvalid("witnessed.proof holds more hashes than any proof")
+    proof = []
+    for index, line in enumerate(lines, start=1):
+        try:
+            node = base64.b64decode(line, validate=True)
+        except binascii.Error:
+            raise BundleInvalid(f"witnessed.proof line {index} is not base64") from None
+        if len(node) != HASH_SIZE or base64.b64encode(node) != line:
+            raise BundleInvalid(f"witnessed.proof line {index} is not a hash in canonical base64")
+        proof.append(node)
+    return proof

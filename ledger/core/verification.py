@@ -39,12 +39,21 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 
-from ledger.core.bundle import MAX_MANIFEST_BYTES, MEMBERS, SIGNATURE_SIZE, Manifest
+from ledger.core.bundle import (
+    MAX_MANIFEST_BYTES,
+    MEMBERS,
+    SIGNATURE_SIZE,
+    WITNESSED_MEMBERS,
+    Manifest,
+    proof_from_text,
+)
 from ledger.core.chain import ChainVerifier
 from ledger.core.checkpoint import MAX_NOTE_BYTES, SignedCheckpoint
 from ledger.core.checkpoint import verify as verify_note
+from ledger.core.cosignature import CosignedBy, CosignerKey, require_quorum
 from ledger.core.errors import (
     BundleInvalid,
     ChainBroken,
@@ -144,6 +153,10 @@ class VerificationReport:
     checks: tuple[str, ...] = ()
     # What the run did besides checking (a first state file written, say).
     notes: tuple[str, ...] = ()
+    # The witnessed checkpoint the run checked the records against, and the
+    # trusted witnesses that cosigned it (docs/witnesses.md).
+    witnessed_size: int | None = None
+    cosigners: tuple[CosignedBy, ...] = ()
 
     def failed(self, error: VerificationError, *, prefix: str = "") -> VerificationReport:
         """This report, turned into the first failure ``error`` names (nothing is proved)."""
@@ -156,6 +169,8 @@ class VerificationReport:
             reason=prefix + error.reason,
             checks=(),
             notes=(),
+            witnessed_size=None,
+            cosigners=(),
         )
 
     def checked(self, *checks: str) -> VerificationReport:
@@ -183,6 +198,11 @@ class VerificationReport:
             out["checks"] = list(self.checks)
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.witnessed_size is not None:
+            out["witnessed"] = {
+                "tree_size": self.witnessed_size,
+                "cosigned_by": [c.to_dict() for c in self.cosigners],
+            }
         # ``checked`` and ``seq`` are the names earlier versions of the client printed.
         out["checked"] = self.count
         if self.failure_seq is not None:
@@ -610,6 +630,7 @@ class _BundleReader:
         self._tar = tar
         self._members = iter(self._tar)
         self._position = 0
+        self._peeked: tarfile.TarInfo | None = None
 
     def next_member(self) -> IO[bytes]:
         expected = MEMBERS[self._position]
@@ -633,12 +654,35 @@ class _BundleReader:
             raise BundleInvalid(f"member {name} is larger than {limit} bytes")
         return raw
 
+    def optional_member(self, name: str, limit: int) -> bytes | None:
+        """Member ``name`` if it comes next (None, and nothing read, if not)."""
+        member = self._peek()
+        if member is None or member.name != name:
+            return None
+        self._peeked = None
+        if not member.isreg():
+            raise BundleInvalid(f"member {name} is not a regular file")
+        stream = self._tar.extractfile(member)
+        assert stream is not None, "a regular member has content"
+        raw = _read(stream, limit + 1)
+        if len(raw) > limit:
+            raise BundleInvalid(f"member {name} is larger than {limit} bytes")
+        return raw
+
     def require_end(self) -> None:
         extra = self._next()
         if extra is not None:
             raise BundleInvalid(f"unexpected member {extra.name!r} after {MEMBERS[-1]}")
 
+    def _peek(self) -> tarfile.TarInfo | None:
+        if self._peeked is None:
+            self._peeked = self._next()
+        return self._peeked
+
     def _next(self) -> tarfile.TarInfo | None:
+        if self._peeked is not None:
+            member, self._peeked = self._peeked, None
+            return member
         try:
             return next(self._members, None)
         except tarfile.TarError as e:
@@ -661,6 +705,8 @@ def verify_bundle(
     on_record: RecordSink | None = None,
     on_records: ProgressSink | None = None,
     executor: Executor | None = None,
+    witnesses: Sequence[CosignerKey] = (),
+    quorum: int | None = None,
 ) -> tuple[VerificationReport, LogVerifier | None]:
     """Check a bundle read once from ``fileobj`` against a trusted key.
 
@@ -674,9 +720,18 @@ def verify_bundle(
     workers while this process reads, hashes and links them; the verdict and
     the first failure are the same either way. It is not used when
     ``on_record`` wants every record, which only this process parses.
+
+    With ``witnesses``, the bundle must carry a witnessed checkpoint (format
+    §4.1) that at least ``quorum`` of them (default: all) cosigned.
     """
     check = _BundleCheck(
-        key=key, ledger=ledger, root_sizes=root_sizes, on_record=on_record, executor=executor
+        key=key,
+        ledger=ledger,
+        root_sizes=root_sizes,
+        on_record=on_record,
+        executor=executor,
+        witnesses=tuple(witnesses),
+        quorum=len(witnesses) if quorum is None else quorum,
     )
     try:
         # "r|": a forward-only stream, so no member is ever buffered to seek in.
@@ -706,6 +761,8 @@ class _BundleCheck:
         root_sizes: Collection[int],
         on_record: RecordSink | None,
         executor: Executor | None,
+        witnesses: tuple[CosignerKey, ...] = (),
+        quorum: int = 0,
     ) -> None:
         self.keys = KeyTrail(key)
         self.ledger = ledger
@@ -715,6 +772,10 @@ class _BundleCheck:
         self.manifest: Manifest | None = None
         self.trusted: VerifierKey | None = None
         self.log: LogVerifier | None = None
+        self.witnesses = witnesses
+        self.quorum = quorum
+        self.witnessed: SignedCheckpoint | None = None
+        self.cosigners: tuple[CosignedBy, ...] = ()
 
     def run(self, reader: _BundleReader, on_records: ProgressSink | None) -> None:
         manifest = self.manifest = Manifest.from_bytes(reader.small_member(MAX_MANIFEST_BYTES))
@@ -746,7 +807,7 @@ class _BundleCheck:
         if digest != manifest.records_sha256:
             raise BundleInvalid("records.jsonl does not match the manifest's records_sha256")
         _check_merkle(log, manifest)
-        check_checkpoint(
+        checkpoint = check_checkpoint(
             reader.small_member(MAX_NOTE_BYTES),
             self.keys,
             ledger=manifest.ledger,
@@ -756,7 +817,46 @@ class _BundleCheck:
             head_hash=manifest.head_hash,
         )
         reader.small_member(MAX_PEM_BYTES)  # a convenience only: trust is the given key
+        self._check_witnessed(reader, manifest, checkpoint)
         reader.require_end()
+
+    def _check_witnessed(
+        self, reader: _BundleReader, manifest: Manifest, checkpoint: SignedCheckpoint
+    ) -> None:
+        """format §4.1: the witnessed checkpoint, by the trusted key, extended by the
+        bundle's checkpoint; with trusted witnesses, cosigned by a quorum of them."""
+        note_name, proof_name = WITNESSED_MEMBERS
+        raw = reader.optional_member(note_name, MAX_NOTE_BYTES)
+        if raw is None:
+            if self.witnesses:
+                raise CheckpointInvalid(
+                    f"the bundle carries no witnessed checkpoint; {self.quorum} witness "
+                    "cosignatures were required"
+                )
+            return
+        proof_raw = reader.optional_member(proof_name, MAX_NOTE_BYTES)
+        if proof_raw is None:
+            raise BundleInvalid(f"member {note_name} is not followed by {proof_name}")
+        try:
+            witnessed = check_checkpoint(
+                raw, self.keys, ledger=manifest.ledger, origin=manifest.origin
+            )
+            if witnessed.checkpoint.tree_size > manifest.tree_size:
+                raise CheckpointInvalid(
+                    f"its tree size {witnessed.checkpoint.tree_size} is beyond the bundle's "
+                    f"{manifest.tree_size}"
+                )
+            check_consistency(witnessed, checkpoint, proof_from_text(proof_raw))
+            if self.witnesses:
+                self.cosigners = require_quorum(
+                    witnessed.checkpoint.body(),
+                    witnessed.signatures,
+                    self.witnesses,
+                    self.quorum,
+                )
+        except VerificationError as e:
+            raise type(e)(f"the witnessed checkpoint: {e.reason}") from None
+        self.witnessed = witnessed
 
     def _endorsed_signer(self, manifest: Manifest) -> VerifierKey:
         found = self.keys.find(manifest.key_name, manifest.key_id)
@@ -794,7 +894,7 @@ class _BundleCheck:
             merkle = "Merkle root recomputed"
         else:
             merkle = f"head inclusion proof into the root of {manifest.tree_size} records"
-        return report.checked(
+        report = report.checked(
             *(rotation.describe() for rotation in self.keys.path_to(trusted)),
             f"manifest signature by {signer}",
             "hash chain",
@@ -802,6 +902,35 @@ class _BundleCheck:
             merkle,
             f"checkpoint signature by {signer}",
         )
+        if self.witnessed is None:
+            return report
+        size = self.witnessed.checkpoint.tree_size
+        return replace(
+            report.checked(
+                f"witnessed checkpoint (tree size {size}) signed by the log's key and "
+                "extended by the bundle's checkpoint",
+                *witness_checks(self.cosigners, self.quorum),
+            ),
+            witnessed_size=size,
+            cosigners=self.cosigners,
+        )
+
+
+def witness_checks(cosigners: Sequence[CosignedBy], quorum: int) -> tuple[str, ...]:
+    """The report's lines for a quorum met: one per witness that cosigned."""
+    if not cosigners:
+        return ()
+    return (
+        f"{len(cosigners)} witness cosignatures (quorum {quorum})",
+        *(
+            f"cosignature by witness {c.name}+{c.key_id} at {_posix_time(c.timestamp)}"
+            for c in cosigners
+        ),
+    )
+
+
+def _posix_time(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_manifest_signature(
