@@ -25,16 +25,55 @@
     badge.querySelector(".badge-text").textContent = text;
   }
 
+  // Beside the badge: who cosigned the witnessed checkpoint and when, and the
+  // attested time, each as verifyPage checked it (its message says how far).
+  function showAttestations(result) {
+    const list = document.getElementById("attestations");
+    if (!list) return;
+    const items = [];
+    for (const c of (result && result.witnesses && result.witnesses.cosigned) || []) {
+      items.push(
+        el(
+          "li",
+          { class: "witness" },
+          "Witness ",
+          el("span", { class: "who" }, c.key.label),
+          " cosigned the checkpoint of " + result.witnesses.witnessedSize + " records at " + c.time.toISOString().replace(".000Z", "Z")
+        )
+      );
+    }
+    const t = result && result.timestamp;
+    if (t && t.size) {
+      items.push(
+        el(
+          "li",
+          { class: "timestamp" },
+          "Timestamped by ",
+          el("span", { class: "who" }, t.authority),
+          ": the first " + t.size + " records existed by " + t.attestedAt
+        )
+      );
+    }
+    list.replaceChildren(...items);
+    list.hidden = items.length === 0;
+  }
+
   async function verify(seqs, snapshot) {
     const run = ++verifyRun;
     setBadge("pending", "Verifying in your browser…");
     try {
       const result = await window.LedgerVerify.verifyPage(ledger, seqs, snapshot);
-      if (run === verifyRun) setBadge("ok", result.message);
+      if (run === verifyRun) {
+        setBadge("ok", result.message);
+        showAttestations(result);
+      }
       return result;
     } catch (e) {
       const reason = e instanceof window.LedgerVerify.VerifyError ? e.message : "unexpected error: " + e;
-      if (run === verifyRun) setBadge("fail", "Verification failed: " + reason);
+      if (run === verifyRun) {
+        setBadge("fail", "Verification failed: " + reason);
+        showAttestations(null);
+      }
       return null;
     }
   }

@@ -462,6 +462,40 @@
     return new DataView(raw.buffer, raw.byteOffset + 4, 8).getBigUint64(0);
   }
 
+  // A checkpoint other than the head must carry a valid signature by a trusted key.
+  async function requireLogSignature(note, trusted, what) {
+    let signed = false;
+    for (const line of note.signatures) {
+      const entry = trusted.find((t) => t.key.name === line.name && equal(t.key.id, line.id));
+      if (!entry || line.raw.length !== 68) continue;
+      if (!(await ed25519Verify(entry.key.pub, line.sig, note.body))) {
+        fail(what + "'s signature by key " + entry.key.label + " is invalid");
+      }
+      signed = true;
+    }
+    if (!signed) fail(what + " is not signed by a trusted key of the ledger");
+  }
+
+  // ``other`` and the verified head are one history: the smaller tree is a
+  // prefix of the larger (the head may have grown since it was fetched).
+  async function requireOneHistory(ledger, other, head, what) {
+    if (other.origin !== head.origin) fail(what + " is for another log (" + other.origin + ")");
+    const [older, newer] = other.size <= head.size ? [other, head] : [head, other];
+    if (older.size === newer.size) {
+      if (!equal(older.root, newer.root)) fail(what + " and the head have the same size and different roots");
+      return;
+    }
+    if (older.size === 0) return;
+    const proof = await get(
+      base(ledger) + "/proofs/consistency?from=" + older.size + "&to=" + newer.size,
+      "the consistency proof"
+    );
+    const hashes = (proof.proof || []).map((h) => b64decode(h, "a consistency proof hash"));
+    if (!(await consistent(older.size, newer.size, older.root, newer.root, hashes))) {
+      fail(what + " of " + other.size + " records and the head of " + head.size + " records are not one history");
+    }
+  }
+
   // The witnesses of ``keys`` that cosigned ``note`` (a parsed checkpoint), each
   // with its cosignature's time; a witness's line that fails to verify fails the note.
   async function verifiedCosigners(note, keys) {
@@ -499,36 +533,12 @@
     }
     if (!response.ok) fail("could not fetch the witnessed checkpoint (HTTP " + response.status + ")");
     const witnessed = parseCheckpoint(await response.text());
-    if (witnessed.origin !== checkpoint.origin) fail("the witnessed checkpoint is for another log (" + witnessed.origin + ")");
-    let logSigned = false;
-    for (const line of witnessed.signatures) {
-      const entry = trusted.find((t) => t.key.name === line.name && equal(t.key.id, line.id));
-      if (!entry || line.raw.length !== 68) continue;
-      if (!(await ed25519Verify(entry.key.pub, line.sig, witnessed.body))) {
-        fail("the witnessed checkpoint's signature by key " + entry.key.label + " is invalid");
-      }
-      logSigned = true;
-    }
-    if (!logSigned) fail("the witnessed checkpoint is not signed by a trusted key of the ledger");
+    await requireLogSignature(witnessed, trusted, "the witnessed checkpoint");
     const cosigned = await verifiedCosigners(witnessed, keys);
     if (cosigned.length < quorum) {
       fail("the checkpoint served as witnessed carries " + cosigned.length + " valid cosignatures; the quorum is " + quorum);
     }
-    // The head may have grown between the two fetches, or the witnesses may lag it:
-    // either way the smaller tree must be a prefix of the larger.
-    const [older, newer] = witnessed.size <= checkpoint.size ? [witnessed, checkpoint] : [checkpoint, witnessed];
-    if (older.size > 0 && older.size !== newer.size) {
-      const proof = await get(
-        base(ledger) + "/proofs/consistency?from=" + older.size + "&to=" + newer.size,
-        "the consistency proof"
-      );
-      const hashes = (proof.proof || []).map((h) => b64decode(h, "a consistency proof hash"));
-      if (!(await consistent(older.size, newer.size, older.root, newer.root, hashes))) {
-        fail("the witnessed checkpoint of " + witnessed.size + " records and the head of " + checkpoint.size + " are not one history");
-      }
-    } else if (older.size === newer.size && !equal(older.root, newer.root)) {
-      fail("the witnessed checkpoint and the head have the same size and different roots");
-    }
+    await requireOneHistory(ledger, witnessed, checkpoint, "the witnessed checkpoint");
     const names = cosigned.map((c) => c.key.label + " at " + c.time.toISOString().replace(".000Z", "Z")).join(", ");
     const lag = checkpoint.size - witnessed.size;
     return {
@@ -539,6 +549,56 @@
         (lag > 0 ? " (" + lag + " newer records are not witnessed yet)." : "."),
       cosigned,
       witnessedSize: witnessed.size,
+    };
+  }
+
+  // -- the checkpoint timestamp (format §8) -------------------------------------
+  // The page does not check the token's CMS signature (ledger-verify --tsa-cert
+  // does): it checks that the token names a checkpoint signed by a trusted key
+  // and consistent with the head, and says so.
+
+  function contains(haystack, needle) {
+    outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+      for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+      return true;
+    }
+    return false;
+  }
+
+  async function checkTimestamp(ledger, checkpoint, trusted) {
+    let response;
+    try {
+      response = await fetch(base(ledger) + "/checkpoint/timestamp?at_most=" + checkpoint.size, {
+        cache: "no-store",
+        credentials: "omit",
+      });
+    } catch (e) {
+      fail("could not fetch the checkpoint timestamp (network error)");
+    }
+    if (response.status === 404) return { message: "" };
+    if (!response.ok) fail("could not fetch the checkpoint timestamp (HTTP " + response.status + ")");
+    const size = Number(response.headers.get("Ledger-Tree-Size"));
+    const attestedAt = response.headers.get("Ledger-Attested-At") || "an unstated time";
+    const authority = response.headers.get("Ledger-Timestamp-Authority") || "an unnamed authority";
+    const token = new Uint8Array(await response.arrayBuffer());
+    if (!Number.isInteger(size) || size < 1) fail("the checkpoint timestamp names no tree size");
+    const note = parseCheckpoint(
+      await get(base(ledger) + "/checkpoint?size=" + size, "the timestamped checkpoint", "text")
+    );
+    if (note.size !== size) fail("the server sent the checkpoint of " + note.size + " records for the timestamp of " + size);
+    await requireLogSignature(note, trusted, "the timestamped checkpoint");
+    await requireOneHistory(ledger, note, checkpoint, "the timestamped checkpoint");
+    if (!contains(token, await sha256(note.body))) {
+      fail("the timestamp token does not name the checkpoint of " + size + " records");
+    }
+    return {
+      message:
+        " An RFC 3161 timestamp by " + authority + " attests that the first " + size + " records existed by " +
+        attestedAt + ": the token names that checkpoint, which is proved part of this log; its signature is" +
+        " checked by ledger-verify --tsa-cert, not in your browser.",
+      size,
+      attestedAt,
+      authority,
     };
   }
 
@@ -596,15 +656,17 @@
       snapshotNote = await checkGrid(ledger, checkpoint, snapshot, key);
     }
     const witnesses = await checkWitnesses(ledger, checkpoint, trusted);
+    const timestamp = await checkTimestamp(ledger, checkpoint, trusted);
     return {
       checkpoint,
       signer: signer.key,
       records,
       witnesses,
+      timestamp,
       message:
         "Verified in your browser: " + seqs.length + " record" + (seqs.length === 1 ? "" : "s") +
         " shown are in the signed log of " + checkpoint.size + " records, checkpoint signed by key " +
-        signer.key.label + endorsements(signer) + "." + snapshotNote + witnesses.message,
+        signer.key.label + endorsements(signer) + "." + snapshotNote + witnesses.message + timestamp.message,
     };
   }
 
