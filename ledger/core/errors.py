@@ -31,6 +31,7 @@
         ├── ProjectionMismatch      a positions projection row the records do not make
         ├── RotationInvalid         a ``key.rotated`` endorsement that fails
         ├── BundleInvalid           an export bundle's tar layout or manifest
+        ├── TimestampInvalid        an RFC 3161 timestamp reply that fails a check
         └── IntegrityAlarm          a ledger's stored head and last records disagree
 
 HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
@@ -67,6 +68,7 @@ __all__ = [
     "RequestTimeout",
     "ServerBusy",
     "StorageUnavailable",
+    "TimestampInvalid",
     "Unauthenticated",
     "UnsupportedMediaType",
     "VerificationError",
@@ -238,6 +240,12 @@ class ProjectionMismatch(VerificationError):
 
 class BundleInvalid(VerificationError):
     title = "Export bundle invalid"
+
+
+class TimestampInvalid(VerificationError):
+    """An RFC 3161 reply that does not parse, or does not vouch for the checkpoint body."""
+
+    title = "Timestamp invalid"
 
 
 class RotationInvalid(VerificationError):
