@@ -27,6 +27,7 @@ from ledger.api.routes import (
     positions,
     sources,
     stream,
+    timestamps,
     web,
 )
 from ledger.api.streamhub import StreamHub
@@ -98,9 +99,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         # event loop to walk every long-lived object again.
         gc.collect()
         gc.freeze()
+        if runtime.timestamper is not None:
+            runtime.timestamper.start()
         try:
             yield
         finally:
+            if runtime.timestamper is not None:
+                runtime.timestamper.stop()
             if intake_pool is not None:
                 intake_pool.close()
             runtime.close()
@@ -132,6 +137,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         positions.router,
         sources.router,
         export.router,
+        timestamps.router,
     ):
         app.include_router(
             router, dependencies=[Depends(ledger_reader)], responses=PROBLEMS(401, 403, 429)
