@@ -1,7 +1,9 @@
 """format §4 export bundles, produced as a stream of tar bytes.
 
 The tar members come in the format's order: ``manifest.json``, ``manifest.sig``,
-``records.jsonl``, ``checkpoint``, ``public_key.pem``. The manifest comes
+``records.jsonl``, ``checkpoint``, ``public_key.pem``, then, when a checkpoint
+at or below the bundle's tree size was timestamped, the three members of
+format §8. The manifest comes
 first yet carries ``records_sha256``, and the ``records.jsonl`` header needs
 its size, so the records are read twice: a hashing pass before anything is
 written, then a writing pass. Neither pass holds more than one page of
@@ -31,12 +33,14 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from ledger.core import checkpoint as notes
-from ledger.core.bundle import MEMBERS, Manifest
+from ledger.core.bundle import MEMBERS, TIMESTAMP_MEMBERS, Manifest
 from ledger.core.errors import InvalidParameter, VerificationError
 from ledger.core.hashing import record_hash
 from ledger.core.times import format_recorded_at
+from ledger.core.timestamps import consistency_member
 from ledger.service import LedgerService
 from ledger.store.ledger_reads import newest_signer
+from ledger.store.timestamps import newest_timestamp
 
 __all__ = [
     "PreparedBundle",
@@ -77,6 +81,9 @@ class PreparedBundle:
     checkpoint: bytes
     public_key_pem: bytes
     records_size: int
+    #: The contents of TIMESTAMP_MEMBERS (format §8), when a checkpoint at or
+    #: below the bundle's tree size was timestamped.
+    timestamp: tuple[bytes, bytes, bytes] | None = None
 
     @property
     def mtime(self) -> int:
@@ -211,6 +218,26 @@ def prepare_bundle(
         checkpoint=note.encode("utf-8"),
         public_key_pem=signer.verifier.public_pem(),
         records_size=records.size,
+        timestamp=_timestamp_members(service, ledger, last),
+    )
+
+
+def _timestamp_members(
+    service: LedgerService, ledger: str, tree_size: int
+) -> tuple[bytes, bytes, bytes] | None:
+    """format §8: the newest timestamped checkpoint at or below ``tree_size``, the
+    consistency proof from it to ``tree_size``, and the authority's reply."""
+    found = newest_timestamp(service.recorder.db, ledger, at_most=tree_size)
+    if found is None:
+        return None
+    note = service.checkpoint(ledger, size=found.tree_size)
+    proof: list[bytes] = []
+    if found.tree_size < tree_size:
+        proof = service.consistency(ledger, size1=found.tree_size, size2=tree_size).proof
+    return (
+        note.encode("utf-8"),
+        consistency_member(found.tree_size, tree_size, proof),
+        found.response,
     )
 
 
@@ -280,7 +307,13 @@ def _tar_stream(
     yield _header(next(names), prepared.records_size, mtime)
     yield from _records_member(service, prepared, on_records)
     yield _member(next(names), prepared.checkpoint, mtime)
-    yield _member(next(names), prepared.public_key_pem, mtime) + _END_OF_ARCHIVE
+    yield _member(next(names), prepared.public_key_pem, mtime)
+    if prepared.timestamp is not None:
+        yield b"".join(
+            _member(name, content, mtime)
+            for name, content in zip(TIMESTAMP_MEMBERS, prepared.timestamp, strict=True)
+        )
+    yield _END_OF_ARCHIVE
 
 
 def bundle_chunks(

@@ -30,12 +30,17 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MEMBERS",
     "SIGNATURE_SIZE",
+    "TIMESTAMP_MEMBERS",
     "Manifest",
 ]
 
 FORMAT = "ledger-export/1"
 # format §4: the tar members, in this order.
 MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
+# format §8: optional, after MEMBERS, all three or none: the note of the
+# newest timestamped checkpoint at or below the bundle's tree size, the
+# consistency proof from it to the bundle's tree, and the TSA's reply.
+TIMESTAMP_MEMBERS = ("timestamp.checkpoint", "timestamp.consistency", "timestamp.tsr")
 MANIFEST_MEMBERS = frozenset(
     {
         "format",

@@ -16,25 +16,38 @@ the critical timeStamping extended key usage.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import rfc3161_client
 from cryptography import x509
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, VerifierBuilder
 
-from ledger.core.errors import TimestampInvalid
+from ledger.core.canonical import canonical_bytes
+from ledger.core.checkpoint import Checkpoint
+from ledger.core.errors import InputError, ProofInvalid, TimestampInvalid
+from ledger.core.hashing import HASH_SIZE
+from ledger.core.jsonvalues import loads_strict
+from ledger.core.merkle import verify_consistency
 
 __all__ = [
     "MAX_REPLY_BYTES",
     "QUERY_MEDIA_TYPE",
     "REPLY_MEDIA_TYPE",
     "Attestation",
+    "TimestampCheck",
     "TimestampRequest",
     "TsaTrust",
+    "check_timestamped_checkpoint",
+    "consistency_member",
     "format_attested_at",
+    "read_consistency_member",
     "read_reply",
     "timestamp_request",
     "verify_reply",
@@ -187,3 +200,113 @@ def verify_reply(
         serial_number=info.serial_number,
         chain_checked=trust is not None,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimestampCheck:
+    """What checking a timestamp of a verified tree proved (for reports)."""
+
+    #: The tree size of the checkpoint the token covers.
+    tree_size: int
+    #: The verified tree it was shown to be a prefix of (equal when the same).
+    verified_size: int
+    attested_at: str
+    authority: str
+    chain_checked: bool
+
+    def describe(self) -> str:
+        prefix = (
+            ""
+            if self.tree_size == self.verified_size
+            else f", consistent with {self.verified_size}"
+        )
+        by = f" by {self.authority}" if self.authority else ""
+        if not self.chain_checked:
+            by += " (certificate chain not checked: no TSA certificates given)"
+        return (
+            f"RFC 3161 timestamp of the checkpoint of tree size {self.tree_size}{prefix}: "
+            f"existed by {self.attested_at}{by}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tree_size": self.tree_size,
+            "verified_size": self.verified_size,
+            "attested_at": self.attested_at,
+            "authority": self.authority,
+            "chain_checked": self.chain_checked,
+        }
+
+
+def check_timestamped_checkpoint(
+    checkpoint: Checkpoint,
+    reply: bytes,
+    trust: TsaTrust | None,
+    *,
+    tree_size: int,
+    root: bytes,
+    proof: Sequence[bytes] = (),
+) -> TimestampCheck:
+    """Check a token over ``checkpoint``'s body against a tree already verified.
+
+    ``checkpoint`` is a note body the caller has verified with a trusted key;
+    ``tree_size`` and ``root`` are the verified tree's. A timestamped
+    checkpoint of the same size must have that root; a smaller one must be
+    proved a prefix of it by the consistency ``proof`` (RFC 9162 §2.1.4).
+    Then the token must verify over the body (``verify_reply``).
+    """
+    size = checkpoint.tree_size
+    if size > tree_size:
+        raise TimestampInvalid(
+            f"the timestamped checkpoint's tree size {size} is beyond the verified {tree_size}"
+        )
+    if size == tree_size and checkpoint.root != root:
+        raise TimestampInvalid("the timestamped checkpoint's root is not the verified root")
+    if size < tree_size:
+        try:
+            verify_consistency(size, tree_size, proof, checkpoint.root, root)
+        except ProofInvalid as error:
+            raise TimestampInvalid(
+                f"the timestamped checkpoint of tree size {size} is not a prefix of the "
+                f"verified tree of {tree_size}: {error.reason}"
+            ) from None
+    attestation = verify_reply(reply, checkpoint.body(), trust)
+    return TimestampCheck(
+        tree_size=size,
+        verified_size=tree_size,
+        attested_at=attestation.attested_at,
+        authority=attestation.authority,
+        chain_checked=attestation.chain_checked,
+    )
+
+
+def consistency_member(from_size: int, to_size: int, proof: Sequence[bytes]) -> bytes:
+    """The bundle's ``timestamp.consistency``: canonical ``{"from", "to", "proof"}``."""
+    hashes = [base64.b64encode(h).decode("ascii") for h in proof]
+    return canonical_bytes({"from": from_size, "to": to_size, "proof": hashes})
+
+
+def read_consistency_member(raw: bytes) -> tuple[int, int, list[bytes]]:
+    """``(from, to, proof)`` of a ``timestamp.consistency`` member, read strictly."""
+    try:
+        obj = loads_strict(raw)
+    except InputError as error:
+        raise TimestampInvalid(f"timestamp.consistency is not strict JSON: {error}") from None
+    if not isinstance(obj, dict) or set(obj) != {"from", "to", "proof"}:
+        raise TimestampInvalid("timestamp.consistency is not an object of from, to and proof")
+    sizes = obj["from"], obj["to"]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
+        raise TimestampInvalid("timestamp.consistency from and to are not positive integers")
+    proof = obj["proof"]
+    if not isinstance(proof, list) or len(proof) > 64:
+        raise TimestampInvalid("timestamp.consistency proof is not a list of hashes")
+    hashes = []
+    for text in proof:
+        try:
+            digest = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
+        except binascii.Error:
+            digest = b""
+        if len(digest) != HASH_SIZE:
+            raise TimestampInvalid("timestamp.consistency proof holds a value that is not a hash")
+        hashes.append(digest)
+    return obj["from"], obj["to"], hashes

@@ -41,7 +41,13 @@ from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from typing import IO, Any, NoReturn
 
-from ledger.core.bundle import MAX_MANIFEST_BYTES, MEMBERS, SIGNATURE_SIZE, Manifest
+from ledger.core.bundle import (
+    MAX_MANIFEST_BYTES,
+    MEMBERS,
+    SIGNATURE_SIZE,
+    TIMESTAMP_MEMBERS,
+    Manifest,
+)
 from ledger.core.chain import ChainVerifier
 from ledger.core.checkpoint import MAX_NOTE_BYTES, SignedCheckpoint
 from ledger.core.checkpoint import verify as verify_note
@@ -53,6 +59,7 @@ from ledger.core.errors import (
     PrevMismatch,
     ProofInvalid,
     RotationInvalid,
+    TimestampInvalid,
     VerificationError,
 )
 from ledger.core.hashing import GENESIS_PREV, HASH_SIZE, empty_root, leaf_hash, node_hash
@@ -67,6 +74,13 @@ from ledger.core.positions import (
 from ledger.core.record_lines import ROTATION_TYPE, RunSummary, check_run
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey, follow_rotation
+from ledger.core.timestamps import (
+    MAX_REPLY_BYTES,
+    TimestampCheck,
+    TsaTrust,
+    check_timestamped_checkpoint,
+    read_consistency_member,
+)
 
 __all__ = [
     "ROTATION_TYPE",
@@ -144,6 +158,8 @@ class VerificationReport:
     checks: tuple[str, ...] = ()
     # What the run did besides checking (a first state file written, say).
     notes: tuple[str, ...] = ()
+    # The RFC 3161 timestamp checked (format §8), when there was one.
+    timestamp: TimestampCheck | None = None
 
     def failed(self, error: VerificationError, *, prefix: str = "") -> VerificationReport:
         """This report, turned into the first failure ``error`` names (nothing is proved)."""
@@ -156,6 +172,7 @@ class VerificationReport:
             reason=prefix + error.reason,
             checks=(),
             notes=(),
+            timestamp=None,
         )
 
     def checked(self, *checks: str) -> VerificationReport:
@@ -183,6 +200,8 @@ class VerificationReport:
             out["checks"] = list(self.checks)
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.valid and self.timestamp is not None:
+            out["timestamp"] = self.timestamp.to_dict()
         # ``checked`` and ``seq`` are the names earlier versions of the client printed.
         out["checked"] = self.count
         if self.failure_seq is not None:
@@ -638,6 +657,26 @@ class _BundleReader:
         if extra is not None:
             raise BundleInvalid(f"unexpected member {extra.name!r} after {MEMBERS[-1]}")
 
+    def optional_group(self, names: Sequence[str], limit: int) -> list[bytes] | None:
+        """The contents of ``names``, in order, if the next member is the first of
+        them; None at the end of the bundle. Another member is refused."""
+        contents: list[bytes] = []
+        for name in names:
+            member = self._next()
+            if member is None and not contents:
+                return None
+            if member is None or member.name != name:
+                found = "the end of the bundle" if member is None else repr(member.name)
+                raise BundleInvalid(f"expected member {name} after {MEMBERS[-1]}, found {found}")
+            stream = self._tar.extractfile(member) if member.isreg() else None
+            if stream is None:
+                raise BundleInvalid(f"member {name} is not a regular file")
+            raw = _read(stream, limit + 1)
+            if len(raw) > limit:
+                raise BundleInvalid(f"member {name} is larger than {limit} bytes")
+            contents.append(raw)
+        return contents
+
     def _next(self) -> tarfile.TarInfo | None:
         try:
             return next(self._members, None)
@@ -661,6 +700,7 @@ def verify_bundle(
     on_record: RecordSink | None = None,
     on_records: ProgressSink | None = None,
     executor: Executor | None = None,
+    tsa_trust: TsaTrust | None = None,
 ) -> tuple[VerificationReport, LogVerifier | None]:
     """Check a bundle read once from ``fileobj`` against a trusted key.
 
@@ -674,10 +714,15 @@ def verify_bundle(
     workers while this process reads, hashes and links them; the verdict and
     the first failure are the same either way. It is not used when
     ``on_record`` wants every record, which only this process parses.
+
+    The timestamp members (format §8) are checked when present, their
+    certificate chain only with ``tsa_trust``; with ``tsa_trust`` a bundle
+    without them is invalid.
     """
     check = _BundleCheck(
         key=key, ledger=ledger, root_sizes=root_sizes, on_record=on_record, executor=executor
     )
+    check.tsa_trust = tsa_trust
     try:
         # "r|": a forward-only stream, so no member is ever buffered to seek in.
         with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_CHUNK) as tar:
@@ -715,6 +760,8 @@ class _BundleCheck:
         self.manifest: Manifest | None = None
         self.trusted: VerifierKey | None = None
         self.log: LogVerifier | None = None
+        self.tsa_trust: TsaTrust | None = None
+        self.timestamp: TimestampCheck | None = None
 
     def run(self, reader: _BundleReader, on_records: ProgressSink | None) -> None:
         manifest = self.manifest = Manifest.from_bytes(reader.small_member(MAX_MANIFEST_BYTES))
@@ -756,6 +803,7 @@ class _BundleCheck:
             head_hash=manifest.head_hash,
         )
         reader.small_member(MAX_PEM_BYTES)  # a convenience only: trust is the given key
+        self.timestamp = _check_bundle_timestamp(reader, self.keys, manifest, self.tsa_trust)
         reader.require_end()
 
     def _endorsed_signer(self, manifest: Manifest) -> VerifierKey:
@@ -794,7 +842,7 @@ class _BundleCheck:
             merkle = "Merkle root recomputed"
         else:
             merkle = f"head inclusion proof into the root of {manifest.tree_size} records"
-        return report.checked(
+        report = report.checked(
             *(rotation.describe() for rotation in self.keys.path_to(trusted)),
             f"manifest signature by {signer}",
             "hash chain",
@@ -802,6 +850,42 @@ class _BundleCheck:
             merkle,
             f"checkpoint signature by {signer}",
         )
+        if self.timestamp is None:
+            return report
+        return replace(report.checked(self.timestamp.describe()), timestamp=self.timestamp)
+
+
+def _check_bundle_timestamp(
+    reader: _BundleReader, keys: KeyTrail, manifest: Manifest, trust: TsaTrust | None
+) -> TimestampCheck | None:
+    """format §8: the optional timestamp members, checked against the verified tree."""
+    members = reader.optional_group(TIMESTAMP_MEMBERS, max(MAX_NOTE_BYTES, MAX_REPLY_BYTES))
+    if members is None:
+        if trust is not None:
+            raise TimestampInvalid(
+                "the bundle carries no timestamp (members timestamp.checkpoint, "
+                "timestamp.consistency, timestamp.tsr), and one was asked for"
+            )
+        return None
+    note_text, consistency, reply = members
+    try:
+        note = check_checkpoint(note_text, keys, ledger=manifest.ledger, origin=manifest.origin)
+    except CheckpointInvalid as error:
+        raise TimestampInvalid(f"timestamp.checkpoint: {error.reason}") from None
+    from_size, to_size, proof = read_consistency_member(consistency)
+    if (from_size, to_size) != (note.checkpoint.tree_size, manifest.tree_size):
+        raise TimestampInvalid(
+            f"timestamp.consistency is from {from_size} to {to_size}, not from "
+            f"{note.checkpoint.tree_size} to {manifest.tree_size}"
+        )
+    return check_timestamped_checkpoint(
+        note.checkpoint,
+        reply,
+        trust,
+        tree_size=manifest.tree_size,
+        root=manifest.merkle_root,
+        proof=proof,
+    )
 
 
 def _check_manifest_signature(

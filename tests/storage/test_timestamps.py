@@ -6,7 +6,10 @@ what it stores, what it refuses, and that the rows are append-only.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import socket
+import tarfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,8 +19,11 @@ import pytest
 import sqlalchemy as sa
 
 from ledger.core import checkpoint as notes
+from ledger.core.bundle import MEMBERS, TIMESTAMP_MEMBERS
 from ledger.core.errors import NotFound
 from ledger.core.timestamps import TsaTrust, verify_reply
+from ledger.core.verification import VerificationReport, verify_bundle
+from ledger.exporter import write_bundle
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.timestamps import (
@@ -156,3 +162,73 @@ def poll(read: Callable[[], StoredTimestamp | None], timeout: float = 10.0) -> S
             return found
         time.sleep(0.02)
     raise AssertionError(f"nothing stored within {timeout} s")
+
+
+# -- exports (format §8) ---------------------------------------------------------
+
+
+def export_members(service: LedgerService, **kwargs: int) -> tuple[bytes, list[str]]:
+    out = io.BytesIO()
+    write_bundle(service, LEDGER, out, **kwargs)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue()), mode="r:") as archive:
+        names = archive.getnames()
+    return out.getvalue(), names
+
+
+def verify(raw: bytes, runtime: Runtime, trust: TsaTrust | None) -> VerificationReport:
+    key = runtime.keyring.primary().verifier
+    report, _ = verify_bundle(io.BytesIO(raw), key, tsa_trust=trust)
+    return report
+
+
+def test_an_export_carries_the_newest_timestamp_at_or_below_its_size(
+    runtime: Runtime, authorities: Authorities
+) -> None:
+    service = runtime.service
+    sample_events.fill(service, LEDGER, [3])
+    trust = TsaTrust.from_pem(authorities.trusted.chain.read_bytes())
+    untimestamped, names = export_members(service)
+    assert names == list(MEMBERS)
+    report = verify(untimestamped, runtime, None)
+    assert report.valid and report.timestamp is None
+    refused = verify(untimestamped, runtime, trust)
+    assert not refused.valid and "carries no timestamp" in str(refused.reason)
+
+    (row,) = run_pass(timestamper(service, authorities.tsa.url, authorities.trusted))
+    service.recorder.append(LEDGER, sample_events.drafts(4, start=3), actor="t")
+    for kwargs, verified_size in (({}, 7), ({"to_seq": 3}, 3), ({"from_seq": 2, "to_seq": 5}, 5)):
+        raw, names = export_members(service, **kwargs)
+        assert names == [*MEMBERS, *TIMESTAMP_MEMBERS], kwargs
+        report = verify(raw, runtime, trust)
+        assert report.valid, report.reason
+        assert report.timestamp is not None
+        assert report.timestamp.to_dict() == {
+            "tree_size": 3,
+            "verified_size": verified_size,
+            "attested_at": row.attested_at,
+            "authority": "CN=Test TSA",
+            "chain_checked": True,
+        }
+        assert report.timestamp.describe() in report.checks
+    # Before the timestamped size, there is nothing to carry.
+    assert export_members(service, to_seq=2)[1] == list(MEMBERS)
+
+
+def test_an_export_s_timestamp_under_another_authority_or_edited_is_invalid(
+    runtime: Runtime, authorities: Authorities
+) -> None:
+    service = runtime.service
+    sample_events.fill(service, LEDGER, [3])
+    run_pass(timestamper(service, authorities.tsa.url, authorities.trusted))
+    raw, _ = export_members(service)
+    stranger = TsaTrust.from_pem(authorities.stranger.authority.chain.read_bytes())
+    report = verify(raw, runtime, stranger)
+    assert not report.valid and "does not verify" in str(report.reason)
+    # A flipped byte in the token's message imprint region: found without a chain too.
+    reply = newest_timestamp(runtime.database, LEDGER)
+    assert reply is not None
+    digest = hashlib.sha256(body_at(service, 3)).digest()
+    edited = raw.replace(digest, bytes(32))
+    assert edited != raw
+    report = verify(edited, runtime, None)
+    assert not report.valid and "another message" in str(report.reason)
