@@ -35,9 +35,12 @@ __all__ = ["Timestamper"]
 
 log = logging.getLogger("ledger.timestamping")
 
-# Seconds one request to the authority may take, at most (and never longer
-# than the interval, so a hanging authority does not stretch the passes).
+# Seconds one request to the authority may take: a slow authority delays
+# only the next pass, never an append.
 _REQUEST_TIMEOUT = 10.0
+# Seconds ``stop`` waits for a pass to end: a request still in flight then is
+# abandoned with the daemon thread rather than holding up a shutdown.
+_STOP_WAIT = 1.0
 
 
 class Timestamper:
@@ -55,7 +58,6 @@ class Timestamper:
         self.url = url
         self.trust = trust
         self.interval = interval
-        self._timeout = min(_REQUEST_TIMEOUT, interval)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -68,14 +70,14 @@ class Timestamper:
         self._thread.start()
 
     def stop(self) -> None:
-        """End the thread; a request in flight ends within its timeout."""
+        """End the thread: at once between passes, or when the pass in flight ends."""
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self._timeout + 5)
+            self._thread.join(timeout=_STOP_WAIT)
             self._thread = None
 
     def _run(self) -> None:
-        with httpx.Client(timeout=self._timeout) as client:
+        with httpx.Client(timeout=_REQUEST_TIMEOUT) as client:
             while not self._stop.is_set():
                 try:
                     self.run_pass(client)
