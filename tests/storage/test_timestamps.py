@@ -24,6 +24,7 @@ from ledger.core.errors import NotFound
 from ledger.core.timestamps import TsaTrust, verify_reply
 from ledger.core.verification import VerificationReport, verify_bundle
 from ledger.exporter import write_bundle
+from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.timestamps import (
@@ -232,3 +233,63 @@ def test_an_export_s_timestamp_under_another_authority_or_edited_is_invalid(
     assert edited != raw
     report = verify(edited, runtime, None)
     assert not report.valid and "another message" in str(report.reason)
+
+
+# -- ledger verify (the integrity check) ----------------------------------------------
+
+
+def tamper(runtime: Runtime, sql: str, **params: object) -> None:
+    """What someone with database access does: drop the guard, edit a timestamp row."""
+    with runtime.database.write() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execute(sa.text("DROP TRIGGER checkpoint_timestamps_no_update"))
+        else:
+            conn.execute(
+                sa.text("DROP TRIGGER checkpoint_timestamps_append_only ON checkpoint_timestamps")
+            )
+        conn.execute(sa.text(sql), params)
+
+
+def test_the_integrity_check_checks_every_stored_timestamp(
+    runtime: Runtime, authorities: Authorities
+) -> None:
+    service = runtime.service
+    sample_events.fill(service, LEDGER, [2])
+    stamper = timestamper(service, authorities.tsa.url, authorities.trusted)
+    run_pass(stamper)
+    service.recorder.append(LEDGER, sample_events.drafts(3, start=2), actor="t")
+    run_pass(stamper)
+    report = check_ledger(runtime, LEDGER)
+    assert report.valid and report.checks == ("2 checkpoint timestamps (not their chains)",)
+    trusted = TsaTrust.from_pem(authorities.trusted.chain.read_bytes())
+    report = check_ledger(runtime, LEDGER, tsa_trust=trusted)
+    assert report.valid and report.checks == ("2 checkpoint timestamps (certificate chains)",)
+    stranger = TsaTrust.from_pem(authorities.stranger.authority.chain.read_bytes())
+    report = check_ledger(runtime, LEDGER, tsa_trust=stranger)
+    assert not report.valid and report.failure_seq == 2
+    assert "timestamp of tree size 2: the timestamp does not verify" in str(report.reason)
+
+
+@pytest.mark.parametrize("edit", ["attested_at", "response"])
+def test_the_integrity_check_names_an_edited_timestamp_row(
+    runtime: Runtime, authorities: Authorities, edit: str
+) -> None:
+    service = runtime.service
+    sample_events.fill(service, LEDGER, [2])
+    stamper = timestamper(service, authorities.tsa.url, authorities.trusted)
+    (first,) = run_pass(stamper)
+    service.recorder.append(LEDGER, sample_events.drafts(3, start=2), actor="t")
+    (second,) = run_pass(stamper)
+    if edit == "attested_at":
+        sql = "UPDATE checkpoint_timestamps SET attested_at = :v WHERE tree_size = 5"
+        tamper(runtime, sql, v="2001-01-01T00:00:00Z")
+        expected = "says attested_at 2001-01-01T00:00:00Z"
+    else:
+        # A genuine token, of the checkpoint of 2, moved to the row of 5.
+        sql = "UPDATE checkpoint_timestamps SET response = :v WHERE tree_size = 5"
+        tamper(runtime, sql, v=first.response)
+        expected = "another message than this checkpoint body"
+    report = check_ledger(runtime, LEDGER)
+    assert not report.valid and report.failure_seq == 5
+    assert expected in str(report.reason) and "tree size 5" in str(report.reason)
+    assert second.tree_size == 5
