@@ -1,8 +1,9 @@
 """ledger-verify: check a ledger without trusting the server that holds it.
 
-Imports only ``ledger.core``, ``httpx``, ``cryptography`` and ``rich``, so a
-third party can audit with nothing but this file, the core package and the
-format contract (docs/format.md).
+Imports only ``ledger.core`` (with its ``rfc3161_client`` for timestamps),
+``httpx``, ``cryptography`` and ``rich``, so a third party can audit with
+nothing but this file, the core package and the format contract
+(docs/format.md).
 
     ledger-verify bundle FILE --key KEY [--ledger NAME] [--snapshot FILE] [--tsa-cert FILE] [--json]
     ledger-verify server URL --ledger NAME --key KEY [--state FILE] [--snapshot FILE]

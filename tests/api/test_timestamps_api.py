@@ -117,3 +117,13 @@ def test_a_private_ledger_s_timestamp_needs_a_token_that_may_read_it(client: Tes
     other = client.get(PATH.format("priv"), headers=bearer(client, "read:other"))
     assert "may not read ledger 'priv'" in assert_problem(other, 403)["detail"]
     assert client.get(PATH.format("priv"), headers=bearer(client, "read:priv")).status_code == 200
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_openapi_documents_the_route_its_media_type_and_headers(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"][PATH.format("{ledger}")]["get"]
+    ok = operation["responses"]["200"]
+    assert list(ok["content"]) == [REPLY_MEDIA_TYPE]
+    assert {"Ledger-Tree-Size", "Ledger-Attested-At"} <= set(ok["headers"])
+    assert {"404", "422"} <= set(operation["responses"])
+    assert [p["name"] for p in operation["parameters"]] == ["ledger", "size", "at_most"]
