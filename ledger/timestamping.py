@@ -70,7 +70,8 @@ class Timestamper:
         self._thread.start()
 
     def stop(self) -> None:
-        """End the thread: at once between passes, or when the pass in flight ends."""
+        """End the thread: at once between passes; a pass in flight gets ``_STOP_WAIT``
+        seconds to end, then its daemon thread is left to die with the process."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=_STOP_WAIT)
