@@ -148,10 +148,29 @@ def read_reply(der: bytes) -> rfc3161_client.TimeStampResponse:
         reply = rfc3161_client.decode_timestamp_response(der)
     except ValueError as error:
         raise TimestampInvalid(f"the timestamp reply does not parse: {error}") from None
-    if reply.status not in (PKIStatus.GRANTED, PKIStatus.GRANTED_WITH_MODS):
+    # Only plain "granted": a token granted with modifications is not the one asked for.
+    if reply.status != PKIStatus.GRANTED:
         detail = "; ".join(reply.status_string) or "no reason given"
         raise TimestampInvalid(f"the authority refused the timestamp ({detail})")
     return reply
+
+
+def _embedded_signer(reply: rfc3161_client.TimeStampResponse) -> str:
+    """The subject of the certificate the reply names as its signer, if it carries it."""
+    signers = list(reply.signed_data.signer_infos)
+    if len(signers) != 1:
+        return ""
+    for der in reply.signed_data.certificates:
+        try:
+            certificate = x509.load_der_x509_certificate(der)
+        except ValueError:
+            continue
+        if (certificate.issuer, certificate.serial_number) == (
+            signers[0].issuer,
+            signers[0].serial_number,
+        ):
+            return certificate.subject.rfc4514_string()
+    return ""
 
 
 def verify_reply(
@@ -183,17 +202,13 @@ def verify_reply(
         verifier = builder.add_root_certificate(trust.root).build()
         try:
             verifier.verify_message(reply, body)
-        except rfc3161_client.VerificationError as error:
+        except (rfc3161_client.VerificationError, ValueError) as error:
             found = _OPENSSL_REASON.search(str(error))
             reason = found.group(1) if found else str(error)
             raise TimestampInvalid(f"the timestamp does not verify: {reason}") from None
         authority = trust.subject
     else:
-        certificates = [x509.load_der_x509_certificate(c) for c in reply.signed_data.certificates]
-        signers = list(reply.signed_data.signer_infos)
-        for certificate in certificates:
-            if signers and certificate.serial_number == signers[0].serial_number:
-                authority = certificate.subject.rfc4514_string()
+        authority = _embedded_signer(reply)
     return Attestation(
         attested_at=format_attested_at(info.gen_time),
         authority=authority,

@@ -7,6 +7,7 @@ core's checks are exercised on real replies, never on hand-made DER.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +126,17 @@ def test_a_chain_file_needs_a_certificate_and_its_root(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least two"):
         TsaTrust.from_pem((tmp_path / "single" / "tsa.pem").read_bytes())
     assert trust(authority).subject == "CN=Test TSA"
+
+
+def test_a_refusal_from_the_authority_fails_with_its_reason(
+    authorities: Authorities, tmp_path: Path
+) -> None:
+    # SHA-1 is not among the digests the local authority accepts: it answers "rejection".
+    (tmp_path / "body").write_bytes(BODY)
+    argv = ["openssl", "ts", "-query", "-data", str(tmp_path / "body"), "-sha1", "-cert"]
+    query = subprocess.run(argv, capture_output=True, check=True, timeout=30).stdout
+    headers = {"Content-Type": QUERY_MEDIA_TYPE}
+    refusal = httpx.post(authorities.tsa.url, content=query, headers=headers)
+    assert refusal.status_code == 200
+    with pytest.raises(TimestampInvalid, match="refused the timestamp"):
+        verify_reply(refusal.content, BODY, trust(authorities.trusted))
