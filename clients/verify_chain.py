@@ -8,6 +8,7 @@ nothing but this file, the core package and the format contract
     ledger-verify bundle FILE --key KEY [--ledger NAME] [--snapshot FILE] [--tsa-cert FILE] [--json]
     ledger-verify server URL --ledger NAME --key KEY [--state FILE] [--snapshot FILE]
                              [--tsa-cert FILE] [--json]
+    … [--witness WITNESS_KEY …] [--quorum K] [--witness-wait SECONDS]
 
 ``bundle`` checks an export offline (format §5). ``server`` pages
 through a live ledger up to the latest signed checkpoint, recomputes the
@@ -18,6 +19,14 @@ proves the checkpoint consistent with the one remembered from the last run
 ``--tsa-cert`` requires an RFC 3161 timestamp (format §8) of the verified tree,
 or of a checkpoint shown to be a prefix of it, checked under that authority's
 certificate chain, and reports the time it attests.
+
+With ``--witness`` (repeatable; a witness's cosigner verifier key) the
+checkpoint trusted must also carry valid cosignatures from ``--quorum`` of
+them (default: all): for ``bundle`` its ``witnessed`` member, extended by the
+bundle's checkpoint; for ``server`` the server's ``/checkpoint/witnessed``,
+which must reach the server's latest checkpoint (the one fetched first)
+within ``--witness-wait`` seconds, and against which the records are then
+checked: records a quorum never cosigned (a split view) are not trusted.
 
 KEY is a verifier key string (format §3) or a file holding one or a PEM public
 key (whose name is taken from what it signed). Exit codes (format §5): 0 valid,
@@ -37,6 +46,7 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from pathlib import Path
@@ -49,6 +59,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ledger.core.checkpoint import SignedCheckpoint
+from ledger.core.cosignature import CosignedBy, CosignerKey, require_quorum
 from ledger.core.errors import CheckpointInvalid, TimestampInvalid, VerificationError
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey
@@ -65,10 +76,20 @@ from ledger.core.verification import (
     check_snapshot,
     key_label,
     verify_bundle,
+    witness_checks,
     worker_count,
 )
 
-__all__ = ["UsageError", "main", "resolve_key", "run", "verify_bundle_file", "verify_server"]
+__all__ = [
+    "UsageError",
+    "WitnessPolicy",
+    "main",
+    "resolve_key",
+    "resolve_witness",
+    "run",
+    "verify_bundle_file",
+    "verify_server",
+]
 
 EXIT_VALID, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 NDJSON = "application/x-ndjson"
@@ -117,6 +138,47 @@ def read_tsa_trust(path: Path) -> TsaTrust:
         return TsaTrust.from_pem(_read_small(path, "TSA certificate file"))
     except ValueError as e:
         raise UsageError(f"the TSA certificate file {path}: {e}") from None
+
+
+def resolve_witness(text: str) -> CosignerKey:
+    """A witness's cosigner verifier key string, or a file holding one."""
+    candidate = text
+    path = Path(text)
+    if "+" not in text or path.is_file():
+        try:
+            candidate = path.read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise UsageError(f"unknown witness key {text!r}: not a key, and {e.strerror}") from None
+    try:
+        return CosignerKey.from_string(candidate)
+    except ValueError as e:
+        raise UsageError(f"unknown witness key {text!r}: {e}") from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WitnessPolicy:
+    """The witnesses a verification trusts, and how many must have cosigned."""
+
+    witnesses: tuple[CosignerKey, ...]
+    quorum: int
+    # server mode: how long the witnessed checkpoint may take to reach the latest.
+    wait: float = 10.0
+
+    @classmethod
+    def from_args(
+        cls, keys: Sequence[str], quorum: int | None, wait: float
+    ) -> WitnessPolicy | None:
+        if not keys:
+            if quorum is not None:
+                raise UsageError("--quorum needs the witnesses it counts: --witness KEY")
+            return None
+        witnesses = tuple(resolve_witness(key) for key in keys)
+        if len(set(witnesses)) != len(witnesses):
+            raise UsageError("--witness names one witness key twice")
+        count = len(witnesses) if quorum is None else quorum
+        if not 1 <= count <= len(witnesses):
+            raise UsageError(f"--quorum must be between 1 and the {len(witnesses)} witnesses given")
+        return cls(witnesses=witnesses, quorum=count, wait=wait)
 
 
 def _read_small(path: Path, what: str) -> bytes:
@@ -217,6 +279,7 @@ def verify_bundle_file(
     ledger: str | None = None,
     snapshot: SnapshotClaim | None = None,
     advance: Advance | None = None,
+    witnesses: WitnessPolicy | None = None,
     tsa_trust: TsaTrust | None = None,
 ) -> VerificationReport:
     keep = _SnapshotRecords(snapshot)
@@ -230,6 +293,8 @@ def verify_bundle_file(
                 on_record=keep if snapshot is not None else None,
                 on_records=advance,
                 executor=executor,
+                witnesses=witnesses.witnesses if witnesses else (),
+                quorum=witnesses.quorum if witnesses else None,
                 tsa_trust=tsa_trust,
             )
     except OSError as e:
@@ -340,6 +405,7 @@ def verify_server(
     state: Path | None = None,
     snapshot: SnapshotClaim | None = None,
     progress: Progress | None = None,
+    witnesses: WitnessPolicy | None = None,
     tsa_trust: TsaTrust | None = None,
 ) -> VerificationReport:
     """Verify the ledger up to the latest checkpoint, fetched first.
@@ -349,16 +415,36 @@ def verify_server(
     the given key is checked before the walk; one signed only by a key the
     given key endorsed (format §3 rotation) after it, once the walk has
     followed the ``key.rotated`` records up to the checkpoint's size.
+
+    With ``witnesses``, the checkpoint checked is the server's witnessed one,
+    once it reaches the latest checkpoint's size, and must carry the quorum.
     """
     note_text = _get(http, f"/v1/ledgers/{ledger}/checkpoint").text
     empty = VerificationReport(valid=False, ledger=ledger)
     keys = KeyTrail(key)
+    label = "latest checkpoint: "
+    cosigners: tuple[CosignedBy, ...] = ()
+    latest_size = 0
+    if witnesses is not None:
+        label = "witnessed checkpoint: "
+        try:
+            latest_size = SignedCheckpoint.from_text(note_text).checkpoint.tree_size
+            note_text = _witnessed_note(http, ledger, latest_size, witnesses.wait)
+            witnessed = SignedCheckpoint.from_text(note_text)
+            cosigners = require_quorum(
+                witnessed.checkpoint.body(),
+                witnessed.signatures,
+                witnesses.witnesses,
+                witnesses.quorum,
+            )
+        except VerificationError as e:
+            return empty.failed(e, prefix=label)
     try:
         unverified = SignedCheckpoint.from_text(note_text)
         if _signed_by_given(unverified, keys):
             check_checkpoint(note_text, keys, ledger=ledger)
     except VerificationError as e:
-        return empty.failed(e, prefix="latest checkpoint: ")
+        return empty.failed(e, prefix=label)
     checkpoint = unverified.checkpoint
     started = VerificationReport(
         valid=False, ledger=ledger, from_seq=1, to_seq=checkpoint.tree_size
@@ -393,9 +479,7 @@ def verify_server(
         try:
             check_checkpoint(note_text, keys, ledger=ledger)
         except VerificationError as e:
-            return dataclasses.replace(started, count=log.count).failed(
-                e, prefix="latest checkpoint: "
-            )
+            return dataclasses.replace(started, count=log.count).failed(e, prefix=label)
     if state is not None and pending is not None and remembered is None and walked is None:
         remembered = _trust_state(state, pending, keys, ledger)
     # A checkpoint that does not extend the remembered one fails the run, but
@@ -454,6 +538,16 @@ def verify_server(
         report = report.checked(
             f"consistency with the remembered checkpoint "
             f"(tree size {remembered.checkpoint.tree_size})"
+        )
+    if witnesses is not None:
+        report = dataclasses.replace(
+            report.checked(
+                f"witnessed checkpoint (tree size {checkpoint.tree_size}, the server's latest "
+                f"was {latest_size}) checked against the records",
+                *witness_checks(cosigners, witnesses.quorum),
+            ),
+            witnessed_size=checkpoint.tree_size,
+            cosigners=cosigners,
         )
     if tsa_trust is not None:
         report = _check_timestamp(timestamp, log, keys, report, checkpoint.tree_size, tsa_trust)
@@ -535,6 +629,50 @@ def _check_timestamp(
     return dataclasses.replace(report.checked(check.describe()), timestamp=check)
 
 
+_WITNESSED_POLL = 0.25
+
+
+def _witnessed_note(http: httpx.Client, ledger: str, at_least: int, wait: float) -> str:
+    """The server's witnessed note once its tree size reaches ``at_least``.
+
+    Raises ``CheckpointInvalid`` when it does not within ``wait`` seconds: the
+    records after the witnessed size are then unwitnessed (a split view, or
+    witnesses that lag or are down), or there is no witnessed note at all.
+    """
+    path = f"/v1/ledgers/{ledger}/checkpoint/witnessed"
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            response = http.get(path)
+        except httpx.HTTPError as e:
+            raise UsageError(f"cannot reach the server: {e}") from None
+        if response.status_code == 200:
+            text = response.text
+            size = SignedCheckpoint.from_text(text).checkpoint.tree_size
+            if size >= at_least:
+                return text
+            reason = (
+                f"the newest checkpoint a quorum of witnesses cosigned is of tree size {size}, "
+                f"short of the server's latest {at_least}: records {size + 1}-{at_least} are "
+                "not witnessed (a split view, or witnesses that lag or are down)"
+            )
+        elif response.status_code == 404:
+            reason = f"the server serves no witnessed checkpoint ({_problem_detail(response)})"
+        else:
+            raise UsageError(f"GET {path} answered {response.status_code}: {response.text[:200]}")
+        if time.monotonic() >= deadline:
+            raise CheckpointInvalid(f"{reason}; waited {wait:g}s")
+        time.sleep(_WITNESSED_POLL)
+
+
+def _problem_detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail) if detail else response.text[:200]
+
+
 def _signing_key(note: SignedCheckpoint, keys: KeyTrail) -> VerifierKey:
     """The trusted key that signed ``note`` (already verified): the given one if it did."""
     signed = {(s.name, s.key_id) for s in note.signatures}
@@ -599,6 +737,25 @@ def _parser() -> argparse.ArgumentParser:
             "trusted; requires a timestamp of the verified tree and reports its time",
         )
         sub.add_argument("--json", action="store_true", help="machine-readable result")
+        sub.add_argument(
+            "--witness",
+            action="append",
+            default=[],
+            metavar="WITNESS_KEY",
+            help="a witness's verifier key (or a file with one) whose cosignature counts; "
+            "repeatable",
+        )
+        sub.add_argument(
+            "--quorum",
+            type=int,
+            help="cosignatures from the --witness keys required (default: all of them)",
+        )
+    server.add_argument(
+        "--witness-wait",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the witnessed checkpoint to reach the latest (default 10)",
+    )
     return parser
 
 
@@ -639,6 +796,9 @@ def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
     key = resolve_key(args.key)
     snapshot = read_snapshot(args.snapshot) if args.snapshot is not None else None
     tsa_trust = read_tsa_trust(args.tsa_cert) if args.tsa_cert is not None else None
+    witnesses = WitnessPolicy.from_args(
+        args.witness, args.quorum, getattr(args, "witness_wait", 0.0)
+    )
     with _progress(err, disable=args.json) as progress:
         if args.mode == "bundle":
             task = progress.add_task(f"verifying {args.file.name}", total=None)
@@ -652,6 +812,7 @@ def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
                 ledger=args.ledger,
                 snapshot=snapshot,
                 advance=advance,
+                witnesses=witnesses,
                 tsa_trust=tsa_trust,
             )
         headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
@@ -663,6 +824,7 @@ def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
                 state=args.state,
                 snapshot=snapshot,
                 progress=progress,
+                witnesses=witnesses,
                 tsa_trust=tsa_trust,
             )
 

@@ -40,6 +40,7 @@ from ledger.keyring import KeyFileError, raw_public_key, write_private_key
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import Database
+from ledger.witness.cli import witness_app
 
 __all__ = ["app", "main", "uvicorn_options"]
 
@@ -60,6 +61,7 @@ projections_app = typer.Typer(help="Read models built from the records.", no_arg
 app.add_typer(projections_app, name="projections")
 tokens_app = typer.Typer(help="API bearer tokens and their scopes.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(witness_app, name="witness")
 
 # soft_wrap: long URLs and keys stay on one line, so they can be copied or grepped.
 console = Console(soft_wrap=True)
@@ -335,6 +337,7 @@ def export_command(
                 from_seq=first,
                 to_seq=last,
                 on_records=functools.partial(progress.advance, task),
+                witnessed=runtime.witnessed,
             )
             handle.flush()
             os.fsync(handle.fileno())

@@ -1,9 +1,10 @@
 """format §4 export bundles, produced as a stream of tar bytes.
 
 The tar members come in the format's order: ``manifest.json``, ``manifest.sig``,
-``records.jsonl``, ``checkpoint``, ``public_key.pem``, then, when a checkpoint
-at or below the bundle's tree size was timestamped, the three members of
-format §8. The manifest comes
+``records.jsonl``, ``checkpoint``, ``public_key.pem``, then, when the ledger
+has a witnessed checkpoint, ``witnessed`` and ``witnessed.proof`` (format
+§4.1), then, when a checkpoint at or below the bundle's tree size was
+timestamped, the three members of format §8. The manifest comes
 first yet carries ``records_sha256``, and the ``records.jsonl`` header needs
 its size, so the records are read twice: a hashing pass before anything is
 written, then a writing pass. Neither pass holds more than one page of
@@ -33,12 +34,19 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from ledger.core import checkpoint as notes
-from ledger.core.bundle import MEMBERS, TIMESTAMP_MEMBERS, Manifest
+from ledger.core.bundle import (
+    MEMBERS,
+    TIMESTAMP_MEMBERS,
+    WITNESSED_MEMBERS,
+    Manifest,
+    proof_text,
+)
 from ledger.core.errors import InvalidParameter, VerificationError
 from ledger.core.hashing import record_hash
 from ledger.core.times import format_recorded_at
 from ledger.core.timestamps import consistency_member
 from ledger.service import LedgerService
+from ledger.store.cosignatures import WitnessedReader
 from ledger.store.ledger_reads import newest_signer
 from ledger.store.timestamps import newest_timestamp
 
@@ -81,6 +89,8 @@ class PreparedBundle:
     checkpoint: bytes
     public_key_pem: bytes
     records_size: int
+    # format §4.1: the witnessed note and the consistency proof from it, or None.
+    witnessed: tuple[bytes, bytes] | None = None
     #: The contents of TIMESTAMP_MEMBERS (format §8), when a checkpoint at or
     #: below the bundle's tree size was timestamped.
     timestamp: tuple[bytes, bytes, bytes] | None = None
@@ -178,11 +188,14 @@ def prepare_bundle(
     from_seq: int | None = None,
     to_seq: int | None = None,
     on_records: RecordsCallback | None = None,
+    witnessed: WitnessedReader | None = None,
 ) -> PreparedBundle:
     """Validate the range, hash the records and sign the manifest.
 
     Every error a caller should see (``NotFound``, ``InvalidParameter``) is
-    raised here, before any byte of the bundle exists.
+    raised here, before any byte of the bundle exists. With ``witnessed``,
+    the newest checkpoint at or below the bundle's size that has the quorum
+    goes in too.
     """
     first, last = resolve_range(service, ledger, from_seq=from_seq, to_seq=to_seq)
     records = _scan(service, ledger, first, last, on_records)
@@ -218,6 +231,7 @@ def prepare_bundle(
         checkpoint=note.encode("utf-8"),
         public_key_pem=signer.verifier.public_pem(),
         records_size=records.size,
+        witnessed=_witnessed(service, ledger, last, witnessed),
         timestamp=_timestamp_members(service, ledger, last),
     )
 
@@ -239,6 +253,19 @@ def _timestamp_members(
         consistency_member(found.tree_size, tree_size, proof),
         found.response,
     )
+
+
+def _witnessed(
+    service: LedgerService, ledger: str, size: int, reader: WitnessedReader | None
+) -> tuple[bytes, bytes] | None:
+    """``witnessed`` and ``witnessed.proof`` for a bundle of tree size ``size``."""
+    found = reader.newest(ledger, at_most=size) if reader is not None else None
+    if found is None:
+        return None
+    proof: list[bytes] = []
+    if 0 < found.tree_size < size:
+        proof = service.consistency(ledger, size1=found.tree_size, size2=size).proof
+    return found.text().encode("utf-8"), proof_text(proof)
 
 
 def _header(name: str, size: int, mtime: int) -> bytes:
@@ -308,6 +335,9 @@ def _tar_stream(
     yield from _records_member(service, prepared, on_records)
     yield _member(next(names), prepared.checkpoint, mtime)
     yield _member(next(names), prepared.public_key_pem, mtime)
+    if prepared.witnessed is not None:
+        for name, content in zip(WITNESSED_MEMBERS, prepared.witnessed, strict=True):
+            yield _member(name, content, mtime)
     if prepared.timestamp is not None:
         yield b"".join(
             _member(name, content, mtime)
@@ -323,6 +353,7 @@ def bundle_chunks(
     from_seq: int | None = None,
     to_seq: int | None = None,
     on_records: RecordsCallback | None = None,
+    witnessed: WitnessedReader | None = None,
 ) -> tuple[Manifest, Iterator[bytes]]:
     """The manifest, and the tar bytes as an iterator of chunks.
 
@@ -332,7 +363,12 @@ def bundle_chunks(
     are written in the second: ``2 * manifest.count`` in total.
     """
     prepared = prepare_bundle(
-        service, ledger, from_seq=from_seq, to_seq=to_seq, on_records=on_records
+        service,
+        ledger,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        on_records=on_records,
+        witnessed=witnessed,
     )
     return prepared.manifest, _tar_stream(service, prepared, on_records)
 
@@ -345,10 +381,16 @@ def write_bundle(
     from_seq: int | None = None,
     to_seq: int | None = None,
     on_records: Callable[[int], None] | None = None,
+    witnessed: WitnessedReader | None = None,
 ) -> Manifest:
     """Write the format §4 bundle of ``from_seq..to_seq`` (default: all) to ``out``."""
     manifest, chunks = bundle_chunks(
-        service, ledger, from_seq=from_seq, to_seq=to_seq, on_records=on_records
+        service,
+        ledger,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        on_records=on_records,
+        witnessed=witnessed,
     )
     for chunk in chunks:
         out.write(chunk)

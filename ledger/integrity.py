@@ -21,7 +21,9 @@ were registered once, a new host name could re-label the key, and the
 registry keeps only the first name. Memory stays ``O(log n)``
 plus one page of records, plus what fixes make, the cells and the marks
 (few: versions, one per position record, are compared as a stream), plus
-one sources row per record citing a source.
+one sources row per record citing a source. Every stored witness
+cosignature must verify, with the key of the witness its row names, against
+the body of the stored checkpoint of its size (checked above).
 
 An operator runs this to learn whether someone with database access edited
 rows behind the append-only triggers; the first fault is named by its seq,
@@ -38,7 +40,8 @@ from typing import Any
 import orjson
 
 from ledger.core import checkpoint as notes
-from ledger.core.checkpoint import SIGNATURE_PREFIX
+from ledger.core.checkpoint import SIGNATURE_PREFIX, SignedCheckpoint
+from ledger.core.cosignature import Cosignature, CosignerKey
 from ledger.core.errors import (
     ChainBroken,
     CheckpointInvalid,
@@ -58,6 +61,7 @@ from ledger.core.timestamps import TsaTrust, verify_reply
 from ledger.core.verification import LogVerifier, VerificationReport, check_checkpoint
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
+from ledger.store.cosignatures import CosignatureRow, CosignatureStore
 from ledger.store.integrity_reads import IntegrityReader, StoredCheckpoint, StoredVersion
 from ledger.store.sources import stored_rows
 from ledger.store.timestamps import timestamps_up_to
@@ -152,6 +156,7 @@ def check_ledger(
                 f"the store holds {held} tree nodes; {log.last_seq} records make {expected_nodes}"
             )
         projection.finish()
+        _check_cosignatures(CosignatureStore(database=service.recorder.db).rows(ledger))
         timestamps = _check_timestamps(service, ledger, log.last_seq, tsa_trust)
     except VerificationError as e:
         walked = VerificationReport(
@@ -285,6 +290,24 @@ def _checkpoints_at(
             )
         upcoming = next(rest, None)
     return upcoming
+
+
+def _check_cosignatures(rows: list[tuple[CosignatureRow, str | None]]) -> None:
+    for row, note in rows:
+        where = f"the cosignature of tree size {row.tree_size} by witness {row.witness}"
+        if note is None:
+            raise CheckpointInvalid(f"{where} is of a checkpoint that is not stored")
+        try:
+            key = CosignerKey.from_string(row.witness)
+        except ValueError as e:
+            raise CheckpointInvalid(f"{where}: the witness key is malformed ({e})") from None
+        try:
+            cosignature = Cosignature.from_line(row.line)
+            key.verify(cosignature, SignedCheckpoint.from_text(note).checkpoint.body())
+        except VerificationError as e:
+            raise CheckpointInvalid(f"{where}: {e.reason}") from None
+        if cosignature.timestamp != row.signed_at:
+            raise CheckpointInvalid(f"{where}: signed_at is not the cosignature's timestamp")
 
 
 def _compare_nodes(reader: IntegrityReader, ledger_id: int, pending: _PendingNodes) -> None:

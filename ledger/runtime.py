@@ -16,9 +16,11 @@ from ledger.core.identity import SigningIdentity, resolve_identity
 from ledger.core.signing import VerifierKey
 from ledger.core.times import format_recorded_at
 from ledger.core.timestamps import TsaTrust
+from ledger.cosignature_collector import CosignatureCollector
 from ledger.intake import EventSchemas, Intake
 from ledger.keyring import ActiveSigners, KeyRing, primary_key, raw_public_key
 from ledger.service import LedgerService
+from ledger.store.cosignatures import CosignatureStore, WitnessedReader
 from ledger.store.database import Database
 from ledger.store.keys import KeyRegistry
 from ledger.store.positions import PositionsProjection
@@ -41,6 +43,10 @@ class Runtime:
     registry: KeyRegistry
     service: LedgerService
     tokens: TokenStore
+    cosignatures: CosignatureStore
+    witnessed: WitnessedReader
+    # Started by the server's lifespan; idle when no witness is configured.
+    collector: CosignatureCollector
     #: Set with LEDGER_TSA_URL; the API's lifespan starts and stops it.
     timestamper: Timestamper | None = None
 
@@ -82,6 +88,7 @@ class Runtime:
         except BaseException:
             database.dispose()
             raise
+        cosignatures = CosignatureStore(database=database)
         return cls(
             settings=settings,
             database=database,
@@ -89,6 +96,20 @@ class Runtime:
             registry=registry,
             service=service,
             tokens=TokenStore(database=database),
+            cosignatures=cosignatures,
+            witnessed=WitnessedReader(
+                store=cosignatures,
+                witnesses=tuple(w.key for w in settings.witnesses),
+                quorum=settings.quorum(),
+            ),
+            collector=CosignatureCollector(
+                store=cosignatures,
+                witnesses=settings.witnesses,
+                interval=settings.witness_interval,
+                prove=lambda ledger, old, new: (
+                    service.consistency(ledger, size1=old, size2=new).proof
+                ),
+            ),
             timestamper=timestamper,
         )
 

@@ -29,6 +29,7 @@ from ledger.api.routes import (
     stream,
     timestamps,
     web,
+    witnessed,
 )
 from ledger.api.streamhub import StreamHub
 from ledger.audit_log import configure_audit_log
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         app.state.database = runtime.database
         app.state.service = runtime.service
         app.state.tokens = runtime.tokens
+        app.state.cosignatures = runtime.cosignatures
+        app.state.collector = runtime.collector
+        app.state.witnessed = runtime.witnessed
         app.state.revocation_check = RevocationCheck(runtime.tokens)
         if settings.auth == "tokens":
             runtime.tokens.watch_revocations()
@@ -99,6 +103,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         # event loop to walk every long-lived object again.
         gc.collect()
         gc.freeze()
+        runtime.collector.start()
         if runtime.timestamper is not None:
             runtime.timestamper.start()
         try:
@@ -106,6 +111,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         finally:
             if runtime.timestamper is not None:
                 runtime.timestamper.stop()
+            await runtime.collector.stop()
             if intake_pool is not None:
                 intake_pool.close()
             runtime.close()
@@ -138,6 +144,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         sources.router,
         export.router,
         timestamps.router,
+        witnessed.router,
     ):
         app.include_router(
             router, dependencies=[Depends(ledger_reader)], responses=PROBLEMS(401, 403, 429)

@@ -31,15 +31,23 @@ __all__ = [
     "MEMBERS",
     "SIGNATURE_SIZE",
     "TIMESTAMP_MEMBERS",
+    "WITNESSED_MEMBERS",
     "Manifest",
+    "proof_from_text",
+    "proof_text",
 ]
 
 FORMAT = "ledger-export/1"
 # format §4: the tar members, in this order.
 MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
-# format §8: optional, after MEMBERS, all three or none: the note of the
-# newest timestamped checkpoint at or below the bundle's tree size, the
-# consistency proof from it to the bundle's tree, and the TSA's reply.
+# format §4.1: after them, when the ledger has witnesses, the newest checkpoint a
+# quorum of them cosigned at or below the bundle's size, and a consistency
+# proof from it to the bundle's checkpoint. A bundle without them is as valid.
+WITNESSED_MEMBERS = ("witnessed", "witnessed.proof")
+# format §8: optional, last (after WITNESSED_MEMBERS when both are present), all
+# three or none: the note of the newest timestamped checkpoint at or below the
+# bundle's tree size, the consistency proof from it to the bundle's tree, and
+# the TSA's reply.
 TIMESTAMP_MEMBERS = ("timestamp.checkpoint", "timestamp.consistency", "timestamp.tsr")
 MANIFEST_MEMBERS = frozenset(
     {
@@ -207,3 +215,29 @@ class Manifest:
                 _hash_from_b64(h, f"head_inclusion_proof[{i}]") for i, h in enumerate(proof)
             ),
         )
+
+
+def proof_text(proof: tuple[bytes, ...] | list[bytes]) -> bytes:
+    """``witnessed.proof``: one base64 hash per line, each ending in a newline."""
+    return b"".join(base64.b64encode(node) + b"\n" for node in proof)
+
+
+def proof_from_text(raw: bytes) -> list[bytes]:
+    """Read ``witnessed.proof`` strictly; ``BundleInvalid`` saying what is wrong."""
+    if not raw:
+        return []
+    if not raw.endswith(b"\n"):
+        raise BundleInvalid("witnessed.proof does not end in a newline")
+    lines = raw[:-1].split(b"\n")
+    if len(lines) > _MAX_PROOF:
+        raise BundleInvalid("witnessed.proof holds more hashes than any proof")
+    proof = []
+    for index, line in enumerate(lines, start=1):
+        try:
+            node = base64.b64decode(line, validate=True)
+        except binascii.Error:
+            raise BundleInvalid(f"witnessed.proof line {index} is not base64") from None
+        if len(node) != HASH_SIZE or base64.b64encode(node) != line:
+            raise BundleInvalid(f"witnessed.proof line {index} is not a hash in canonical base64")
+        proof.append(node)
+    return proof

@@ -20,7 +20,7 @@ import binascii
 import hashlib
 import re
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -34,9 +34,11 @@ from ledger.core.signing import KEY_ID_SIZE, KEY_NAME_PATTERN
 __all__ = [
     "COSIGNATURE_ALGORITHM",
     "Cosignature",
+    "CosignedBy",
     "CosignerKey",
     "Witness",
     "cosigned_message",
+    "require_quorum",
     "verified_cosignatures",
 ]
 
@@ -225,3 +227,38 @@ def verified_cosignatures(
         key.verify(cosignature, body)
         found[key] = cosignature
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class CosignedBy:
+    """A trusted witness that cosigned a checkpoint, as a verifier reports it."""
+
+    name: str
+    key_id: str
+    timestamp: int
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"name": self.name, "key_id": self.key_id, "timestamp": self.timestamp}
+
+
+def require_quorum(
+    body: bytes,
+    signatures: Iterable[NoteSignature],
+    witnesses: Sequence[CosignerKey],
+    quorum: int,
+) -> tuple[CosignedBy, ...]:
+    """The trusted witnesses that cosigned ``body``, in ``witnesses`` order;
+    ``CheckpointInvalid`` naming who is missing unless at least ``quorum`` did."""
+    found = verified_cosignatures(body, signatures, witnesses)
+    signed = tuple(
+        CosignedBy(name=key.name, key_id=key.key_id.hex(), timestamp=found[key].timestamp)
+        for key in witnesses
+        if key in found
+    )
+    if len(signed) < quorum:
+        missing = ", ".join(key.name for key in witnesses if key not in found)
+        raise CheckpointInvalid(
+            f"{len(signed)} of the {quorum} witness cosignatures required "
+            f"(of {len(witnesses)} trusted witnesses); missing: {missing}"
+        )
+    return signed

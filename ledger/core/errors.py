@@ -22,6 +22,12 @@
     ├── IdempotencyKeyReused        same key, different body
     ├── StorageUnavailable          the database cannot be reached
     ├── ServerBusy                  at a cap of the server's (connections, event streams)
+    ├── WitnessRefusal              a witness will not cosign a submitted checkpoint
+    │   ├── SubmissionMalformed     not an add-checkpoint body (C2SP tlog-witness)
+    │   ├── UnknownLog              an origin the witness does not follow
+    │   ├── UntrustedCheckpoint     no valid signature by a key trusted for the origin
+    │   ├── OldSizeMismatch         the old size is not the size last cosigned
+    │   └── InconsistentCheckpoint  the checkpoint does not extend the one last cosigned
     └── VerificationError           a record, chain or proof fails a check
         ├── MalformedRecord         not a format §1 record, or not canonical
         ├── ChainBroken             ``seq``/``prev``/``recorded_at`` linkage
@@ -32,9 +38,12 @@
         ├── RotationInvalid         a ``key.rotated`` endorsement that fails
         ├── BundleInvalid           an export bundle's tar layout or manifest
         ├── TimestampInvalid        an RFC 3161 timestamp reply that fails a check
-        └── IntegrityAlarm          a ledger's stored head and last records disagree
+        ├── IntegrityAlarm          a ledger's stored head and last records disagree
+        └── WitnessReplyInvalid     a witness's answer the protocol does not allow
 
-HTTP status codes are assigned in exactly one place, ``ledger.api.problems``.
+HTTP status codes are assigned in exactly one place, ``ledger.api.problems``;
+the witness, a program of its own (``ledger.witness``), answers its refusals
+with the statuses C2SP tlog-witness fixes, mapped once in ``ledger.witness.http``.
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ __all__ = [
     "IdempotencyInFlight",
     "IdempotencyKeyReused",
     "IdentityMismatch",
+    "InconsistentCheckpoint",
     "InputError",
     "IntegrityAlarm",
     "InvalidEvent",
@@ -61,6 +71,7 @@ __all__ = [
     "MalformedJSON",
     "MalformedRecord",
     "NotFound",
+    "OldSizeMismatch",
     "PrevMismatch",
     "ProjectionMismatch",
     "ProofInvalid",
@@ -68,10 +79,15 @@ __all__ = [
     "RequestTimeout",
     "ServerBusy",
     "StorageUnavailable",
+    "SubmissionMalformed",
     "TimestampInvalid",
     "Unauthenticated",
+    "UnknownLog",
     "UnsupportedMediaType",
+    "UntrustedCheckpoint",
     "VerificationError",
+    "WitnessRefusal",
+    "WitnessReplyInvalid",
 ]
 
 
@@ -200,6 +216,42 @@ class ServerBusy(LedgerError):
         self.retry_after = retry_after
 
 
+class WitnessRefusal(LedgerError):
+    """A witness refuses to cosign a submitted checkpoint (C2SP tlog-witness)."""
+
+    title = "Checkpoint not cosigned"
+
+
+class SubmissionMalformed(WitnessRefusal):
+    title = "Malformed add-checkpoint request"
+
+
+class UnknownLog(WitnessRefusal):
+    title = "Unknown log origin"
+
+
+class UntrustedCheckpoint(WitnessRefusal):
+    """No signature by a key trusted for the origin, or one such signature fails."""
+
+    title = "Checkpoint not signed by a trusted log key"
+
+
+class OldSizeMismatch(WitnessRefusal):
+    """The request's old size is not ``size``, the size of the latest cosigned checkpoint."""
+
+    title = "Old size is not the latest cosigned size"
+
+    def __init__(self, detail: str, *, size: int) -> None:
+        super().__init__(detail)
+        self.size = size
+
+
+class InconsistentCheckpoint(WitnessRefusal):
+    """The checkpoint is not proved to extend the latest cosigned one."""
+
+    title = "Checkpoint inconsistent with the latest cosigned one"
+
+
 class VerificationError(LedgerError):
     """A check failed; ``seq`` is the first record at fault, when there is one."""
 
@@ -259,3 +311,9 @@ class IntegrityAlarm(VerificationError):
     or a restore gone wrong): appends to it are refused rather than chained on."""
 
     title = "Ledger integrity alarm"
+
+
+class WitnessReplyInvalid(VerificationError):
+    """A witness answered with a body the tlog-witness protocol does not allow."""
+
+    title = "Witness reply invalid"

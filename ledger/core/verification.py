@@ -39,6 +39,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 
 from ledger.core.bundle import (
@@ -46,11 +47,14 @@ from ledger.core.bundle import (
     MEMBERS,
     SIGNATURE_SIZE,
     TIMESTAMP_MEMBERS,
+    WITNESSED_MEMBERS,
     Manifest,
+    proof_from_text,
 )
 from ledger.core.chain import ChainVerifier
 from ledger.core.checkpoint import MAX_NOTE_BYTES, SignedCheckpoint
 from ledger.core.checkpoint import verify as verify_note
+from ledger.core.cosignature import CosignedBy, CosignerKey, require_quorum
 from ledger.core.errors import (
     BundleInvalid,
     ChainBroken,
@@ -158,6 +162,10 @@ class VerificationReport:
     checks: tuple[str, ...] = ()
     # What the run did besides checking (a first state file written, say).
     notes: tuple[str, ...] = ()
+    # The witnessed checkpoint the run checked the records against, and the
+    # trusted witnesses that cosigned it (docs/witnesses.md).
+    witnessed_size: int | None = None
+    cosigners: tuple[CosignedBy, ...] = ()
     # The RFC 3161 timestamp checked (format §8), when there was one.
     timestamp: TimestampCheck | None = None
 
@@ -172,6 +180,8 @@ class VerificationReport:
             reason=prefix + error.reason,
             checks=(),
             notes=(),
+            witnessed_size=None,
+            cosigners=(),
             timestamp=None,
         )
 
@@ -200,6 +210,11 @@ class VerificationReport:
             out["checks"] = list(self.checks)
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.witnessed_size is not None:
+            out["witnessed"] = {
+                "tree_size": self.witnessed_size,
+                "cosigned_by": [c.to_dict() for c in self.cosigners],
+            }
         if self.valid and self.timestamp is not None:
             out["timestamp"] = self.timestamp.to_dict()
         # ``checked`` and ``seq`` are the names earlier versions of the client printed.
@@ -629,6 +644,7 @@ class _BundleReader:
         self._tar = tar
         self._members = iter(self._tar)
         self._position = 0
+        self._peeked: tarfile.TarInfo | None = None
 
     def next_member(self) -> IO[bytes]:
         expected = MEMBERS[self._position]
@@ -652,10 +668,28 @@ class _BundleReader:
             raise BundleInvalid(f"member {name} is larger than {limit} bytes")
         return raw
 
+    def optional_member(self, name: str, limit: int) -> bytes | None:
+        """Member ``name`` if it comes next (None, and nothing read, if not)."""
+        member = self._peek()
+        if member is None or member.name != name:
+            return None
+        self._peeked = None
+        if not member.isreg():
+            raise BundleInvalid(f"member {name} is not a regular file")
+        stream = self._tar.extractfile(member)
+        assert stream is not None, "a regular member has content"
+        raw = _read(stream, limit + 1)
+        if len(raw) > limit:
+            raise BundleInvalid(f"member {name} is larger than {limit} bytes")
+        return raw
+
     def require_end(self) -> None:
         extra = self._next()
         if extra is not None:
-            raise BundleInvalid(f"unexpected member {extra.name!r} after {MEMBERS[-1]}")
+            raise BundleInvalid(
+                f"unexpected member {extra.name!r} after {MEMBERS[-1]} and the optional "
+                f"{' and '.join(WITNESSED_MEMBERS)}, then {', '.join(TIMESTAMP_MEMBERS)}"
+            )
 
     def optional_group(self, names: Sequence[str], limit: int) -> list[bytes] | None:
         """The contents of ``names``, in order, if the next member is the first of
@@ -667,7 +701,7 @@ class _BundleReader:
                 return None
             if member is None or member.name != name:
                 found = "the end of the bundle" if member is None else repr(member.name)
-                raise BundleInvalid(f"expected member {name} after {MEMBERS[-1]}, found {found}")
+                raise BundleInvalid(f"expected member {name}, found {found}")
             stream = self._tar.extractfile(member) if member.isreg() else None
             if stream is None:
                 raise BundleInvalid(f"member {name} is not a regular file")
@@ -677,7 +711,15 @@ class _BundleReader:
             contents.append(raw)
         return contents
 
+    def _peek(self) -> tarfile.TarInfo | None:
+        if self._peeked is None:
+            self._peeked = self._next()
+        return self._peeked
+
     def _next(self) -> tarfile.TarInfo | None:
+        if self._peeked is not None:
+            member, self._peeked = self._peeked, None
+            return member
         try:
             return next(self._members, None)
         except tarfile.TarError as e:
@@ -700,6 +742,8 @@ def verify_bundle(
     on_record: RecordSink | None = None,
     on_records: ProgressSink | None = None,
     executor: Executor | None = None,
+    witnesses: Sequence[CosignerKey] = (),
+    quorum: int | None = None,
     tsa_trust: TsaTrust | None = None,
 ) -> tuple[VerificationReport, LogVerifier | None]:
     """Check a bundle read once from ``fileobj`` against a trusted key.
@@ -715,14 +759,23 @@ def verify_bundle(
     the first failure are the same either way. It is not used when
     ``on_record`` wants every record, which only this process parses.
 
+    With ``witnesses``, the bundle must carry a witnessed checkpoint (format
+    §4.1) that at least ``quorum`` of them (default: all) cosigned.
+
     The timestamp members (format §8) are checked when present, their
     certificate chain only with ``tsa_trust``; with ``tsa_trust`` a bundle
     without them is invalid.
     """
     check = _BundleCheck(
-        key=key, ledger=ledger, root_sizes=root_sizes, on_record=on_record, executor=executor
+        key=key,
+        ledger=ledger,
+        root_sizes=root_sizes,
+        on_record=on_record,
+        executor=executor,
+        witnesses=tuple(witnesses),
+        quorum=len(witnesses) if quorum is None else quorum,
+        tsa_trust=tsa_trust,
     )
-    check.tsa_trust = tsa_trust
     try:
         # "r|": a forward-only stream, so no member is ever buffered to seek in.
         with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_CHUNK) as tar:
@@ -751,6 +804,9 @@ class _BundleCheck:
         root_sizes: Collection[int],
         on_record: RecordSink | None,
         executor: Executor | None,
+        witnesses: tuple[CosignerKey, ...] = (),
+        quorum: int = 0,
+        tsa_trust: TsaTrust | None = None,
     ) -> None:
         self.keys = KeyTrail(key)
         self.ledger = ledger
@@ -760,7 +816,11 @@ class _BundleCheck:
         self.manifest: Manifest | None = None
         self.trusted: VerifierKey | None = None
         self.log: LogVerifier | None = None
-        self.tsa_trust: TsaTrust | None = None
+        self.witnesses = witnesses
+        self.quorum = quorum
+        self.witnessed: SignedCheckpoint | None = None
+        self.cosigners: tuple[CosignedBy, ...] = ()
+        self.tsa_trust = tsa_trust
         self.timestamp: TimestampCheck | None = None
 
     def run(self, reader: _BundleReader, on_records: ProgressSink | None) -> None:
@@ -793,7 +853,7 @@ class _BundleCheck:
         if digest != manifest.records_sha256:
             raise BundleInvalid("records.jsonl does not match the manifest's records_sha256")
         _check_merkle(log, manifest)
-        check_checkpoint(
+        checkpoint = check_checkpoint(
             reader.small_member(MAX_NOTE_BYTES),
             self.keys,
             ledger=manifest.ledger,
@@ -803,8 +863,47 @@ class _BundleCheck:
             head_hash=manifest.head_hash,
         )
         reader.small_member(MAX_PEM_BYTES)  # a convenience only: trust is the given key
+        self._check_witnessed(reader, manifest, checkpoint)
         self.timestamp = _check_bundle_timestamp(reader, self.keys, manifest, self.tsa_trust)
         reader.require_end()
+
+    def _check_witnessed(
+        self, reader: _BundleReader, manifest: Manifest, checkpoint: SignedCheckpoint
+    ) -> None:
+        """format §4.1: the witnessed checkpoint, by the trusted key, extended by the
+        bundle's checkpoint; with trusted witnesses, cosigned by a quorum of them."""
+        note_name, proof_name = WITNESSED_MEMBERS
+        raw = reader.optional_member(note_name, MAX_NOTE_BYTES)
+        if raw is None:
+            if self.witnesses:
+                raise CheckpointInvalid(
+                    f"the bundle carries no witnessed checkpoint; {self.quorum} witness "
+                    "cosignatures were required"
+                )
+            return
+        proof_raw = reader.optional_member(proof_name, MAX_NOTE_BYTES)
+        if proof_raw is None:
+            raise BundleInvalid(f"member {note_name} is not followed by {proof_name}")
+        try:
+            witnessed = check_checkpoint(
+                raw, self.keys, ledger=manifest.ledger, origin=manifest.origin
+            )
+            if witnessed.checkpoint.tree_size > manifest.tree_size:
+                raise CheckpointInvalid(
+                    f"its tree size {witnessed.checkpoint.tree_size} is beyond the bundle's "
+                    f"{manifest.tree_size}"
+                )
+            check_consistency(witnessed, checkpoint, proof_from_text(proof_raw))
+            if self.witnesses:
+                self.cosigners = require_quorum(
+                    witnessed.checkpoint.body(),
+                    witnessed.signatures,
+                    self.witnesses,
+                    self.quorum,
+                )
+        except VerificationError as e:
+            raise type(e)(f"the witnessed checkpoint: {e.reason}") from None
+        self.witnessed = witnessed
 
     def _endorsed_signer(self, manifest: Manifest) -> VerifierKey:
         found = self.keys.find(manifest.key_name, manifest.key_id)
@@ -850,9 +949,37 @@ class _BundleCheck:
             merkle,
             f"checkpoint signature by {signer}",
         )
-        if self.timestamp is None:
-            return report
-        return replace(report.checked(self.timestamp.describe()), timestamp=self.timestamp)
+        if self.witnessed is not None:
+            size = self.witnessed.checkpoint.tree_size
+            report = replace(
+                report.checked(
+                    f"witnessed checkpoint (tree size {size}) signed by the log's key and "
+                    "extended by the bundle's checkpoint",
+                    *witness_checks(self.cosigners, self.quorum),
+                ),
+                witnessed_size=size,
+                cosigners=self.cosigners,
+            )
+        if self.timestamp is not None:
+            report = replace(report.checked(self.timestamp.describe()), timestamp=self.timestamp)
+        return report
+
+
+def witness_checks(cosigners: Sequence[CosignedBy], quorum: int) -> tuple[str, ...]:
+    """The report's lines for a quorum met: one per witness that cosigned."""
+    if not cosigners:
+        return ()
+    return (
+        f"{len(cosigners)} witness cosignatures (quorum {quorum})",
+        *(
+            f"cosignature by witness {c.name}+{c.key_id} at {_posix_time(c.timestamp)}"
+            for c in cosigners
+        ),
+    )
+
+
+def _posix_time(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_bundle_timestamp(

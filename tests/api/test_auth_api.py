@@ -32,6 +32,7 @@ READS = [
     ("GET", "/v1/ledgers/{L}/events/1"),
     ("GET", "/v1/ledgers/{L}/head"),
     ("GET", "/v1/ledgers/{L}/checkpoint"),
+    ("GET", "/v1/ledgers/{L}/witnesses"),
     ("GET", "/v1/ledgers/{L}/proofs/inclusion?seq=1"),
     ("GET", "/v1/ledgers/{L}/proofs/consistency?from=1&to=2"),
     ("GET", "/v1/ledgers/{L}/snapshot"),
@@ -100,6 +101,8 @@ def test_the_matrix_names_every_route(client: TestClient) -> None:
     covered |= {"/v1/ledgers/{ledger}/sources/{name:path}"}
     # Needs an authority to answer 200: its access matrix is in tests/api/test_timestamps_api.py.
     covered |= {"/v1/ledgers/{ledger}/checkpoint/timestamp"}
+    # 404 without witnesses configured; tests/api/test_witnessed_api.py checks its access.
+    covered |= {"/v1/ledgers/{ledger}/checkpoint/witnessed"}
     covered |= {"/v1/ledgers", "/v1/keys", "/healthz", "/readyz"}
     api_routes = {
         getattr(r, "path", "")

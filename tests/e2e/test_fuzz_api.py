@@ -22,7 +22,11 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from ledger.core.checkpoint import SignedCheckpoint
+from ledger.core.cosignature import Witness
+from ledger.store.tables import checkpoint_cosignatures, ledgers
 from tests.conftest import position
 from tests.e2e.test_tokens_cli import create_token
 from tests.servers import ServerProcess
@@ -31,6 +35,7 @@ from tests.tsa import LocalTsa, make_authority
 pytestmark = pytest.mark.slow
 
 LEDGER = "fuzz"
+WITNESS = Witness.generate("witness.test/fuzz")
 MAX_EXAMPLES = 40  # per operation and phase; about 10 s per mode on a 2-core machine
 
 # Path parameters name data that exists, so requests reach the handlers rather
@@ -143,16 +148,43 @@ def wait_for_timestamp(url: str, timeout: float = 15.0) -> None:
         time.sleep(0.05)
 
 
+def seed_cosignature(url: str, database_url: str) -> None:
+    """A cosignature of the seeded checkpoint, stored as the collector would store
+    one, so that ``/checkpoint/witnessed`` has a note to serve."""
+    note = httpx.get(f"{url}/v1/ledgers/{LEDGER}/checkpoint", params={"size": 3}).text
+    body = SignedCheckpoint.from_text(note).checkpoint.body()
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            ledger_id = sa.select(ledgers.c.id).where(ledgers.c.name == LEDGER).scalar_subquery()
+            conn.execute(
+                checkpoint_cosignatures.insert().values(
+                    ledger_id=ledger_id,
+                    tree_size=3,
+                    witness=WITNESS.verifier.to_string(),
+                    signed_at=1_800_000_000,
+                    line=WITNESS.cosign(body, 1_800_000_000).to_line(),
+                    received_at="2026-12-07T07:00:00.000000Z",
+                )
+            )
+    finally:
+        engine.dispose()
+
+
 def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
     token = create_token("fuzz", "admin", database_url=database_url, data_dir=tmp_path)
     # A real time-stamping authority, so the timestamp route has data to serve.
     tsa = LocalTsa(make_authority(tmp_path / "tsa"))
+    # A witness nobody runs (port 9 is discard's): its one stored cosignature
+    # makes a witnessed checkpoint, and submissions to it fail, off the requests' path.
+    witnesses = json.dumps([{"url": "http://127.0.0.1:9", "key": WITNESS.verifier.to_string()}])
     server = ServerProcess(
         database_url=database_url,
         data_dir=tmp_path,
         env={
             "LEDGER_AUTH": "tokens",
             "LEDGER_RATE_LIMIT": "0",
+            "LEDGER_WITNESSES": witnesses,
             "LEDGER_TSA_URL": tsa.url,
             "LEDGER_TSA_CERTS": str(tsa.authority.chain),
             "LEDGER_TSA_INTERVAL": "0.2",
@@ -161,6 +193,7 @@ def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
     figures: list[str] = []
     try:
         seed_ledger(server.url, token)
+        seed_cosignature(server.url, database_url)
         wait_for_timestamp(server.url)
         for mode in ("positive", "negative"):
             summary, output, elapsed = run_schemathesis(

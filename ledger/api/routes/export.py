@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ledger.api.deps import ServiceDep
@@ -23,7 +23,9 @@ MAX_SEQ = 2**53 - 1
     summary="Export bundle: records, signed manifest and checkpoint in one tar",
     description=(
         "A POSIX tar holding, in order, `manifest.json`, `manifest.sig`, `records.jsonl`, "
-        "`checkpoint` and `public_key.pem` (format §4) for records `from_seq..to_seq` "
+        "`checkpoint` and `public_key.pem` (format §4), then, when a quorum of the ledger's "
+        "witnesses cosigned a checkpoint at or below its size, `witnessed` and "
+        "`witnessed.proof` (format §4.1), for records `from_seq..to_seq` "
         "(default: the whole ledger). The range is checked before the stream starts, so "
         "errors are problem documents; the manifest's signature can be checked with "
         "`openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json "
@@ -38,6 +40,7 @@ MAX_SEQ = 2**53 - 1
     },
 )
 def export_bundle(
+    request: Request,
     service: ServiceDep,
     ledger: Annotated[str, Path(description="Ledger name")],
     from_seq: Annotated[
@@ -48,7 +51,13 @@ def export_bundle(
     ] = None,
 ) -> StreamingResponse:
     # A sync handler: the hashing pass reads every record, off the event loop.
-    manifest, chunks = bundle_chunks(service, ledger, from_seq=from_seq, to_seq=to_seq)
+    manifest, chunks = bundle_chunks(
+        service,
+        ledger,
+        from_seq=from_seq,
+        to_seq=to_seq,
+        witnessed=request.app.state.witnessed,
+    )
     return StreamingResponse(
         chunks,
         media_type=TAR,

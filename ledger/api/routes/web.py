@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 from ledger.access import Principal
 from ledger.api.auth import Caller
 from ledger.api.deps import ServiceDep, SettingsDep
+from ledger.config import Settings
 from ledger.core.errors import (
     Forbidden,
     InputError,
@@ -183,6 +184,14 @@ def _timeline_context(
     }
 
 
+def _witness_data(settings: Settings) -> dict[str, object]:
+    """The witness keys and quorum the page checks the witnessed checkpoint with."""
+    return {
+        "witnesses": [w.key for w in settings.witnesses],
+        "witness_quorum": settings.quorum(),
+    }
+
+
 @router.get("/ledgers/{ledger}", response_class=HTMLResponse)
 async def timeline_page(
     principal: Caller,
@@ -206,6 +215,7 @@ async def timeline_page(
     except LedgerError as e:
         return _error_page(e, ledger)
     context["page_data"]["recompute_limit"] = settings.web_recompute_limit
+    context["page_data"].update(_witness_data(settings))
     return _page("timeline.html", **context)
 
 
@@ -213,6 +223,7 @@ async def timeline_page(
 async def record_page(
     principal: Caller,
     service: ServiceDep,
+    settings: SettingsDep,
     ledger: Annotated[str, Path()],
     seq: Annotated[int, Path(ge=1, le=MAX_SEQ)],
 ) -> HTMLResponse:
@@ -230,5 +241,9 @@ async def record_page(
         ledger=ledger,
         view=view,
         names=names,
-        page_data={"ledger": ledger, "shown": [seq, *(f.seq for f in view.fixes)]},
+        page_data={
+            "ledger": ledger,
+            "shown": [seq, *(f.seq for f in view.fixes)],
+            **_witness_data(settings),
+        },
     )

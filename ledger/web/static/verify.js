@@ -111,8 +111,11 @@
       if (!line.startsWith(SIG_PREFIX)) fail("the checkpoint has a malformed signature line");
       const [name, sigText] = line.slice(SIG_PREFIX.length).split(" ");
       const raw = b64decode(sigText || "", "a checkpoint signature");
-      if (raw.length !== 68) fail("a checkpoint signature by " + name + " is not 4 + 64 bytes");
-      signatures.push({ name, id: raw.slice(0, 4), sig: raw.slice(4) });
+      // 4 + 64 bytes: a log signature; 4 + 8 + 64: a witness cosignature (format §7).
+      if (raw.length !== 68 && raw.length !== 76) {
+        fail("a checkpoint signature by " + name + " is neither 4 + 64 nor 4 + 8 + 64 bytes");
+      }
+      signatures.push({ name, id: raw.slice(0, 4), sig: raw.slice(4), raw });
     }
     return {
       origin: lines[0],
@@ -122,6 +125,54 @@
       body: enc.encode(body),
       signatures,
     };
+  }
+
+  // format §7 witness key: <name>+<8 hex key id>+<base64(0x04 || 32-byte Ed25519 key)>.
+  async function parseCosignerKey(text) {
+    const match = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(String(text));
+    if (!match) fail("malformed witness key " + text);
+    const [, name, idHex, keyText] = match;
+    const raw = b64decode(keyText, "the key of witness " + name);
+    if (raw.length !== 33 || raw[0] !== 4) fail("witness key " + name + " is not a cosignature (type 4) key");
+    const pub = raw.slice(1);
+    const id = (await sha256(concat(enc.encode(name), Uint8Array.of(0x0a, 0x04), pub))).slice(0, 4);
+    if (hex(id) !== idHex) fail("witness key " + name + "+" + idHex + ": its id does not match the key");
+    return { name, idHex, id, pub, label: name + "+" + idHex };
+  }
+
+  // RFC 9162 §2.1.4.2, as ledger/core/merkle.py verify_consistency: true when
+  // ``proof`` shows the tree of size1 (root1) is a prefix of the tree of size2 (root2).
+  async function consistent(size1, size2, root1, root2, proof) {
+    const m = BigInt(size1);
+    const n = BigInt(size2);
+    if (m < 1n || m > n) return false;
+    if (m === n) return proof.length === 0 && equal(root1, root2);
+    const path = (m & (m - 1n)) === 0n ? [root1, ...proof] : proof.slice();
+    if (!path.length) return false;
+    let fn = m - 1n;
+    let sn = n - 1n;
+    while (fn & 1n) {
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    let fr = path[0];
+    let sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0n) return false;
+      if (fn & 1n || fn === sn) {
+        fr = await nodeHash(c, fr);
+        sr = await nodeHash(c, sr);
+        while (!(fn & 1n) && fn !== 0n) {
+          fn >>= 1n;
+          sn >>= 1n;
+        }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    return sn === 0n && equal(fr, root1) && equal(sr, root2);
   }
 
   async function ed25519Verify(pub, sig, message) {
@@ -391,6 +442,106 @@
     );
   }
 
+  // -- witnesses (format §7) ------------------------------------------------------
+  // The page checks the witnesses' signatures itself, against the witness keys
+  // this server lists in its page data: a reader who wants more compares those
+  // keys with the ones the witnesses' operators publish.
+
+  const base = (ledger) => "/v1/ledgers/" + encodeURIComponent(ledger);
+
+  function pageSetting(name) {
+    const node = document.getElementById("page-data");
+    try {
+      return JSON.parse(node.textContent)[name];
+    } catch (e) {
+      return undefined;
+    }
+  }
+
+  function cosignatureTime(raw) {
+    return new DataView(raw.buffer, raw.byteOffset + 4, 8).getBigUint64(0);
+  }
+
+  // The witnesses of ``keys`` that cosigned ``note`` (a parsed checkpoint), each
+  // with its cosignature's time; a witness's line that fails to verify fails the note.
+  async function verifiedCosigners(note, keys) {
+    const cosigned = [];
+    for (const key of keys) {
+      const line = note.signatures.find((l) => l.name === key.name && equal(l.id, key.id) && l.raw.length === 76);
+      if (!line) continue;
+      const time = cosignatureTime(line.raw);
+      const message = concat(enc.encode("cosignature/v1\ntime " + time + "\n"), note.body);
+      if (!(await ed25519Verify(key.pub, line.raw.slice(12), message))) {
+        fail("the cosignature by witness " + key.label + " is invalid");
+      }
+      cosigned.push({ key, time: new Date(Number(time) * 1000) });
+    }
+    return cosigned;
+  }
+
+  async function checkWitnesses(ledger, checkpoint, trusted) {
+    const configured = pageSetting("witnesses");
+    if (!Array.isArray(configured) || !configured.length) return { message: "", cosigned: [] };
+    const keys = [];
+    for (const text of configured) keys.push(await parseCosignerKey(text));
+    const quorum = Number.isInteger(pageSetting("witness_quorum")) ? pageSetting("witness_quorum") : keys.length;
+    let response;
+    try {
+      response = await fetch(base(ledger) + "/checkpoint/witnessed", { cache: "no-store", credentials: "omit" });
+    } catch (e) {
+      fail("could not fetch the witnessed checkpoint (network error)");
+    }
+    if (response.status === 404) {
+      return {
+        message: " No checkpoint carries cosignatures from " + quorum + " of the ledger's " + keys.length + " witnesses yet.",
+        cosigned: [],
+      };
+    }
+    if (!response.ok) fail("could not fetch the witnessed checkpoint (HTTP " + response.status + ")");
+    const witnessed = parseCheckpoint(await response.text());
+    if (witnessed.origin !== checkpoint.origin) fail("the witnessed checkpoint is for another log (" + witnessed.origin + ")");
+    let logSigned = false;
+    for (const line of witnessed.signatures) {
+      const entry = trusted.find((t) => t.key.name === line.name && equal(t.key.id, line.id));
+      if (!entry || line.raw.length !== 68) continue;
+      if (!(await ed25519Verify(entry.key.pub, line.sig, witnessed.body))) {
+        fail("the witnessed checkpoint's signature by key " + entry.key.label + " is invalid");
+      }
+      logSigned = true;
+    }
+    if (!logSigned) fail("the witnessed checkpoint is not signed by a trusted key of the ledger");
+    const cosigned = await verifiedCosigners(witnessed, keys);
+    if (cosigned.length < quorum) {
+      fail("the checkpoint served as witnessed carries " + cosigned.length + " valid cosignatures; the quorum is " + quorum);
+    }
+    // The head may have grown between the two fetches, or the witnesses may lag it:
+    // either way the smaller tree must be a prefix of the larger.
+    const [older, newer] = witnessed.size <= checkpoint.size ? [witnessed, checkpoint] : [checkpoint, witnessed];
+    if (older.size > 0 && older.size !== newer.size) {
+      const proof = await get(
+        base(ledger) + "/proofs/consistency?from=" + older.size + "&to=" + newer.size,
+        "the consistency proof"
+      );
+      const hashes = (proof.proof || []).map((h) => b64decode(h, "a consistency proof hash"));
+      if (!(await consistent(older.size, newer.size, older.root, newer.root, hashes))) {
+        fail("the witnessed checkpoint of " + witnessed.size + " records and the head of " + checkpoint.size + " are not one history");
+      }
+    } else if (older.size === newer.size && !equal(older.root, newer.root)) {
+      fail("the witnessed checkpoint and the head have the same size and different roots");
+    }
+    const names = cosigned.map((c) => c.key.label + " at " + c.time.toISOString().replace(".000Z", "Z")).join(", ");
+    const lag = checkpoint.size - witnessed.size;
+    return {
+      message:
+        " The checkpoint of " + witnessed.size + " records was cosigned by " + cosigned.length + " of " + keys.length +
+        " witnesses (quorum " + quorum + "): " + names + "; their signatures were checked in your browser against" +
+        " the witness keys this server lists, and the head is proved to extend it" +
+        (lag > 0 ? " (" + lag + " newer records are not witnessed yet)." : "."),
+      cosigned,
+      witnessedSize: witnessed.size,
+    };
+  }
+
   // Everything the page shows, proved: returns a summary, or throws VerifyError naming what failed.
   async function verifyPage(ledger, seqs, snapshot) {
     if (!window.isSecureContext || !window.crypto || !crypto.subtle) {
@@ -444,14 +595,16 @@
       }
       snapshotNote = await checkGrid(ledger, checkpoint, snapshot, key);
     }
+    const witnesses = await checkWitnesses(ledger, checkpoint, trusted);
     return {
       checkpoint,
       signer: signer.key,
       records,
+      witnesses,
       message:
         "Verified in your browser: " + seqs.length + " record" + (seqs.length === 1 ? "" : "s") +
         " shown are in the signed log of " + checkpoint.size + " records, checkpoint signed by key " +
-        signer.key.label + endorsements(signer) + "." + snapshotNote,
+        signer.key.label + endorsements(signer) + "." + snapshotNote + witnesses.message,
     };
   }
 
@@ -461,6 +614,9 @@
     rootFromInclusion,
     parseVerifierKey,
     parseCheckpoint,
+    parseCosignerKey,
+    verifiedCosigners,
+    consistent,
     canonical,
     sha256,
     hex,
