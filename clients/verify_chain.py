@@ -1,11 +1,13 @@
 """ledger-verify: check a ledger without trusting the server that holds it.
 
-Imports only ``ledger.core``, ``httpx``, ``cryptography`` and ``rich``, so a
-third party can audit with nothing but this file, the core package and the
-format contract (docs/format.md).
+Imports only ``ledger.core`` (with its ``rfc3161_client`` for timestamps),
+``httpx``, ``cryptography`` and ``rich``, so a third party can audit with
+nothing but this file, the core package and the format contract
+(docs/format.md).
 
-    ledger-verify bundle FILE --key KEY [--ledger NAME] [--snapshot FILE] [--json]
-    ledger-verify server URL --ledger NAME --key KEY [--state FILE] [--snapshot FILE] [--json]
+    ledger-verify bundle FILE --key KEY [--ledger NAME] [--snapshot FILE] [--tsa-cert FILE] [--json]
+    ledger-verify server URL --ledger NAME --key KEY [--state FILE] [--snapshot FILE]
+                             [--tsa-cert FILE] [--json]
     … [--witness WITNESS_KEY …] [--quorum K] [--witness-wait SECONDS]
 
 ``bundle`` checks an export offline (format §5). ``server`` pages
@@ -14,6 +16,9 @@ chain and the Merkle root and compares them with it; with ``--state`` it also
 proves the checkpoint consistent with the one remembered from the last run
 (step 6: rollback and fork detection) and remembers the new one.
 ``--snapshot`` recomputes a signed format §6 snapshot from the verified records.
+``--tsa-cert`` requires an RFC 3161 timestamp (format §8) of the verified tree,
+or of a checkpoint shown to be a prefix of it, checked under that authority's
+certificate chain, and reports the time it attests.
 
 With ``--witness`` (repeatable; a witness's cosigner verifier key) the
 checkpoint trusted must also carry valid cosignatures from ``--quorum`` of
@@ -55,9 +60,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.cosignature import CosignedBy, CosignerKey, require_quorum
-from ledger.core.errors import CheckpointInvalid, VerificationError
+from ledger.core.errors import CheckpointInvalid, TimestampInvalid, VerificationError
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey
+from ledger.core.timestamps import MAX_REPLY_BYTES, TsaTrust, check_timestamped_checkpoint
 from ledger.core.verification import (
     KeyTrail,
     LogVerifier,
@@ -124,6 +130,14 @@ def resolve_key(text: str) -> TrustedKey:
         return VerifierKey.from_string(candidate)
     except ValueError as e:
         raise UsageError(f"unknown key: {e}") from None
+
+
+def read_tsa_trust(path: Path) -> TsaTrust:
+    """``--tsa-cert``: the authority's certificate, then its chain up to the trusted root."""
+    try:
+        return TsaTrust.from_pem(_read_small(path, "TSA certificate file"))
+    except ValueError as e:
+        raise UsageError(f"the TSA certificate file {path}: {e}") from None
 
 
 def resolve_witness(text: str) -> CosignerKey:
@@ -266,6 +280,7 @@ def verify_bundle_file(
     snapshot: SnapshotClaim | None = None,
     advance: Advance | None = None,
     witnesses: WitnessPolicy | None = None,
+    tsa_trust: TsaTrust | None = None,
 ) -> VerificationReport:
     keep = _SnapshotRecords(snapshot)
     try:
@@ -280,6 +295,7 @@ def verify_bundle_file(
                 executor=executor,
                 witnesses=witnesses.witnesses if witnesses else (),
                 quorum=witnesses.quorum if witnesses else None,
+                tsa_trust=tsa_trust,
             )
     except OSError as e:
         raise UsageError(f"cannot read the bundle {path}: {e.strerror or e}") from None
@@ -390,6 +406,7 @@ def verify_server(
     snapshot: SnapshotClaim | None = None,
     progress: Progress | None = None,
     witnesses: WitnessPolicy | None = None,
+    tsa_trust: TsaTrust | None = None,
 ) -> VerificationReport:
     """Verify the ledger up to the latest checkpoint, fetched first.
 
@@ -441,6 +458,11 @@ def verify_server(
         sizes.add(pending[1].checkpoint.tree_size)
     if snapshot is not None:
         sizes.add(snapshot.known_at)
+    timestamp = (
+        _fetch_timestamp(http, ledger, checkpoint.tree_size) if tsa_trust is not None else None
+    )
+    if timestamp is not None:
+        sizes.add(timestamp.tree_size)
     keep = _SnapshotRecords(snapshot)
     log = LogVerifier(ledger=ledger, root_sizes=sizes, on_record=keep, keys=keys)
     task = (
@@ -527,6 +549,8 @@ def verify_server(
             witnessed_size=checkpoint.tree_size,
             cosigners=cosigners,
         )
+    if tsa_trust is not None:
+        report = _check_timestamp(timestamp, log, keys, report, checkpoint.tree_size, tsa_trust)
     report = keep.check(log, report, keys)
     if report.valid and state is not None:
         try:
@@ -539,6 +563,70 @@ def verify_server(
                 f"saved to {state}"
             )
     return report
+
+
+@dataclasses.dataclass(frozen=True)
+class _ServedTimestamp:
+    tree_size: int
+    reply: bytes
+    note: str
+
+
+def _fetch_timestamp(http: httpx.Client, ledger: str, at_most: int) -> _ServedTimestamp | None:
+    """The newest timestamp the server holds at or below ``at_most``, with the
+    note of its size; None when it holds none (404)."""
+    path = f"/v1/ledgers/{ledger}/checkpoint/timestamp"
+    try:
+        response = http.get(path, params={"at_most": at_most})
+    except httpx.HTTPError as e:
+        raise UsageError(f"cannot reach the server: {e}") from None
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise UsageError(f"GET {path} answered {response.status_code}: {response.text[:200]}")
+    size_text = response.headers.get("Ledger-Tree-Size", "")
+    if not size_text.isdigit() or not 0 < int(size_text) <= at_most:
+        raise UsageError(f"GET {path} gave no usable Ledger-Tree-Size ({size_text!r})")
+    if len(response.content) > MAX_REPLY_BYTES:
+        raise UsageError(f"GET {path} answered more than {MAX_REPLY_BYTES} bytes")
+    size = int(size_text)
+    note = _get(http, f"/v1/ledgers/{ledger}/checkpoint", size=size).text
+    return _ServedTimestamp(tree_size=size, reply=response.content, note=note)
+
+
+def _check_timestamp(
+    served: _ServedTimestamp | None,
+    log: LogVerifier,
+    keys: KeyTrail,
+    report: VerificationReport,
+    verified_size: int,
+    trust: TsaTrust,
+) -> VerificationReport:
+    """format §8 for a server: the timestamped note is signed by a trusted key, its
+    root is the one records 1..M recompute, and the token covers its body."""
+    if not report.valid:
+        return report
+    try:
+        if served is None:
+            raise TimestampInvalid(
+                f"the server holds no timestamp of a checkpoint at or below tree size "
+                f"{verified_size}, and one was asked for"
+            )
+        try:
+            note = check_checkpoint(
+                served.note, keys, ledger=log.ledger, tree_size=served.tree_size
+            )
+        except VerificationError as e:
+            raise TimestampInvalid(f"the timestamped checkpoint: {e.reason}") from None
+        root = log.roots.get(served.tree_size)
+        assert root is not None, "the walk kept the root of the timestamped size"
+        check = check_timestamped_checkpoint(
+            note.checkpoint, served.reply, trust, tree_size=served.tree_size, root=root
+        )
+    except VerificationError as e:
+        return report.failed(e, prefix="timestamp: ")
+    check = dataclasses.replace(check, verified_size=verified_size)
+    return dataclasses.replace(report.checked(check.describe()), timestamp=check)
 
 
 _WITNESSED_POLL = 0.25
@@ -642,6 +730,12 @@ def _parser() -> argparse.ArgumentParser:
             "--key", required=True, help="verifier key string, or a file with one or a PEM key"
         )
         sub.add_argument("--snapshot", type=Path, help="a signed snapshot to recompute and check")
+        sub.add_argument(
+            "--tsa-cert",
+            type=Path,
+            help="PEM: an RFC 3161 authority's certificate, then its chain up to the root "
+            "trusted; requires a timestamp of the verified tree and reports its time",
+        )
         sub.add_argument("--json", action="store_true", help="machine-readable result")
         sub.add_argument(
             "--witness",
@@ -701,6 +795,7 @@ def _progress(console: Console, *, disable: bool) -> Progress:
 def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
     key = resolve_key(args.key)
     snapshot = read_snapshot(args.snapshot) if args.snapshot is not None else None
+    tsa_trust = read_tsa_trust(args.tsa_cert) if args.tsa_cert is not None else None
     witnesses = WitnessPolicy.from_args(
         args.witness, args.quorum, getattr(args, "witness_wait", 0.0)
     )
@@ -718,6 +813,7 @@ def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
                 snapshot=snapshot,
                 advance=advance,
                 witnesses=witnesses,
+                tsa_trust=tsa_trust,
             )
         headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
         with httpx.Client(base_url=args.url, timeout=args.timeout, headers=headers) as http:
@@ -729,6 +825,7 @@ def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
                 snapshot=snapshot,
                 progress=progress,
                 witnesses=witnesses,
+                tsa_trust=tsa_trust,
             )
 
 

@@ -591,7 +591,8 @@ def verify_command(
             console.print(
                 f"[bold green]VALID[/] {report.ledger}: {report.count} records; chain, tree, "
                 "checkpoints, positions and sources projections agree; "
-                f"head {report.head_hash}, root {report.merkle_root}"
+                + "".join(f"{check}; " for check in report.checks)
+                + f"head {report.head_hash}, root {report.merkle_root}"
             )
         else:
             where = f" at seq {report.failure_seq}" if report.failure_seq is not None else ""

@@ -3,7 +3,8 @@
 The tar members come in the format's order: ``manifest.json``, ``manifest.sig``,
 ``records.jsonl``, ``checkpoint``, ``public_key.pem``, then, when the ledger
 has a witnessed checkpoint, ``witnessed`` and ``witnessed.proof`` (format
-§4.1). The manifest comes
+§4.1), then, when a checkpoint at or below the bundle's tree size was
+timestamped, the three members of format §8. The manifest comes
 first yet carries ``records_sha256``, and the ``records.jsonl`` header needs
 its size, so the records are read twice: a hashing pass before anything is
 written, then a writing pass. Neither pass holds more than one page of
@@ -33,13 +34,21 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from ledger.core import checkpoint as notes
-from ledger.core.bundle import MEMBERS, WITNESSED_MEMBERS, Manifest, proof_text
+from ledger.core.bundle import (
+    MEMBERS,
+    TIMESTAMP_MEMBERS,
+    WITNESSED_MEMBERS,
+    Manifest,
+    proof_text,
+)
 from ledger.core.errors import InvalidParameter, VerificationError
 from ledger.core.hashing import record_hash
 from ledger.core.times import format_recorded_at
+from ledger.core.timestamps import consistency_member
 from ledger.service import LedgerService
 from ledger.store.cosignatures import WitnessedReader
 from ledger.store.ledger_reads import newest_signer
+from ledger.store.timestamps import newest_timestamp
 
 __all__ = [
     "PreparedBundle",
@@ -82,6 +91,9 @@ class PreparedBundle:
     records_size: int
     # format §4.1: the witnessed note and the consistency proof from it, or None.
     witnessed: tuple[bytes, bytes] | None = None
+    #: The contents of TIMESTAMP_MEMBERS (format §8), when a checkpoint at or
+    #: below the bundle's tree size was timestamped.
+    timestamp: tuple[bytes, bytes, bytes] | None = None
 
     @property
     def mtime(self) -> int:
@@ -220,6 +232,26 @@ def prepare_bundle(
         public_key_pem=signer.verifier.public_pem(),
         records_size=records.size,
         witnessed=_witnessed(service, ledger, last, witnessed),
+        timestamp=_timestamp_members(service, ledger, last),
+    )
+
+
+def _timestamp_members(
+    service: LedgerService, ledger: str, tree_size: int
+) -> tuple[bytes, bytes, bytes] | None:
+    """format §8: the newest timestamped checkpoint at or below ``tree_size``, the
+    consistency proof from it to ``tree_size``, and the authority's reply."""
+    found = newest_timestamp(service.recorder.db, ledger, at_most=tree_size)
+    if found is None:
+        return None
+    note = service.checkpoint(ledger, size=found.tree_size)
+    proof: list[bytes] = []
+    if found.tree_size < tree_size:
+        proof = service.consistency(ledger, size1=found.tree_size, size2=tree_size).proof
+    return (
+        note.encode("utf-8"),
+        consistency_member(found.tree_size, tree_size, proof),
+        found.response,
     )
 
 
@@ -306,6 +338,11 @@ def _tar_stream(
     if prepared.witnessed is not None:
         for name, content in zip(WITNESSED_MEMBERS, prepared.witnessed, strict=True):
             yield _member(name, content, mtime)
+    if prepared.timestamp is not None:
+        yield b"".join(
+            _member(name, content, mtime)
+            for name, content in zip(TIMESTAMP_MEMBERS, prepared.timestamp, strict=True)
+        )
     yield _END_OF_ARCHIVE
 
 

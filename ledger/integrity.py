@@ -11,14 +11,17 @@ an origin some registered key signs for, and name the recomputed root and
 head), the ledger's head row, every row of the positions projection
 (``ledger.core.projection_rows`` derives them again): ``/snapshot`` signs
 what those tables say, so an edited row there is a forgery the server would
-sign; and every row of the sources projection (``ledger.core.sources``), so
-that ``/sources`` says who reported what as the records do. A registered
+sign; every row of the sources projection (``ledger.core.sources``), so
+that ``/sources`` says who reported what as the records do; and every stored
+RFC 3161 timestamp (format §8): its reply parses, covers the body of the
+checkpoint of its tree size, and attests the time its row says (its
+certificate chain too when ``LEDGER_TSA_CERTS`` is set). A registered
 public key is trusted under any name its signature lines give: before keys
 were registered once, a new host name could re-label the key, and the
 registry keeps only the first name. Memory stays ``O(log n)``
 plus one page of records, plus what fixes make, the cells and the marks
 (few: versions, one per position record, are compared as a stream), plus
-one sources row per record citing a source. Last, every stored witness
+one sources row per record citing a source. Every stored witness
 cosignature must verify, with the key of the witness its row names, against
 the body of the stored checkpoint of its size (checked above).
 
@@ -36,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from ledger.core import checkpoint as notes
 from ledger.core.checkpoint import SIGNATURE_PREFIX, SignedCheckpoint
 from ledger.core.cosignature import Cosignature, CosignerKey
 from ledger.core.errors import (
@@ -43,6 +47,7 @@ from ledger.core.errors import (
     CheckpointInvalid,
     ProjectionMismatch,
     ProofInvalid,
+    TimestampInvalid,
     VerificationError,
 )
 from ledger.core.hashing import GENESIS_PREV, empty_root, record_hash
@@ -52,12 +57,14 @@ from ledger.core.projection_rows import MARK_BLOCK, ExpectedVersion, ProjectionR
 from ledger.core.records import Record
 from ledger.core.signing import KEY_NAME_PATTERN, VerifierKey
 from ledger.core.sources import CitationRow, SourceRows
+from ledger.core.timestamps import TsaTrust, verify_reply
 from ledger.core.verification import LogVerifier, VerificationReport, check_checkpoint
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.cosignatures import CosignatureRow, CosignatureStore
 from ledger.store.integrity_reads import IntegrityReader, StoredCheckpoint, StoredVersion
 from ledger.store.sources import stored_rows
+from ledger.store.timestamps import timestamps_up_to
 from ledger.store.tree import is_stored, stored_node_count
 
 __all__ = ["check_ledger"]
@@ -108,13 +115,20 @@ def check_ledger(
     ledger: str,
     *,
     on_records: Callable[[int], None] | None = None,
+    tsa_trust: TsaTrust | None = None,
 ) -> VerificationReport:
-    """Audit one ledger's stored rows; a report, valid or naming the first fault."""
+    """Audit one ledger's stored rows; a report, valid or naming the first fault.
+
+    Timestamps are checked up to the root ``tsa_trust`` names; given a
+    ``Runtime``, that is by default the chain its settings configure.
+    """
     service = (
         runtime_or_service.service
         if isinstance(runtime_or_service, Runtime)
         else runtime_or_service
     )
+    if tsa_trust is None and isinstance(runtime_or_service, Runtime):
+        tsa_trust = _configured_tsa_trust(runtime_or_service)
     reader = IntegrityReader(service.recorder.db)
     stored = reader.ledger(ledger)
     registered = service.keys.all_keys()
@@ -143,12 +157,13 @@ def check_ledger(
             )
         projection.finish()
         _check_cosignatures(CosignatureStore(database=service.recorder.db).rows(ledger))
+        timestamps = _check_timestamps(service, ledger, log.last_seq, tsa_trust)
     except VerificationError as e:
         walked = VerificationReport(
             valid=False, ledger=ledger, from_seq=1, to_seq=stored.head_seq, count=log.count
         )
         return walked.failed(e)
-    return VerificationReport(
+    report = VerificationReport(
         valid=True,
         ledger=ledger,
         from_seq=1,
@@ -157,6 +172,51 @@ def check_ledger(
         head_hash=log.head_hash,
         merkle_root=base64.b64encode(log.root()).decode("ascii"),
     )
+    if timestamps:
+        chain = "certificate chains" if tsa_trust is not None else "not their chains"
+        report = report.checked(f"{timestamps} checkpoint timestamps ({chain})")
+    return report
+
+
+def _configured_tsa_trust(runtime: Runtime) -> TsaTrust | None:
+    if runtime.timestamper is not None:
+        return runtime.timestamper.trust
+    path = runtime.settings.tsa_certs
+    if path is None:
+        return None
+    try:
+        return TsaTrust.from_pem(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise TimestampInvalid(f"LEDGER_TSA_CERTS {path}: {error}") from None
+
+
+def _check_timestamps(
+    service: LedgerService, ledger: str, head: int, trust: TsaTrust | None
+) -> int:
+    """Check every stored timestamp against the checkpoint body of its tree size
+    (the records, tree and checkpoints are verified by now); how many there are."""
+    rows = timestamps_up_to(service.recorder.db, ledger)
+    for row in rows:
+        size = row.tree_size
+        if size > head:
+            raise TimestampInvalid(
+                f"a timestamp of tree size {size} is stored, but the records end at {head}"
+            )
+        note = service.checkpoint(ledger, size=size)
+        body = notes.SignedCheckpoint.from_text(note).checkpoint.body()
+        try:
+            attestation = verify_reply(row.response, body, trust)
+        except TimestampInvalid as e:
+            raise TimestampInvalid(
+                f"the stored timestamp of tree size {size}: {e.reason}", seq=size
+            ) from None
+        if attestation.attested_at != row.attested_at:
+            raise TimestampInvalid(
+                f"the stored timestamp of tree size {size} says attested_at "
+                f"{row.attested_at}; its token says {attestation.attested_at}",
+                seq=size,
+            )
+    return len(rows)
 
 
 def _walk(

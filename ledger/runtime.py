@@ -15,6 +15,7 @@ from ledger.config import Settings
 from ledger.core.identity import SigningIdentity, resolve_identity
 from ledger.core.signing import VerifierKey
 from ledger.core.times import format_recorded_at
+from ledger.core.timestamps import TsaTrust
 from ledger.cosignature_collector import CosignatureCollector
 from ledger.intake import EventSchemas, Intake
 from ledger.keyring import ActiveSigners, KeyRing, primary_key, raw_public_key
@@ -27,6 +28,7 @@ from ledger.store.proofs import LogReader
 from ledger.store.recorder import Recorder
 from ledger.store.sources import SourcesProjection
 from ledger.store.tokens import TokenStore
+from ledger.timestamping import Timestamper
 
 __all__ = ["Runtime"]
 
@@ -45,6 +47,8 @@ class Runtime:
     witnessed: WitnessedReader
     # Started by the server's lifespan; idle when no witness is configured.
     collector: CosignatureCollector
+    #: Set with LEDGER_TSA_URL; the API's lifespan starts and stops it.
+    timestamper: Timestamper | None = None
 
     @classmethod
     def start(cls, settings: Settings, *, migrate: bool = True) -> Runtime:
@@ -80,6 +84,7 @@ class Runtime:
                 keys=registry,
                 keyring=keyring,
             )
+            timestamper = _timestamper(settings, service)
         except BaseException:
             database.dispose()
             raise
@@ -105,6 +110,7 @@ class Runtime:
                     service.consistency(ledger, size1=old, size2=new).proof
                 ),
             ),
+            timestamper=timestamper,
         )
 
     @property
@@ -112,9 +118,24 @@ class Runtime:
         return SigningIdentity(origin=self.service.recorder.origin, name=self.keyring.name)
 
     def close(self) -> None:
+        if self.timestamper is not None:
+            self.timestamper.stop()
         self.tokens.close()
         self.service.recorder.close()
         self.database.dispose()
+
+
+def _timestamper(settings: Settings, service: LedgerService) -> Timestamper | None:
+    """The RFC 3161 timestamping task when an authority is configured (not started)."""
+    if settings.tsa_url is None or settings.tsa_certs is None:
+        return None
+    try:
+        trust = TsaTrust.from_pem(settings.tsa_certs.read_bytes())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"LEDGER_TSA_CERTS {settings.tsa_certs}: {error}") from None
+    return Timestamper(
+        service=service, url=settings.tsa_url, trust=trust, interval=settings.tsa_interval
+    )
 
 
 def _signing_identity(settings: Settings, registry: KeyRegistry, keys_dir: Path) -> SigningIdentity:

@@ -42,6 +42,7 @@ from ledger.store.projections import rebuild_projections
 from ledger.store.proofs import ConsistencyProof, InclusionProof, LogReader
 from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Receipt, Recorder
 from ledger.store.sources import read_citations
+from ledger.store.timestamps import StoredTimestamp, newest_timestamp, timestamp_at
 
 __all__ = ["AppendOutcome", "LedgerService", "PreparedAppend", "Rotation"]
 
@@ -280,6 +281,23 @@ class LedgerService:
 
     def checkpoint(self, ledger: str, *, size: int | None = None, fresh: bool = False) -> str:
         return self.log.checkpoint(ledger, size=size, fresh=fresh)
+
+    def checkpoint_timestamp(
+        self, ledger: str, *, size: int | None = None, at_most: int | None = None
+    ) -> StoredTimestamp:
+        """The stored RFC 3161 timestamp of the checkpoint of ``size`` exactly, or
+        else of the largest timestamped size at or below ``at_most`` (default: any)."""
+        self.get_ledger(ledger)  # NotFound for an unknown ledger
+        db = self.recorder.db
+        if size is not None:
+            found = timestamp_at(db, ledger, size)
+            wanted = f"of tree size {size}"
+        else:
+            found = newest_timestamp(db, ledger, at_most=at_most)
+            wanted = "yet" if at_most is None else f"at or below tree size {at_most}"
+        if found is None:
+            raise NotFound(f"ledger {ledger!r} has no timestamped checkpoint {wanted}")
+        return found
 
     # -- positions (format §6) ------------------------------------------------
 

@@ -27,6 +27,7 @@ from ledger.api.routes import (
     positions,
     sources,
     stream,
+    timestamps,
     web,
     witnessed,
 )
@@ -103,9 +104,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         gc.collect()
         gc.freeze()
         runtime.collector.start()
+        if runtime.timestamper is not None:
+            runtime.timestamper.start()
         try:
             yield
         finally:
+            if runtime.timestamper is not None:
+                runtime.timestamper.stop()
             await runtime.collector.stop()
             if intake_pool is not None:
                 intake_pool.close()
@@ -138,6 +143,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         positions.router,
         sources.router,
         export.router,
+        timestamps.router,
         witnessed.router,
     ):
         app.include_router(

@@ -30,6 +30,7 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MEMBERS",
     "SIGNATURE_SIZE",
+    "TIMESTAMP_MEMBERS",
     "WITNESSED_MEMBERS",
     "Manifest",
     "proof_from_text",
@@ -43,6 +44,11 @@ MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "publ
 # quorum of them cosigned at or below the bundle's size, and a consistency
 # proof from it to the bundle's checkpoint. A bundle without them is as valid.
 WITNESSED_MEMBERS = ("witnessed", "witnessed.proof")
+# format §8: optional, last (after WITNESSED_MEMBERS when both are present), all
+# three or none: the note of the newest timestamped checkpoint at or below the
+# bundle's tree size, the consistency proof from it to the bundle's tree, and
+# the TSA's reply.
+TIMESTAMP_MEMBERS = ("timestamp.checkpoint", "timestamp.consistency", "timestamp.tsr")
 MANIFEST_MEMBERS = frozenset(
     {
         "format",

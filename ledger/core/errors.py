@@ -37,6 +37,7 @@
         ├── ProjectionMismatch      a positions projection row the records do not make
         ├── RotationInvalid         a ``key.rotated`` endorsement that fails
         ├── BundleInvalid           an export bundle's tar layout or manifest
+        ├── TimestampInvalid        an RFC 3161 timestamp reply that fails a check
         ├── IntegrityAlarm          a ledger's stored head and last records disagree
         └── WitnessReplyInvalid     a witness's answer the protocol does not allow
 
@@ -79,6 +80,7 @@ __all__ = [
     "ServerBusy",
     "StorageUnavailable",
     "SubmissionMalformed",
+    "TimestampInvalid",
     "Unauthenticated",
     "UnknownLog",
     "UnsupportedMediaType",
@@ -290,6 +292,12 @@ class ProjectionMismatch(VerificationError):
 
 class BundleInvalid(VerificationError):
     title = "Export bundle invalid"
+
+
+class TimestampInvalid(VerificationError):
+    """An RFC 3161 reply that does not parse, or does not vouch for the checkpoint body."""
+
+    title = "Timestamp invalid"
 
 
 class RotationInvalid(VerificationError):

@@ -46,6 +46,7 @@ from ledger.core.bundle import (
     MAX_MANIFEST_BYTES,
     MEMBERS,
     SIGNATURE_SIZE,
+    TIMESTAMP_MEMBERS,
     WITNESSED_MEMBERS,
     Manifest,
     proof_from_text,
@@ -62,6 +63,7 @@ from ledger.core.errors import (
     PrevMismatch,
     ProofInvalid,
     RotationInvalid,
+    TimestampInvalid,
     VerificationError,
 )
 from ledger.core.hashing import GENESIS_PREV, HASH_SIZE, empty_root, leaf_hash, node_hash
@@ -76,6 +78,13 @@ from ledger.core.positions import (
 from ledger.core.record_lines import ROTATION_TYPE, RunSummary, check_run
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey, follow_rotation
+from ledger.core.timestamps import (
+    MAX_REPLY_BYTES,
+    TimestampCheck,
+    TsaTrust,
+    check_timestamped_checkpoint,
+    read_consistency_member,
+)
 
 __all__ = [
     "ROTATION_TYPE",
@@ -157,6 +166,8 @@ class VerificationReport:
     # trusted witnesses that cosigned it (docs/witnesses.md).
     witnessed_size: int | None = None
     cosigners: tuple[CosignedBy, ...] = ()
+    # The RFC 3161 timestamp checked (format §8), when there was one.
+    timestamp: TimestampCheck | None = None
 
     def failed(self, error: VerificationError, *, prefix: str = "") -> VerificationReport:
         """This report, turned into the first failure ``error`` names (nothing is proved)."""
@@ -171,6 +182,7 @@ class VerificationReport:
             notes=(),
             witnessed_size=None,
             cosigners=(),
+            timestamp=None,
         )
 
     def checked(self, *checks: str) -> VerificationReport:
@@ -203,6 +215,8 @@ class VerificationReport:
                 "tree_size": self.witnessed_size,
                 "cosigned_by": [c.to_dict() for c in self.cosigners],
             }
+        if self.valid and self.timestamp is not None:
+            out["timestamp"] = self.timestamp.to_dict()
         # ``checked`` and ``seq`` are the names earlier versions of the client printed.
         out["checked"] = self.count
         if self.failure_seq is not None:
@@ -672,7 +686,30 @@ class _BundleReader:
     def require_end(self) -> None:
         extra = self._next()
         if extra is not None:
-            raise BundleInvalid(f"unexpected member {extra.name!r} after {MEMBERS[-1]}")
+            raise BundleInvalid(
+                f"unexpected member {extra.name!r} after {MEMBERS[-1]} and the optional "
+                f"{' and '.join(WITNESSED_MEMBERS)}, then {', '.join(TIMESTAMP_MEMBERS)}"
+            )
+
+    def optional_group(self, names: Sequence[str], limit: int) -> list[bytes] | None:
+        """The contents of ``names``, in order, if the next member is the first of
+        them; None at the end of the bundle. Another member is refused."""
+        contents: list[bytes] = []
+        for name in names:
+            member = self._next()
+            if member is None and not contents:
+                return None
+            if member is None or member.name != name:
+                found = "the end of the bundle" if member is None else repr(member.name)
+                raise BundleInvalid(f"expected member {name}, found {found}")
+            stream = self._tar.extractfile(member) if member.isreg() else None
+            if stream is None:
+                raise BundleInvalid(f"member {name} is not a regular file")
+            raw = _read(stream, limit + 1)
+            if len(raw) > limit:
+                raise BundleInvalid(f"member {name} is larger than {limit} bytes")
+            contents.append(raw)
+        return contents
 
     def _peek(self) -> tarfile.TarInfo | None:
         if self._peeked is None:
@@ -707,6 +744,7 @@ def verify_bundle(
     executor: Executor | None = None,
     witnesses: Sequence[CosignerKey] = (),
     quorum: int | None = None,
+    tsa_trust: TsaTrust | None = None,
 ) -> tuple[VerificationReport, LogVerifier | None]:
     """Check a bundle read once from ``fileobj`` against a trusted key.
 
@@ -723,6 +761,10 @@ def verify_bundle(
 
     With ``witnesses``, the bundle must carry a witnessed checkpoint (format
     §4.1) that at least ``quorum`` of them (default: all) cosigned.
+
+    The timestamp members (format §8) are checked when present, their
+    certificate chain only with ``tsa_trust``; with ``tsa_trust`` a bundle
+    without them is invalid.
     """
     check = _BundleCheck(
         key=key,
@@ -732,6 +774,7 @@ def verify_bundle(
         executor=executor,
         witnesses=tuple(witnesses),
         quorum=len(witnesses) if quorum is None else quorum,
+        tsa_trust=tsa_trust,
     )
     try:
         # "r|": a forward-only stream, so no member is ever buffered to seek in.
@@ -763,6 +806,7 @@ class _BundleCheck:
         executor: Executor | None,
         witnesses: tuple[CosignerKey, ...] = (),
         quorum: int = 0,
+        tsa_trust: TsaTrust | None = None,
     ) -> None:
         self.keys = KeyTrail(key)
         self.ledger = ledger
@@ -776,6 +820,8 @@ class _BundleCheck:
         self.quorum = quorum
         self.witnessed: SignedCheckpoint | None = None
         self.cosigners: tuple[CosignedBy, ...] = ()
+        self.tsa_trust = tsa_trust
+        self.timestamp: TimestampCheck | None = None
 
     def run(self, reader: _BundleReader, on_records: ProgressSink | None) -> None:
         manifest = self.manifest = Manifest.from_bytes(reader.small_member(MAX_MANIFEST_BYTES))
@@ -818,6 +864,7 @@ class _BundleCheck:
         )
         reader.small_member(MAX_PEM_BYTES)  # a convenience only: trust is the given key
         self._check_witnessed(reader, manifest, checkpoint)
+        self.timestamp = _check_bundle_timestamp(reader, self.keys, manifest, self.tsa_trust)
         reader.require_end()
 
     def _check_witnessed(
@@ -902,18 +949,20 @@ class _BundleCheck:
             merkle,
             f"checkpoint signature by {signer}",
         )
-        if self.witnessed is None:
-            return report
-        size = self.witnessed.checkpoint.tree_size
-        return replace(
-            report.checked(
-                f"witnessed checkpoint (tree size {size}) signed by the log's key and "
-                "extended by the bundle's checkpoint",
-                *witness_checks(self.cosigners, self.quorum),
-            ),
-            witnessed_size=size,
-            cosigners=self.cosigners,
-        )
+        if self.witnessed is not None:
+            size = self.witnessed.checkpoint.tree_size
+            report = replace(
+                report.checked(
+                    f"witnessed checkpoint (tree size {size}) signed by the log's key and "
+                    "extended by the bundle's checkpoint",
+                    *witness_checks(self.cosigners, self.quorum),
+                ),
+                witnessed_size=size,
+                cosigners=self.cosigners,
+            )
+        if self.timestamp is not None:
+            report = replace(report.checked(self.timestamp.describe()), timestamp=self.timestamp)
+        return report
 
 
 def witness_checks(cosigners: Sequence[CosignedBy], quorum: int) -> tuple[str, ...]:
@@ -931,6 +980,39 @@ def witness_checks(cosigners: Sequence[CosignedBy], quorum: int) -> tuple[str, .
 
 def _posix_time(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _check_bundle_timestamp(
+    reader: _BundleReader, keys: KeyTrail, manifest: Manifest, trust: TsaTrust | None
+) -> TimestampCheck | None:
+    """format §8: the optional timestamp members, checked against the verified tree."""
+    members = reader.optional_group(TIMESTAMP_MEMBERS, max(MAX_NOTE_BYTES, MAX_REPLY_BYTES))
+    if members is None:
+        if trust is not None:
+            raise TimestampInvalid(
+                "the bundle carries no timestamp (members timestamp.checkpoint, "
+                "timestamp.consistency, timestamp.tsr), and one was asked for"
+            )
+        return None
+    note_text, consistency, reply = members
+    try:
+        note = check_checkpoint(note_text, keys, ledger=manifest.ledger, origin=manifest.origin)
+    except CheckpointInvalid as error:
+        raise TimestampInvalid(f"timestamp.checkpoint: {error.reason}") from None
+    from_size, to_size, proof = read_consistency_member(consistency)
+    if (from_size, to_size) != (note.checkpoint.tree_size, manifest.tree_size):
+        raise TimestampInvalid(
+            f"timestamp.consistency is from {from_size} to {to_size}, not from "
+            f"{note.checkpoint.tree_size} to {manifest.tree_size}"
+        )
+    return check_timestamped_checkpoint(
+        note.checkpoint,
+        reply,
+        trust,
+        tree_size=manifest.tree_size,
+        root=manifest.merkle_root,
+        proof=proof,
+    )
 
 
 def _check_manifest_signature(

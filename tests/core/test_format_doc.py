@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.core.bundle import MANIFEST_MEMBERS, MEMBERS, WITNESSED_MEMBERS
+from ledger.core.bundle import MANIFEST_MEMBERS, MEMBERS, TIMESTAMP_MEMBERS, WITNESSED_MEMBERS
 from ledger.core.canonical import canonical_bytes
 from ledger.core.chain import verify_chain
 from ledger.core.checkpoint import Checkpoint, sign, verify
@@ -193,6 +193,9 @@ def test_the_member_tables_list_what_the_code_reads() -> None:
     # Bundle members are listed in the order the tar must hold them.
     assert table_names("bundle-members") == list(MEMBERS)
     assert table_names("witnessed-members") == list(WITNESSED_MEMBERS)
+    assert table_names("timestamp-members") == list(TIMESTAMP_MEMBERS)
+    # One order when a bundle holds both optional groups: witnessed, then timestamp.
+    assert table_names("bundle-order") == [*MEMBERS, *WITNESSED_MEMBERS, *TIMESTAMP_MEMBERS]
 
 
 def test_the_patterns_on_the_page_are_the_code_and_schema_patterns() -> None:

@@ -30,6 +30,7 @@ from ledger.store.tables import checkpoint_cosignatures, ledgers
 from tests.conftest import position
 from tests.e2e.test_tokens_cli import create_token
 from tests.servers import ServerProcess
+from tests.tsa import LocalTsa, make_authority
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +74,7 @@ include-name = [
     "GET /v1/ledgers/{ledger}/proofs/inclusion",
     "GET /v1/ledgers/{ledger}/proofs/consistency",
     "GET /v1/ledgers/{ledger}/export",
+    "GET /v1/ledgers/{ledger}/checkpoint/timestamp",
 ]
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "401", "403", "404", "409", "422", "429",
@@ -139,6 +141,13 @@ def seed_ledger(url: str, token: str) -> None:
     assert appended.status_code == 201, appended.text
 
 
+def wait_for_timestamp(url: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while httpx.get(f"{url}/v1/ledgers/{LEDGER}/checkpoint/timestamp").status_code != 200:
+        assert time.monotonic() < deadline, f"no checkpoint timestamp within {timeout} s"
+        time.sleep(0.05)
+
+
 def seed_cosignature(url: str, database_url: str) -> None:
     """A cosignature of the seeded checkpoint, stored as the collector would store
     one, so that ``/checkpoint/witnessed`` has a note to serve."""
@@ -164,18 +173,28 @@ def seed_cosignature(url: str, database_url: str) -> None:
 
 def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
     token = create_token("fuzz", "admin", database_url=database_url, data_dir=tmp_path)
+    # A real time-stamping authority, so the timestamp route has data to serve.
+    tsa = LocalTsa(make_authority(tmp_path / "tsa"))
     # A witness nobody runs (port 9 is discard's): its one stored cosignature
     # makes a witnessed checkpoint, and submissions to it fail, off the requests' path.
     witnesses = json.dumps([{"url": "http://127.0.0.1:9", "key": WITNESS.verifier.to_string()}])
     server = ServerProcess(
         database_url=database_url,
         data_dir=tmp_path,
-        env={"LEDGER_AUTH": "tokens", "LEDGER_RATE_LIMIT": "0", "LEDGER_WITNESSES": witnesses},
+        env={
+            "LEDGER_AUTH": "tokens",
+            "LEDGER_RATE_LIMIT": "0",
+            "LEDGER_WITNESSES": witnesses,
+            "LEDGER_TSA_URL": tsa.url,
+            "LEDGER_TSA_CERTS": str(tsa.authority.chain),
+            "LEDGER_TSA_INTERVAL": "0.2",
+        },
     )
     figures: list[str] = []
     try:
         seed_ledger(server.url, token)
         seed_cosignature(server.url, database_url)
+        wait_for_timestamp(server.url)
         for mode in ("positive", "negative"):
             summary, output, elapsed = run_schemathesis(
                 server.url, token, mode=mode, workdir=tmp_path
@@ -195,6 +214,7 @@ def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
         assert head["size"] > 3, "positive appends were never accepted"
     finally:
         server.stop()
+        tsa.stop()
     log = server.log_path.read_text()
     assert "Traceback" not in log and '"status":5' not in log, log[-5000:]
     assert token not in log
