@@ -4,7 +4,8 @@ The tar members come in the format's order: ``manifest.json``, ``manifest.sig``,
 ``records.jsonl``, ``checkpoint``, ``public_key.pem``, then, when the ledger
 has a witnessed checkpoint, ``witnessed`` and ``witnessed.proof`` (format
 §4.1), then, when a checkpoint at or below the bundle's tree size was
-timestamped, the three members of format §8. The manifest comes
+timestamped, the three members of format §8; a bundle with either is
+format version 2 (``ledger-export/2``, format §10). The manifest comes
 first yet carries ``records_sha256``, and the ``records.jsonl`` header needs
 its size, so the records are read twice: a hashing pass before anything is
 written, then a writing pass. Neither pass holds more than one page of
@@ -35,6 +36,8 @@ from typing import BinaryIO
 
 from ledger.core import checkpoint as notes
 from ledger.core.bundle import (
+    FORMAT,
+    FORMAT_ATTESTED,
     MEMBERS,
     TIMESTAMP_MEMBERS,
     WITNESSED_MEMBERS,
@@ -44,7 +47,6 @@ from ledger.core.bundle import (
 from ledger.core.errors import InvalidParameter, VerificationError
 from ledger.core.hashing import record_hash
 from ledger.core.times import format_recorded_at
-from ledger.core.timestamps import consistency_member
 from ledger.service import LedgerService
 from ledger.store.cosignatures import WitnessedReader
 from ledger.store.ledger_reads import newest_signer
@@ -210,6 +212,9 @@ def prepare_bundle(
             f"the checkpoint of size {last} disagrees with the stored records", seq=last
         )
     signer = newest_signer(service.recorder)
+    witnessed_members = _witnessed(service, ledger, last, witnessed)
+    timestamp_members = _timestamp_members(service, ledger, last)
+    attested = witnessed_members is not None or timestamp_members is not None
     manifest = Manifest(
         ledger=ledger,
         origin=service.recorder.checkpoint_origin(ledger),
@@ -224,6 +229,7 @@ def prepare_bundle(
         created_at=format_recorded_at(datetime.now(UTC)),
         # From seq 1 a verifier recomputes the whole tree; the proof adds nothing.
         head_inclusion_proof=tuple(head.proof) if first > 1 else (),
+        format=FORMAT_ATTESTED if attested else FORMAT,
     )
     return PreparedBundle(
         manifest=manifest,
@@ -231,8 +237,8 @@ def prepare_bundle(
         checkpoint=note.encode("utf-8"),
         public_key_pem=signer.verifier.public_pem(),
         records_size=records.size,
-        witnessed=_witnessed(service, ledger, last, witnessed),
-        timestamp=_timestamp_members(service, ledger, last),
+        witnessed=witnessed_members,
+        timestamp=timestamp_members,
     )
 
 
@@ -250,7 +256,7 @@ def _timestamp_members(
         proof = service.consistency(ledger, size1=found.tree_size, size2=tree_size).proof
     return (
         note.encode("utf-8"),
-        consistency_member(found.tree_size, tree_size, proof),
+        proof_text(proof),
         found.response,
     )
 

@@ -26,6 +26,8 @@ from ledger.core.times import RECORDED_AT_PATTERN
 
 __all__ = [
     "FORMAT",
+    "FORMATS",
+    "FORMAT_ATTESTED",
     "MANIFEST_MEMBERS",
     "MAX_MANIFEST_BYTES",
     "MEMBERS",
@@ -38,6 +40,12 @@ __all__ = [
 ]
 
 FORMAT = "ledger-export/1"
+# format §10: version 2 is version 1 with room for the witnessed (§4.1) and
+# timestamp (§8) members. A bundle carrying either is version 2, so a verifier
+# that knows only version 1 refuses it by its format, not by a stray member;
+# a bundle carrying neither stays version 1, readable by every verifier.
+FORMAT_ATTESTED = "ledger-export/2"
+FORMATS = (FORMAT, FORMAT_ATTESTED)
 # format §4: the tar members, in this order.
 MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
 # format §4.1: after them, when the ledger has witnesses, the newest checkpoint a
@@ -107,6 +115,12 @@ class Manifest:
     key_name: str
     created_at: str
     head_inclusion_proof: tuple[bytes, ...] = ()
+    format: str = FORMAT
+
+    @property
+    def attested(self) -> bool:
+        """Whether the bundle may carry witnessed and timestamp members (version 2)."""
+        return self.format == FORMAT_ATTESTED
 
     @property
     def count(self) -> int:
@@ -119,7 +133,7 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": FORMAT,
+            "format": self.format,
             "ledger": self.ledger,
             "origin": self.origin,
             "from_seq": self.from_seq,
@@ -171,8 +185,10 @@ class Manifest:
 
     @classmethod
     def _from_members(cls, obj: dict[str, Any]) -> Manifest:
-        if obj["format"] != FORMAT:
-            raise BundleInvalid(f"manifest format is not {FORMAT!r}")
+        if obj["format"] not in FORMATS:
+            raise BundleInvalid(
+                f"manifest format is {obj['format']!r}, not one of {', '.join(map(repr, FORMATS))}"
+            )
         for name in ("from_seq", "to_seq", "count", "tree_size"):
             value = obj[name]
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -211,6 +227,7 @@ class Manifest:
             key_id=obj["key_id"],
             key_name=obj["key_name"],
             created_at=obj["created_at"],
+            format=obj["format"],
             head_inclusion_proof=tuple(
                 _hash_from_b64(h, f"head_inclusion_proof[{i}]") for i, h in enumerate(proof)
             ),
@@ -218,26 +235,27 @@ class Manifest:
 
 
 def proof_text(proof: tuple[bytes, ...] | list[bytes]) -> bytes:
-    """``witnessed.proof``: one base64 hash per line, each ending in a newline."""
+    """A consistency proof member (``witnessed.proof``, ``timestamp.consistency``):
+    one base64 hash per line, each ending in a newline."""
     return b"".join(base64.b64encode(node) + b"\n" for node in proof)
 
 
-def proof_from_text(raw: bytes) -> list[bytes]:
-    """Read ``witnessed.proof`` strictly; ``BundleInvalid`` saying what is wrong."""
+def proof_from_text(raw: bytes, member: str = "witnessed.proof") -> list[bytes]:
+    """Read a consistency proof ``member`` strictly; ``BundleInvalid`` saying what is wrong."""
     if not raw:
         return []
     if not raw.endswith(b"\n"):
-        raise BundleInvalid("witnessed.proof does not end in a newline")
+        raise BundleInvalid(f"{member} does not end in a newline")
     lines = raw[:-1].split(b"\n")
     if len(lines) > _MAX_PROOF:
-        raise BundleInvalid("witnessed.proof holds more hashes than any proof")
+        raise BundleInvalid(f"{member} holds more hashes than any proof")
     proof = []
     for index, line in enumerate(lines, start=1):
         try:
             node = base64.b64decode(line, validate=True)
         except binascii.Error:
-            raise BundleInvalid(f"witnessed.proof line {index} is not base64") from None
+            raise BundleInvalid(f"{member} line {index} is not base64") from None
         if len(node) != HASH_SIZE or base64.b64encode(node) != line:
-            raise BundleInvalid(f"witnessed.proof line {index} is not a hash in canonical base64")
+            raise BundleInvalid(f"{member} line {index} is not a hash in canonical base64")
         proof.append(node)
     return proof

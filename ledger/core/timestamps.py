@@ -16,8 +16,6 @@ the critical timeStamping extended key usage.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Sequence
@@ -29,11 +27,8 @@ import rfc3161_client
 from cryptography import x509
 from rfc3161_client import HashAlgorithm, PKIStatus, TimestampRequestBuilder, VerifierBuilder
 
-from ledger.core.canonical import canonical_bytes
 from ledger.core.checkpoint import Checkpoint
-from ledger.core.errors import InputError, ProofInvalid, TimestampInvalid
-from ledger.core.hashing import HASH_SIZE
-from ledger.core.jsonvalues import loads_strict
+from ledger.core.errors import ProofInvalid, TimestampInvalid
 from ledger.core.merkle import verify_consistency
 
 __all__ = [
@@ -45,9 +40,7 @@ __all__ = [
     "TimestampRequest",
     "TsaTrust",
     "check_timestamped_checkpoint",
-    "consistency_member",
     "format_attested_at",
-    "read_consistency_member",
     "read_reply",
     "timestamp_request",
     "verify_reply",
@@ -293,35 +286,3 @@ def check_timestamped_checkpoint(
         authority=attestation.authority,
         chain_checked=attestation.chain_checked,
     )
-
-
-def consistency_member(from_size: int, to_size: int, proof: Sequence[bytes]) -> bytes:
-    """The bundle's ``timestamp.consistency``: canonical ``{"from", "to", "proof"}``."""
-    hashes = [base64.b64encode(h).decode("ascii") for h in proof]
-    return canonical_bytes({"from": from_size, "to": to_size, "proof": hashes})
-
-
-def read_consistency_member(raw: bytes) -> tuple[int, int, list[bytes]]:
-    """``(from, to, proof)`` of a ``timestamp.consistency`` member, read strictly."""
-    try:
-        obj = loads_strict(raw)
-    except InputError as error:
-        raise TimestampInvalid(f"timestamp.consistency is not strict JSON: {error}") from None
-    if not isinstance(obj, dict) or set(obj) != {"from", "to", "proof"}:
-        raise TimestampInvalid("timestamp.consistency is not an object of from, to and proof")
-    sizes = obj["from"], obj["to"]
-    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in sizes):
-        raise TimestampInvalid("timestamp.consistency from and to are not positive integers")
-    proof = obj["proof"]
-    if not isinstance(proof, list) or len(proof) > 64:
-        raise TimestampInvalid("timestamp.consistency proof is not a list of hashes")
-    hashes = []
-    for text in proof:
-        try:
-            digest = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
-        except binascii.Error:
-            digest = b""
-        if len(digest) != HASH_SIZE:
-            raise TimestampInvalid("timestamp.consistency proof holds a value that is not a hash")
-        hashes.append(digest)
-    return obj["from"], obj["to"], hashes

@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 
 from ledger.core.bundle import (
+    FORMAT,
+    FORMAT_ATTESTED,
     MAX_MANIFEST_BYTES,
     MEMBERS,
     SIGNATURE_SIZE,
@@ -83,7 +85,6 @@ from ledger.core.timestamps import (
     TimestampCheck,
     TsaTrust,
     check_timestamped_checkpoint,
-    read_consistency_member,
 )
 
 __all__ = [
@@ -683,13 +684,19 @@ class _BundleReader:
             raise BundleInvalid(f"member {name} is larger than {limit} bytes")
         return raw
 
-    def require_end(self) -> None:
+    def require_end(self, *, attested: bool) -> None:
         extra = self._next()
-        if extra is not None:
+        if extra is None:
+            return
+        if not attested:
             raise BundleInvalid(
-                f"unexpected member {extra.name!r} after {MEMBERS[-1]} and the optional "
-                f"{' and '.join(WITNESSED_MEMBERS)}, then {', '.join(TIMESTAMP_MEMBERS)}"
+                f"unexpected member {extra.name!r} after {MEMBERS[-1]}: a {FORMAT} bundle "
+                f"ends there ({FORMAT_ATTESTED} carries witnessed and timestamp members)"
             )
+        raise BundleInvalid(
+            f"unexpected member {extra.name!r} after {MEMBERS[-1]} and the optional "
+            f"{' and '.join(WITNESSED_MEMBERS)}, then {', '.join(TIMESTAMP_MEMBERS)}"
+        )
 
     def optional_group(self, names: Sequence[str], limit: int) -> list[bytes] | None:
         """The contents of ``names``, in order, if the next member is the first of
@@ -863,9 +870,24 @@ class _BundleCheck:
             head_hash=manifest.head_hash,
         )
         reader.small_member(MAX_PEM_BYTES)  # a convenience only: trust is the given key
-        self._check_witnessed(reader, manifest, checkpoint)
-        self.timestamp = _check_bundle_timestamp(reader, self.keys, manifest, self.tsa_trust)
-        reader.require_end()
+        if manifest.attested:
+            self._check_witnessed(reader, manifest, checkpoint)
+            self.timestamp = _check_bundle_timestamp(reader, self.keys, manifest, self.tsa_trust)
+        else:
+            self._require_no_evidence(manifest)
+        reader.require_end(attested=manifest.attested)
+
+    def _require_no_evidence(self, manifest: Manifest) -> None:
+        """A version 1 bundle carries no witnessed or timestamp members (format §10)."""
+        if self.witnesses:
+            raise CheckpointInvalid(
+                f"the bundle is {manifest.format}, which carries no witnessed checkpoint; "
+                f"{self.quorum or len(self.witnesses)} witness cosignatures were required"
+            )
+        if self.tsa_trust is not None:
+            raise TimestampInvalid(
+                f"the bundle is {manifest.format}, which carries no timestamp; one was asked for"
+            )
 
     def _check_witnessed(
         self, reader: _BundleReader, manifest: Manifest, checkpoint: SignedCheckpoint
@@ -999,12 +1021,10 @@ def _check_bundle_timestamp(
         note = check_checkpoint(note_text, keys, ledger=manifest.ledger, origin=manifest.origin)
     except CheckpointInvalid as error:
         raise TimestampInvalid(f"timestamp.checkpoint: {error.reason}") from None
-    from_size, to_size, proof = read_consistency_member(consistency)
-    if (from_size, to_size) != (note.checkpoint.tree_size, manifest.tree_size):
-        raise TimestampInvalid(
-            f"timestamp.consistency is from {from_size} to {to_size}, not from "
-            f"{note.checkpoint.tree_size} to {manifest.tree_size}"
-        )
+    try:
+        proof = proof_from_text(consistency, TIMESTAMP_MEMBERS[1])
+    except BundleInvalid as error:
+        raise TimestampInvalid(error.reason) from None
     return check_timestamped_checkpoint(
         note.checkpoint,
         reply,

@@ -272,7 +272,10 @@ def test_the_success_line_of_a_sub_range_names_the_inclusion_proof(
         ),
         (lambda m: {**m, "note": "x"}, "has the unexpected member note"),
         (lambda m: {**m, "ledger": 7}, "manifest ledger is not a string"),
-        (lambda m: {**m, "format": "ledger-export/9"}, "manifest format is not"),
+        (
+            lambda m: {**m, "format": "ledger-export/9"},
+            "not one of 'ledger-export/1', 'ledger-export/2'",
+        ),
         (lambda m: [m], "manifest.json is not a JSON object"),
     ],
     ids=["missing ledger", "missing two", "extra member", "ledger a number", "format", "array"],

@@ -18,7 +18,16 @@ import httpx
 import pytest
 
 from clients.verify_chain import main as verify_main
-from ledger.core.bundle import MEMBERS, TIMESTAMP_MEMBERS, WITNESSED_MEMBERS
+from ledger.core.bundle import (
+    FORMAT,
+    FORMAT_ATTESTED,
+    MEMBERS,
+    TIMESTAMP_MEMBERS,
+    WITNESSED_MEMBERS,
+)
+from ledger.core.canonical import canonical_bytes
+from ledger.core.signing import Signer
+from ledger.keyring import DEFAULT_KEY_FILE, load_private
 from tests.conftest import BACKENDS, ORIGIN, _create_pg_schema, _drop_pg_schema
 from tests.e2e.witnessed import append, ledger_key, wait_for, witnessed_size, witnesses_env
 from tests.servers import ServerProcess
@@ -36,6 +45,7 @@ class Setup:
     w1: RunningWitness
     w2: RunningWitness
     chain: Path
+    data_dir: Path
     # An export of records 1-8 while 1-5 and 1-10 are witnessed and timestamped.
     bundle: Path
 
@@ -98,7 +108,15 @@ def setup(
         exported = httpx.get(f"{url}/v1/ledgers/{LEDGER}/export", params={"to_seq": 8})
         exported.raise_for_status()
         bundle.write_bytes(exported.content)
-        yield Setup(server=server, key=key, w1=w1, w2=w2, chain=tsa.authority.chain, bundle=bundle)
+        yield Setup(
+            server=server,
+            key=key,
+            w1=w1,
+            w2=w2,
+            chain=tsa.authority.chain,
+            data_dir=data_dir,
+            bundle=bundle,
+        )
     finally:
         server.stop()
         tsa.stop()
@@ -125,6 +143,59 @@ def test_a_bundle_carries_the_witnessed_members_then_the_timestamp_members(
     setup: Setup,
 ) -> None:
     assert member_names(setup.bundle) == [*MEMBERS, *WITNESSED_MEMBERS, *TIMESTAMP_MEMBERS]
+    # format §10: evidence members make the bundle version 2.
+    assert manifest_of(setup.bundle)["format"] == FORMAT_ATTESTED
+
+
+def manifest_of(bundle: Path) -> dict[str, Any]:
+    with tarfile.open(bundle) as tar:
+        member = tar.extractfile("manifest.json")
+        assert member is not None
+        manifest: dict[str, Any] = json.loads(member.read())
+    return manifest
+
+
+def relabelled(setup: Setup, directory: Path, *, keep: list[str]) -> Path:
+    """The bundle's ``keep`` members under a manifest re-signed as version 1, by
+    the server's own key: only its format says what it may hold."""
+    signer = Signer(ORIGIN, load_private(setup.data_dir / "keys" / DEFAULT_KEY_FILE))
+    manifest = canonical_bytes({**manifest_of(setup.bundle), "format": FORMAT})
+    contents = {"manifest.json": manifest, "manifest.sig": signer.sign(manifest)}
+    path = directory / "relabelled.tar"
+    with (
+        tarfile.open(setup.bundle) as old,
+        tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as new,
+    ):
+        for info in old.getmembers():
+            if info.name not in keep:
+                continue
+            source = old.extractfile(info)
+            data = contents.get(info.name, source.read() if source else b"")
+            info.size = len(data)
+            new.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_version_1_bundle_holding_evidence_members_is_refused(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    everything = [*MEMBERS, *WITNESSED_MEMBERS, *TIMESTAMP_MEMBERS]
+    code, result = run_verify(
+        capsys, "bundle", str(relabelled(setup, tmp_path, keep=everything)), "--key", setup.key
+    )
+    assert code == 1
+    assert "a ledger-export/1 bundle ends there" in result["reason"], result
+
+
+def test_a_version_1_bundle_cannot_meet_a_quorum_or_carry_a_timestamp(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = relabelled(setup, tmp_path, keep=list(MEMBERS))
+    code, result = run_verify(capsys, "bundle", str(plain), "--key", setup.key)
+    assert code == 0, result  # a version 1 bundle as any version 1 verifier reads it
+    code, result = run_verify(capsys, "bundle", str(plain), "--key", setup.key, *setup.trust())
+    assert code == 1
+    assert "ledger-export/1, which carries no witnessed checkpoint" in result["reason"], result
 
 
 def test_ledger_verify_checks_the_quorum_and_the_timestamp_of_one_bundle(
