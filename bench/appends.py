@@ -12,9 +12,14 @@ database, driven by ``wrk`` (bench/wrk/append.lua) for a few seconds:
   be the figure otherwise);
 * naive: bench/naive_app.py inserting the posted JSON into a plain table
   with the same durability, no hashing: the baseline;
-* no-op: the same route answering 201 without a database: the HTTP ceiling.
+* no-op: the same route answering 201 without a database: the HTTP ceiling;
+* the ledger once more with three witnesses (``ledger witness serve``) and a
+  local RFC 3161 authority (``openssl ts`` behind HTTP) configured, every
+  one a real process, for its figures beside the plain ledger's and the
+  witness lag: from a checkpoint to the last cosignature of its quorum,
+  and from the end of the load to a witnessed head.
 
-The five servers run side by side, each on its own fresh database, and are
+The six servers run side by side, each on its own fresh database, and are
 measured in interleaved rounds (two by default): a slow spell of a shared
 machine falls on all of them, and each figure is its configuration's best
 round.
@@ -56,6 +61,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,6 +70,8 @@ import sqlalchemy as sa
 
 from bench.harness import RESULTS_DIR, Figure, Report, console, peak_rss_mb
 from tests.servers import ChildServer, free_port
+from tests.tsa import LocalTsa, make_authority
+from tests.witnesses import RunningWitness, start_witness
 
 CLIENTS = (1, 8, 32)
 BATCH = 500
@@ -390,7 +398,12 @@ def create_token(database_url: str, data_dir: Path) -> str:
 
 
 def ledger_environment(
-    database_url: str, data_dir: Path, *, token: bool, access_log: bool = False
+    database_url: str,
+    data_dir: Path,
+    *,
+    token: bool,
+    access_log: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """``ledger serve``'s environment: its defaults (log level, audit log on
     standard error, no access log, ...) but for the database, the origin, no
@@ -408,6 +421,7 @@ def ledger_environment(
     )
     if access_log:
         env["LEDGER_ACCESS_LOG"] = "true"
+    env.update(extra or {})
     return env
 
 
@@ -425,10 +439,17 @@ class LedgerProcess(ChildServer):
 
 
 def start_ledger(
-    database_url: str, data_dir: Path, *, token: str | None, access_log: bool = False
+    database_url: str,
+    data_dir: Path,
+    *,
+    token: str | None,
+    access_log: bool = False,
+    extra: dict[str, str] | None = None,
 ) -> LedgerProcess:
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = ledger_environment(database_url, data_dir, token=token is not None, access_log=access_log)
+    env = ledger_environment(
+        database_url, data_dir, token=token is not None, access_log=access_log, extra=extra
+    )
     server = LedgerProcess(env, data_dir)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = httpx.post(f"{server.url}/v1/ledgers", json={"name": LEDGER}, headers=headers)
@@ -436,6 +457,121 @@ def start_ledger(
         server.stop()
         raise RuntimeError(f"creating the ledger failed: {response.status_code} {response.text}")
     return server
+
+
+# --- witnesses and a time-stamping authority ---------------------------------
+
+WITNESSES = 3
+# The collector's default; the TSA's is 60 s, which a run of a few seconds
+# would hardly exercise, so the benchmark asks for a timestamp every second.
+WITNESS_INTERVAL = 1.0
+TSA_INTERVAL = 1.0
+
+
+@dataclass(frozen=True)
+class Trust:
+    """The witnesses and the authority one ledger server is configured with."""
+
+    env: dict[str, str]
+    witnesses: list[RunningWitness]
+
+
+def start_trust(directory: Path, stack: contextlib.ExitStack) -> Trust:
+    """Three real witnesses and a real local RFC 3161 authority (``openssl ts``),
+    each a child process, stopped with ``stack``; the log each witness follows
+    is added once the ledger's origin and key exist (``follow``)."""
+    witnesses = []
+    for index in range(1, WITNESSES + 1):
+        witness = start_witness(directory / f"witness-{index}", logs={}, name=f"bench/w{index}")
+        stack.callback(witness.stop)
+        witnesses.append(witness)
+    authority = make_authority(directory / "tsa", "Bench TSA")
+    tsa = LocalTsa(authority)
+    stack.callback(tsa.stop)
+    env = {
+        "LEDGER_WITNESSES": json.dumps([{"url": w.url, "key": w.verifier_key} for w in witnesses]),
+        "LEDGER_WITNESS_INTERVAL": str(WITNESS_INTERVAL),
+        "LEDGER_TSA_URL": tsa.url,
+        "LEDGER_TSA_CERTS": str(authority.chain),
+        "LEDGER_TSA_INTERVAL": str(TSA_INTERVAL),
+    }
+    return Trust(env=env, witnesses=witnesses)
+
+
+def follow(trust: Trust, server: Server, token: str) -> None:
+    """Have every witness follow the server's ledger (its origin and key)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    note = httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/checkpoint", headers=headers).text
+    keys = httpx.get(f"{server.url}/v1/keys", headers=headers).json()["items"]
+    for witness in trust.witnesses:
+        for key in keys:
+            witness.add_log(note.split("\n", 1)[0], key["verifier_key"])
+
+
+@dataclass(frozen=True)
+class WitnessLag:
+    """How far behind the head the witnessed checkpoint ran."""
+
+    # From a checkpoint's creation to the last of its quorum's cosignatures,
+    # over the checkpoints that reached the quorum during the runs.
+    p50_s: float
+    max_s: float
+    cosigned: int
+    # From the end of the last run until the witnessed checkpoint was the head.
+    catch_up_s: float
+    timestamps: int
+
+
+def _instant(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def witness_lag(server: Server, token: str, database_url: str) -> WitnessLag:
+    headers = {"Authorization": f"Bearer {token}"}
+    base = f"{server.url}/v1/ledgers/{LEDGER}"
+    head = int(httpx.get(f"{base}/checkpoint", headers=headers).text.split("\n")[1])
+    started = time.monotonic()
+    deadline = started + 30 * WITNESS_INTERVAL
+    witnessed = 0
+    while time.monotonic() < deadline:
+        answer = httpx.get(f"{base}/checkpoint/witnessed", headers=headers)
+        witnessed = int(answer.headers.get("Ledger-Tree-Size", 0)) if answer.is_success else 0
+        if witnessed >= head:
+            break
+        time.sleep(0.05)
+    catch_up = time.monotonic() - started if witnessed >= head else float("inf")
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(
+                    "SELECT c.tree_size, c.created_at, s.received_at FROM checkpoints c"
+                    " JOIN checkpoint_cosignatures s"
+                    " ON s.ledger_id = c.ledger_id AND s.tree_size = c.tree_size"
+                )
+            ).all()
+            timestamps = connection.execute(
+                sa.text("SELECT count(*) FROM checkpoint_timestamps")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    received: dict[int, list[float]] = {}
+    created: dict[int, float] = {}
+    for size, made, got in rows:
+        created[size] = _instant(made)
+        received.setdefault(size, []).append(_instant(got))
+    lags = sorted(
+        max(times) - created[size] for size, times in received.items() if len(times) >= WITNESSES
+    )
+    if not lags:
+        return WitnessLag(float("inf"), float("inf"), 0, catch_up, int(timestamps))
+    return WitnessLag(
+        p50_s=lags[len(lags) // 2],
+        max_s=lags[-1],
+        cosigned=len(lags),
+        catch_up_s=catch_up,
+        timestamps=int(timestamps),
+    )
 
 
 # --- eventsourcing, in-process ---------------------------------------------
@@ -508,7 +644,7 @@ def run_backend(
     batch_seconds: int,
     es_events: int,
     rounds: int = 2,
-) -> tuple[list[Run], float]:
+) -> tuple[list[Run], float, WitnessLag]:
     console.print(f"[bold]{BACKEND_NAMES[backend]}[/]")
     single = directory / "single.json"
     single.write_bytes(json.dumps(position_event(1)).encode())
@@ -571,6 +707,16 @@ def run_backend(
         logged_token = create_token(logged_url, logged_dir)
         logged = start_ledger(logged_url, logged_dir, token=logged_token, access_log=True)
         stack.callback(logged.stop)
+        witnessed_url = stack.enter_context(fresh_database(backend, directory, "witnessed"))
+        witnessed_dir = directory / "witnessed"
+        witnessed_dir.mkdir()
+        witnessed_token = create_token(witnessed_url, witnessed_dir)
+        trust = start_trust(directory / "trust", stack)
+        witnessed = start_ledger(
+            witnessed_url, witnessed_dir, token=witnessed_token, extra=trust.env
+        )
+        stack.callback(witnessed.stop)
+        follow(trust, witnessed, witnessed_token)
         naive = AppProcess(naive_url, directory)
         stack.callback(naive.stop)
         noop = AppProcess(None, directory)
@@ -579,6 +725,7 @@ def run_backend(
             (ledger, "ledger", token, True),
             (noauth, "ledger-noauth", None, False),
             (logged, "ledger-accesslog", logged_token, False),
+            (witnessed, "ledger-witnessed", witnessed_token, True),
             (naive, "naive", None, True),
             (noop, "noop", None, True),
         ]
@@ -587,13 +734,19 @@ def run_backend(
         for _ in range(rounds):
             for server, app, app_token, with_batch in servers:
                 series(server, app, token=app_token, with_batch=with_batch)
+        lag = witness_lag(witnessed, witnessed_token, witnessed_url)
+    console.print(
+        f"  witness lag, checkpoint to a quorum of {WITNESSES}: p50 {lag.p50_s:.2f} s, "
+        f"max {lag.max_s:.2f} s over {lag.cosigned} checkpoints; caught up with the head "
+        f"{lag.catch_up_s:.2f} s after the load; {lag.timestamps} checkpoints timestamped"
+    )
     with (
         fresh_database(backend, directory, "es") as url,
         console.status(f"eventsourcing: {es_events:,} events in 1000-event batches"),
     ):
         es_rate = eventsourcing_batch_rate(backend, url, es_events)
     console.print(f"  eventsourcing in-process, 1000-event batches: {es_rate:,.0f} events/s")
-    return runs, es_rate
+    return runs, es_rate, lag
 
 
 def _pick(runs: list[Run], app: str, clients: int, events: int = 1) -> Run:
@@ -754,6 +907,61 @@ def add_figures(report: Report, backend: str, runs: list[Run], es_rate: float) -
     )
 
 
+def add_trust_figures(report: Report, backend: str, runs: list[Run], lag: WitnessLag) -> None:
+    """Witnesses and timestamps against the same server without them, same run."""
+    name = BACKEND_NAMES[backend]
+    top = max(CLIENTS)
+    trust = f"{WITNESSES} witnesses + TSA"
+    report.add(
+        Figure(
+            "appends",
+            f"single appends @{top} clients, {trust}, {name}",
+            _pick(runs, "ledger-witnessed", top).rps,
+            "appends/s",
+            "ledger serve without witnesses or TSA",
+            _pick(runs, "ledger", top).rps,
+            True,
+            ">= 0.9x",
+        )
+    )
+    report.add(
+        Figure(
+            "appends",
+            f"batch appends ({BATCH}/request, {BATCH_CLIENTS} clients), {trust}, {name}",
+            _pick(runs, "ledger-witnessed", BATCH_CLIENTS, BATCH).events_per_s,
+            "events/s",
+            "ledger serve without witnesses or TSA",
+            _pick(runs, "ledger", BATCH_CLIENTS, BATCH).events_per_s,
+            True,
+            ">= 0.9x",
+        )
+    )
+    report.add(
+        Figure(
+            "appends",
+            f"witness lag p50, checkpoint to a quorum of {WITNESSES}, {name}",
+            lag.p50_s,
+            "s",
+            "the submission interval",
+            WITNESS_INTERVAL,
+            False,
+            "",
+        )
+    )
+    report.add(
+        Figure(
+            "appends",
+            f"witnessed head after the load stops, {name}",
+            lag.catch_up_s,
+            "s",
+            "the submission interval",
+            WITNESS_INTERVAL,
+            False,
+            "",
+        )
+    )
+
+
 def chart(runs: list[Run], path: Path) -> None:
     """Throughput and p99 against concurrent clients, one column per backend."""
     import matplotlib
@@ -817,9 +1025,10 @@ def run(
     )
     all_runs: list[Run] = []
     es_rates: dict[str, float] = {}
+    lags: dict[str, dict[str, float]] = {}
     for backend in reachable_backends(backends):
         with tempfile.TemporaryDirectory(prefix="ledger-bench-appends-") as tmp:
-            runs, es_rate = run_backend(
+            runs, es_rate, lag = run_backend(
                 backend,
                 Path(tmp),
                 seconds=seconds,
@@ -830,6 +1039,8 @@ def run(
         all_runs += runs
         es_rates[backend] = es_rate
         add_figures(report, backend, runs, es_rate)
+        add_trust_figures(report, backend, runs, lag)
+        lags[backend] = asdict(lag)
     if not all_runs:
         return
     RESULTS_DIR.mkdir(exist_ok=True)
@@ -837,6 +1048,7 @@ def run(
         "wrk_cpus": _WRK_CPUS,
         "runs": [{**asdict(r), "events_per_s": r.events_per_s} for r in all_runs],
         "eventsourcing_batch_events_per_s": es_rates,
+        "witness_lag": lags,
     }
     (RESULTS_DIR / "appends.json").write_text(json.dumps(details, indent=2))
     chart(all_runs, RESULTS_DIR / "appends.png")
