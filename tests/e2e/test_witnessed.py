@@ -154,6 +154,32 @@ def test_a_killed_witness_neither_fails_nor_slows_appends_and_catches_up(setup: 
     assert setup.by_key()[setup.w2.verifier_key]["last_error"] is None
 
 
+def test_with_every_witness_down_appends_go_on_and_the_lag_is_shown(setup: Setup) -> None:
+    before = append(setup.server.url, LEDGER, 1)
+    wait_for(lambda: witnessed_size(setup.server.url, LEDGER) == before, what="a witnessed head")
+    setup.w1.kill()
+    setup.w2.kill()
+    started = time.monotonic()
+    for _ in range(20):
+        head = append(setup.server.url, LEDGER, 1)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"20 appends took {elapsed:.2f}s with every witness down"
+    for witness in (setup.w1, setup.w2):
+        wait_for(
+            lambda w=witness: setup.by_key()[w.verifier_key]["last_error"],
+            what=f"{witness.name}'s failure shown",
+        )
+    state = setup.witnesses()
+    assert (state["head"], state["witnessed_size"]) == (head, before)
+    assert all(w["lag"] == head - before for w in state["witnesses"] if w["key"] != setup.down)
+    response = witnessed_note(setup)
+    assert response.headers["Ledger-Tree-Size"] == str(before)
+    assert response.headers["Ledger-Head-Size"] == str(head)
+    setup.w1.restart()
+    setup.w2.restart()
+    wait_for(lambda: witnessed_size(setup.server.url, LEDGER) == head, what="catching up")
+
+
 def test_a_witness_ahead_of_the_stored_cosignatures_is_resumed_from_its_409(
     setup: Setup,
 ) -> None:
