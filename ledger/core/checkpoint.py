@@ -76,6 +76,23 @@ class NoteSignature:
         blob = base64.b64encode(self.key_id + self.signature).decode("ascii")
         return f"{SIGNATURE_PREFIX}{self.name} {blob}\n"
 
+    @classmethod
+    def from_line(cls, line: str) -> NoteSignature:
+        """Parse one ``— <name> <base64>`` line (without its newline); nothing is
+        verified. ``CheckpointInvalid`` says what is wrong."""
+        if not line.startswith(SIGNATURE_PREFIX):
+            raise CheckpointInvalid("a signature line starts with an em dash and a space")
+        name, space, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
+        if not space or not name or " " in blob or "\n" in blob:
+            raise CheckpointInvalid("a signature line is '— <name> <base64>'")
+        try:
+            raw = base64.b64decode(blob, validate=True)
+        except binascii.Error:
+            raise CheckpointInvalid("a signature is not base64") from None
+        if len(raw) <= KEY_ID_SIZE:
+            raise CheckpointInvalid("a signature is no longer than its key id")
+        return cls(name=name, key_id=raw[:KEY_ID_SIZE], signature=raw[KEY_ID_SIZE:])
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignedCheckpoint:
@@ -107,23 +124,8 @@ class SignedCheckpoint:
         lines = sig_text[:-1].split("\n")
         if len(lines) > MAX_SIGNATURES:
             raise CheckpointInvalid("too many signature lines")
-        signatures = []
-        for line in lines:
-            if not line.startswith(SIGNATURE_PREFIX):
-                raise CheckpointInvalid("a signature line starts with an em dash and a space")
-            name, space, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
-            if not space or not name or " " in blob:
-                raise CheckpointInvalid("a signature line is '— <name> <base64>'")
-            try:
-                raw = base64.b64decode(blob, validate=True)
-            except binascii.Error:
-                raise CheckpointInvalid("a signature is not base64") from None
-            if len(raw) <= KEY_ID_SIZE:
-                raise CheckpointInvalid("a signature line is too short")
-            signatures.append(
-                NoteSignature(name=name, key_id=raw[:KEY_ID_SIZE], signature=raw[KEY_ID_SIZE:])
-            )
-        return cls(checkpoint=checkpoint, signatures=tuple(signatures))
+        signatures = tuple(NoteSignature.from_line(line) for line in lines)
+        return cls(checkpoint=checkpoint, signatures=signatures)
 
 
 def sign(checkpoint: Checkpoint, signers: Sequence[Signer]) -> SignedCheckpoint:

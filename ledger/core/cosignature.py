@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.core.checkpoint import SIGNATURE_PREFIX, NoteSignature
+from ledger.core.checkpoint import NoteSignature
 from ledger.core.errors import CheckpointInvalid
 from ledger.core.signing import KEY_ID_SIZE, KEY_NAME_PATTERN
 
@@ -99,21 +99,7 @@ class Cosignature:
     @classmethod
     def from_line(cls, line: str) -> Cosignature:
         """Parse one ``— <name> <base64>`` line (with or without its newline)."""
-        text = line.removesuffix("\n")
-        if not text.startswith(SIGNATURE_PREFIX):
-            raise CheckpointInvalid("a signature line starts with an em dash and a space")
-        name, space, blob = text[len(SIGNATURE_PREFIX) :].partition(" ")
-        if not space or not name or " " in blob or "\n" in blob:
-            raise CheckpointInvalid("a signature line is '— <name> <base64>'")
-        try:
-            raw = base64.b64decode(blob, validate=True)
-        except binascii.Error:
-            raise CheckpointInvalid("a signature is not base64") from None
-        if len(raw) <= KEY_ID_SIZE:
-            raise CheckpointInvalid("a signature line is too short")
-        return cls.from_note_signature(
-            NoteSignature(name=name, key_id=raw[:KEY_ID_SIZE], signature=raw[KEY_ID_SIZE:])
-        )
+        return cls.from_note_signature(NoteSignature.from_line(line.removesuffix("\n")))
 
 
 @dataclass(frozen=True, slots=True)

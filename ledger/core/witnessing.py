@@ -30,9 +30,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ledger.core.checkpoint import SIGNATURE_PREFIX, NoteSignature
+from ledger.core.checkpoint import NoteSignature
 from ledger.core.cosignature import Cosignature
 from ledger.core.errors import (
+    CheckpointInvalid,
     InconsistentCheckpoint,
     OldSizeMismatch,
     ProofInvalid,
@@ -43,7 +44,7 @@ from ledger.core.errors import (
 )
 from ledger.core.hashing import HASH_SIZE, empty_root
 from ledger.core.merkle import MAX_TREE_SIZE, verify_consistency
-from ledger.core.signing import KEY_ID_SIZE, VerifierKey
+from ledger.core.signing import VerifierKey
 
 __all__ = [
     "MAX_NOTE_BYTES",
@@ -95,18 +96,13 @@ def _hash(text: str, what: str) -> bytes:
 
 
 def _signature_line(line: str) -> NoteSignature:
-    if not line.startswith(SIGNATURE_PREFIX):
-        raise SubmissionMalformed("a signature line starts with an em dash and a space")
-    name, space, blob = line[len(SIGNATURE_PREFIX) :].partition(" ")
-    if not space or not name or " " in blob or "+" in name:
-        raise SubmissionMalformed("a signature line is '\u2014 <key name> <base64>'")
     try:
-        raw = base64.b64decode(blob, validate=True)
-    except binascii.Error:
-        raise SubmissionMalformed("a signature is not base64") from None
-    if len(raw) <= KEY_ID_SIZE:
-        raise SubmissionMalformed("a signature is no longer than its key id")
-    return NoteSignature(name=name, key_id=raw[:KEY_ID_SIZE], signature=raw[KEY_ID_SIZE:])
+        signature = NoteSignature.from_line(line)
+    except CheckpointInvalid as error:
+        raise SubmissionMalformed(error.reason) from None
+    if "+" in signature.name:
+        raise SubmissionMalformed("a signature line's key name holds no '+'")
+    return signature
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
