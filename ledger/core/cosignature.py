@@ -16,9 +16,7 @@ witness had seen.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
-import re
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ledger.core.checkpoint import NoteSignature
 from ledger.core.errors import CheckpointInvalid
-from ledger.core.signing import KEY_ID_SIZE, KEY_NAME_PATTERN
+from ledger.core.signing import KEY_ID_SIZE, KEY_NAME_PATTERN, split_key_string
 
 __all__ = [
     "COSIGNATURE_ALGORITHM",
@@ -126,21 +124,10 @@ class CosignerKey:
     @classmethod
     def from_string(cls, text: str) -> CosignerKey:
         """Parse a witness verifier key; ``ValueError`` says what is wrong."""
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
-            raise ValueError("a verifier key is <name>+<8 hex digits>+<base64 key>")
-        name, hex_id, encoded = parts
-        if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
-            raise ValueError("the key id must be 8 lowercase hex digits")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
-            raise ValueError("the key is not valid base64") from None
-        if len(raw) != 33 or raw[:1] != COSIGNATURE_ALGORITHM:
-            raise ValueError(
-                "the key is not a timestamped Ed25519 cosignature (algorithm 4) public key"
-            )
-        key = cls(name=name, public_key=raw[1:])
+        name, hex_id, public = split_key_string(
+            text, COSIGNATURE_ALGORITHM, "a timestamped Ed25519 cosignature (algorithm 4)"
+        )
+        key = cls(name=name, public_key=public)
         if key.key_id.hex() != hex_id:
             raise ValueError("the key id does not match the name and key")
         return key

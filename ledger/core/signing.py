@@ -28,6 +28,7 @@ __all__ = [
     "compute_key_id",
     "endorse",
     "follow_rotation",
+    "split_key_string",
 ]
 
 # sumdb/note algorithm byte for Ed25519.
@@ -36,6 +37,26 @@ KEY_ID_SIZE = 4
 # Names are free text without spaces or '+' (format §3); we also refuse control
 # characters and the empty name, which no signature line could carry.
 KEY_NAME_PATTERN = re.compile(r"\A[^\s+\x00-\x1f\x7f]{1,255}\Z")
+
+
+def split_key_string(text: str, algorithm: bytes, kind: str) -> tuple[str, str, bytes]:
+    """``(name, hex key id, 32-byte public key)`` of a signed-note verifier key
+    string ``<name>+<8 hex>+<base64(algorithm || key)>``; the caller checks the
+    id, which each algorithm derives its own way. ``ValueError`` says what is wrong."""
+    # The base64 key may itself hold "+": split off the name and id only.
+    parts = text.strip().split("+", 2)
+    if len(parts) != 3:
+        raise ValueError("a verifier key is <name>+<8 hex digits>+<base64 key>")
+    name, hex_id, encoded = parts
+    if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
+        raise ValueError("the key id must be 8 lowercase hex digits")
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        raise ValueError("the key is not valid base64") from None
+    if len(raw) != 33 or raw[:1] != algorithm:
+        raise ValueError(f"the key is not {kind} public key")
+    return name, hex_id, raw[1:]
 
 
 def compute_key_id(name: str, public_key: bytes) -> bytes:
@@ -76,20 +97,8 @@ class VerifierKey:
     @classmethod
     def from_string(cls, text: str) -> VerifierKey:
         """Parse a verifier key string; ``ValueError`` says what is wrong."""
-        # The base64 key may itself hold "+": split off the name and id only.
-        parts = text.strip().split("+", 2)
-        if len(parts) != 3:
-            raise ValueError("a verifier key is <name>+<8 hex digits>+<base64 key>")
-        name, hex_id, encoded = parts
-        if not re.fullmatch(r"[0-9a-f]{8}", hex_id):
-            raise ValueError("the key id must be 8 lowercase hex digits")
-        try:
-            raw = base64.b64decode(encoded, validate=True)
-        except binascii.Error:
-            raise ValueError("the key is not valid base64") from None
-        if len(raw) != 33 or raw[:1] != ED25519_ALGORITHM:
-            raise ValueError("the key is not an Ed25519 (algorithm 1) public key")
-        key = cls(name=name, public_key=raw[1:])
+        name, hex_id, public = split_key_string(text, ED25519_ALGORITHM, "an Ed25519 (algorithm 1)")
+        key = cls(name=name, public_key=public)
         if key.key_id_hex != hex_id:
             raise ValueError("the key id does not match the name and key")
         return key
