@@ -16,7 +16,6 @@ witness had seen.
 from __future__ import annotations
 
 import base64
-import hashlib
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ledger.core.checkpoint import NoteSignature
 from ledger.core.errors import CheckpointInvalid
-from ledger.core.signing import KEY_ID_SIZE, KEY_NAME_PATTERN, split_key_string
+from ledger.core.signing import (
+    check_named_key,
+    compute_key_id,
+    split_key_string,
+)
 
 __all__ = [
     "COSIGNATURE_ALGORITHM",
@@ -52,11 +55,6 @@ def cosigned_message(body: bytes, timestamp: int) -> bytes:
     if not 0 <= timestamp <= MAX_TIMESTAMP:
         raise ValueError("a cosignature timestamp is between 0 and 2^63 - 1")
     return b"cosignature/v1\ntime %d\n" % timestamp + body
-
-
-def _key_id(name: str, public_key: bytes) -> bytes:
-    material = name.encode("utf-8") + b"\n" + COSIGNATURE_ALGORITHM + public_key
-    return hashlib.sha256(material).digest()[:KEY_ID_SIZE]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +106,11 @@ class CosignerKey:
     public_key: bytes
 
     def __post_init__(self) -> None:
-        if not KEY_NAME_PATTERN.match(self.name):
-            raise ValueError("a key name is non-empty text without spaces or '+'")
-        if len(self.public_key) != 32:
-            raise ValueError("an Ed25519 public key is 32 bytes")
+        check_named_key(self.name, self.public_key)
 
     @property
     def key_id(self) -> bytes:
-        return _key_id(self.name, self.public_key)
+        return compute_key_id(self.name, self.public_key, COSIGNATURE_ALGORITHM)
 
     def to_string(self) -> str:
         encoded = base64.b64encode(COSIGNATURE_ALGORITHM + self.public_key).decode("ascii")

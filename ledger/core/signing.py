@@ -25,6 +25,7 @@ __all__ = [
     "KEY_NAME_PATTERN",
     "Signer",
     "VerifierKey",
+    "check_named_key",
     "compute_key_id",
     "endorse",
     "follow_rotation",
@@ -59,9 +60,18 @@ def split_key_string(text: str, algorithm: bytes, kind: str) -> tuple[str, str, 
     return name, hex_id, raw[1:]
 
 
-def compute_key_id(name: str, public_key: bytes) -> bytes:
-    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + ED25519_ALGORITHM + public_key).digest()
+def compute_key_id(name: str, public_key: bytes, algorithm: bytes = ED25519_ALGORITHM) -> bytes:
+    """``SHA-256(name || 0x0A || algorithm || public key)[:4]``, signed-note's key id."""
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + algorithm + public_key).digest()
     return digest[:KEY_ID_SIZE]
+
+
+def check_named_key(name: str, public_key: bytes) -> None:
+    """``ValueError`` unless ``name`` can head a signature line and the key is Ed25519's size."""
+    if not KEY_NAME_PATTERN.match(name):
+        raise ValueError("a key name is non-empty text without spaces or '+'")
+    if len(public_key) != 32:
+        raise ValueError("an Ed25519 public key is 32 bytes")
 
 
 def _raw_public(key: Ed25519PublicKey) -> bytes:
@@ -76,10 +86,7 @@ class VerifierKey:
     public_key: bytes
 
     def __post_init__(self) -> None:
-        if not KEY_NAME_PATTERN.match(self.name):
-            raise ValueError("a key name is non-empty text without spaces or '+'")
-        if len(self.public_key) != 32:
-            raise ValueError("an Ed25519 public key is 32 bytes")
+        check_named_key(self.name, self.public_key)
 
     @property
     def key_id(self) -> bytes:
