@@ -32,8 +32,10 @@ from ledger.core.merkle import (
     root_from_inclusion_proof,
     root_from_leaves,
     root_from_nodes,
+    root_from_range,
     verify_consistency,
     verify_inclusion,
+    verify_range,
 )
 
 # A copy of ../shared/vectors (format §2) kept in the repository, so that a
@@ -548,3 +550,100 @@ def test_the_repository_copy_of_the_vectors_is_the_shared_set() -> None:
         }
 
     assert contents(VENDORED_VECTORS) == contents(SHARED_VECTORS)
+
+
+# -- ranges: many leaves from the proofs of the first and the last ------------
+
+
+@st.composite
+def ranges_in_trees(draw: st.DrawFn) -> tuple[int, int, int]:
+    size = draw(st.integers(1, 200))
+    start = draw(st.integers(0, size - 1))
+    count = draw(st.integers(1, size - start))
+    return size, start, count
+
+
+def _leaves_and_nodes(size: int) -> tuple[list[bytes], dict[NodeId, bytes]]:
+    leaves = [leaf_hash(f"leaf {n}".encode()) for n in range(size)]
+    return leaves, append_leaves(0, {}, leaves)
+
+
+@given(ranges_in_trees())
+def test_a_range_with_its_boundary_proofs_gives_the_root_of_all_leaves(
+    case: tuple[int, int, int],
+) -> None:
+    size, start, count = case
+    leaves, nodes = _leaves_and_nodes(size)
+    first = inclusion_proof(start, size, nodes)
+    last = inclusion_proof(start + count - 1, size, nodes)
+    span = leaves[start : start + count]
+    assert root_from_range(start, size, span, first, last) == root_from_leaves(leaves)
+    verify_range(start, size, span, first, last, root_from_leaves(leaves))
+
+
+@given(ranges_in_trees(), st.data())
+def test_any_changed_leaf_of_a_range_is_refused(
+    case: tuple[int, int, int], data: st.DataObject
+) -> None:
+    size, start, count = case
+    leaves, nodes = _leaves_and_nodes(size)
+    first = inclusion_proof(start, size, nodes)
+    last = inclusion_proof(start + count - 1, size, nodes)
+    span = leaves[start : start + count]
+    changed = data.draw(st.integers(0, count - 1))
+    span[changed] = leaf_hash(b"another record")
+    with pytest.raises(ProofInvalid):
+        verify_range(start, size, span, first, last, root_from_leaves(leaves))
+    # The reference agrees: that leaf alone is not included.
+    with pytest.raises(ProofInvalid):
+        verify_inclusion(
+            start + changed,
+            size,
+            span[changed],
+            inclusion_proof(start + changed, size, nodes),
+            root_from_leaves(leaves),
+        )
+
+
+@given(ranges_in_trees(), st.data())
+def test_a_changed_hash_outside_the_range_is_refused(
+    case: tuple[int, int, int], data: st.DataObject
+) -> None:
+    size, start, count = case
+    if count == size:
+        return  # every subtree is hashed from the leaves: the proofs carry nothing used
+    leaves, nodes = _leaves_and_nodes(size)
+    first = inclusion_proof(start, size, nodes)
+    last = inclusion_proof(start + count - 1, size, nodes)
+    end = start + count
+    used = [
+        (which, n)
+        for which, index in ((0, start), (1, end - 1))
+        for n, (low, high) in enumerate(inclusion_ranges(index, size))
+        if high <= start or end <= low
+    ]
+    which, n = data.draw(st.sampled_from(used))
+    proofs = [list(first), list(last)]
+    proofs[which][n] = node_hash(proofs[which][n], proofs[which][n])
+    with pytest.raises(ProofInvalid):
+        verify_range(start, size, leaves[start:end], proofs[0], proofs[1], root_from_leaves(leaves))
+
+
+@pytest.mark.parametrize(
+    ("start", "size", "count", "first_length", "reason"),
+    [
+        (0, 4, 0, 2, "not a range"),
+        (3, 4, 2, 2, "not a range"),
+        (-1, 4, 1, 2, "not a range"),
+        (0, 4, 2, 1, "wrong proof length"),
+    ],
+)
+def test_malformed_ranges_and_proofs_are_refused(
+    start: int, size: int, count: int, first_length: int, reason: str
+) -> None:
+    _, nodes = _leaves_and_nodes(size)
+    span = [leaf_hash(b"x")] * count
+    first = [bytes(HASH_SIZE)] * first_length
+    last = inclusion_proof(min(size - 1, max(0, start + count - 1)), size, nodes)
+    with pytest.raises(ProofInvalid, match=reason):
+        root_from_range(start, size, span, first, last)
