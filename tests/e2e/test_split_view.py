@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clients.verify_chain import main as verify_main
+from ledger_client.verify import main as verify_main
 from tests.conftest import ORIGIN
 from tests.e2e.witnessed import append, ledger_key, wait_for, witnessed_size, witnesses_env
 from tests.servers import ServerProcess

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from clients.verify_chain import main as verify_main
 from ledger.config import Settings
 from ledger.core.canonical import canonical_bytes
 from ledger.core.hashing import leaf_hash, record_hash
@@ -32,6 +31,7 @@ from ledger.core.merkle import root_from_leaves
 from ledger.core.signing import Signer, VerifierKey
 from ledger.exporter import write_bundle
 from ledger.runtime import Runtime
+from ledger_client.verify import main as verify_main
 from tests.conftest import ORIGIN, position
 
 LEDGER = "minerals"

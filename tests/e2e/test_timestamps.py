@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from clients.verify_chain import main as verify_main
+from ledger_client.verify import main as verify_main
 from tests.conftest import position
 from tests.servers import ServerProcess
 from tests.tsa import LocalTsa, TsaAuthority, make_authority

@@ -104,7 +104,7 @@ def test_the_demo_prints_an_admin_token_and_verify_audits_the_store(
 def test_ledger_verify_reads_a_private_ledger_with_a_token(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from clients.verify_chain import main as verify_main
+    from ledger_client.verify import main as verify_main
 
     admin = create_token("root", "admin", database_url=database_url, data_dir=tmp_path)
     reader = create_token("auditor", "read:sealed", database_url=database_url, data_dir=tmp_path)

@@ -15,8 +15,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from clients.verify_chain import main as verify_main
 from ledger.core.signing import Signer
+from ledger_client.verify import main as verify_main
 from tests.conftest import position
 from tests.servers import ServerProcess
 
@@ -296,7 +296,7 @@ def test_the_console_script_verifies_a_server_without_a_traceback(server: Server
 
 def test_the_client_imports_only_the_core_httpx_cryptography_and_rich() -> None:
     probe = (
-        "import sys, clients.verify_chain\n"
+        "import sys, ledger_client.verify\n"
         "bad = {'fastapi', 'sqlalchemy', 'starlette', 'jsonschema', 'pydantic', 'typer'}\n"
         "print(sorted(bad & {m.split('.')[0] for m in sys.modules}))"
     )

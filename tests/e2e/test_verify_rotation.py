@@ -76,7 +76,7 @@ def rotated(database_url: str, tmp_path: Path) -> Iterator[Rotated]:
 
 def ledger_verify(*argv: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "clients.verify_chain", *argv],
+        [sys.executable, "-m", "ledger_client.verify", *argv],
         capture_output=True,
         text=True,
         timeout=120,

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from clients.verify_chain import main as verify_main
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.cosignature import Witness, verified_cosignatures
 from ledger.core.signing import VerifierKey
 from ledger.core.verification import check_checkpoint
 from ledger.core.witnessing import add_checkpoint_body
 from ledger.witness.state import WitnessState
+from ledger_client.verify import main as verify_main
 from tests.conftest import BACKENDS, ORIGIN, _create_pg_schema, _drop_pg_schema
 from tests.e2e.witnessed import append, ledger_key, wait_for, witnessed_size, witnesses_env
 from tests.servers import ServerProcess, free_port

@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from clients.verify_chain import main as verify_main
 from ledger.core.bundle import (
     FORMAT,
     FORMAT_ATTESTED,
@@ -28,6 +27,7 @@ from ledger.core.bundle import (
 from ledger.core.canonical import canonical_bytes
 from ledger.core.signing import Signer
 from ledger.keyring import DEFAULT_KEY_FILE, load_private
+from ledger_client.verify import main as verify_main
 from tests.conftest import BACKENDS, ORIGIN, _create_pg_schema, _drop_pg_schema
 from tests.e2e.witnessed import append, ledger_key, wait_for, witnessed_size, witnesses_env
 from tests.servers import ServerProcess

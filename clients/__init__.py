@@ -1,1 +1,0 @@
-"""Third-party clients of the ledger; they depend on ``ledger.core`` only."""

@@ -1,0 +1,51 @@
+"""A real server per backend for the client's tests, shared by a module; each
+test gets a ledger of its own on it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import BACKENDS, _create_pg_schema, _drop_pg_schema
+from tests.servers import ServerProcess
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("client-server")
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{data_dir / 'ledger.db'}"
+    else:
+        schema, url = _create_pg_schema()
+    process = ServerProcess(database_url=url, data_dir=data_dir)
+    try:
+        yield process
+    finally:
+        process.stop()
+        if schema is not None:
+            _drop_pg_schema(schema)
+
+
+@pytest.fixture(scope="module")
+def log_key(server: ServerProcess) -> str:
+    """The log's verifier key: a user gets it out of band; the test asks the server once."""
+    return str(httpx.get(f"{server.url}/v1/keys").json()["items"][0]["verifier_key"])
+
+
+@pytest.fixture
+def ledger(server: ServerProcess) -> str:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    httpx.post(f"{server.url}/v1/ledgers", json={"name": name}).raise_for_status()
+    return name
+
+
+@pytest.fixture
+def state_file(tmp_path: Path) -> Path:
+    return tmp_path / "client-state.json"
