@@ -119,7 +119,12 @@ class AsyncClient:
         )
         for group in groups:
             operation = protocol.append(
-                ledger, group, as_batch=True, idempotency_key=new_idempotency_key(), trust=trust
+                ledger,
+                [event for event, _ in group],
+                as_batch=True,
+                idempotency_key=new_idempotency_key(),
+                trust=trust,
+                encoded=[encoded for _, encoded in group],
             )
             try:
                 receipts.extend(await self._run(operation))

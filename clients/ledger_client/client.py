@@ -124,7 +124,12 @@ class Client:
         )
         for group in groups:
             operation = protocol.append(
-                ledger, group, as_batch=True, idempotency_key=new_idempotency_key(), trust=trust
+                ledger,
+                [event for event, _ in group],
+                as_batch=True,
+                idempotency_key=new_idempotency_key(),
+                trust=trust,
+                encoded=[encoded for _, encoded in group],
             )
             try:
                 receipts.extend(self._run(operation))

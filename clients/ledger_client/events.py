@@ -19,7 +19,7 @@ from ledger.core.records import Record
 from ledger.core.times import parse_occurred_at
 from ledger_client.errors import VerificationError
 
-__all__ = ["batches", "check_record_is_event", "new_event_id", "prepare_event"]
+__all__ = ["array_body", "batches", "check_record_is_event", "new_event_id", "prepare_event"]
 
 # The members a client may send (format §1): the server assigns the rest.
 _SENT_MEMBERS = ("id", "type", "party", "topic", "occurred_at", "data", "source")
@@ -46,21 +46,29 @@ def prepare_event(event: Mapping[str, Any]) -> dict[str, Any]:
 
 def batches(
     events: Iterable[dict[str, Any]], *, max_events: int, max_bytes: int
-) -> Iterator[list[dict[str, Any]]]:
-    """``events`` in order, in groups of at most ``max_events`` whose JSON array
-    fits in ``max_bytes`` (an event too large on its own goes alone, for the
-    server to refuse with a problem that names it)."""
-    group: list[dict[str, Any]] = []
+) -> Iterator[list[tuple[dict[str, Any], bytes]]]:
+    """``events`` in order, each with its canonical bytes, in groups of at most
+    ``max_events`` whose JSON array fits in ``max_bytes`` (an event too large
+    on its own goes alone, for the server to refuse with a problem that names
+    it). The bytes are encoded once: a canonical array is its elements'
+    canonical bytes joined by commas (RFC 8785), which ``array_body`` does."""
+    group: list[tuple[dict[str, Any], bytes]] = []
     size = 2  # the brackets
     for event in events:
-        length = len(canonical_bytes(event)) + 1  # and its comma
+        encoded = canonical_bytes(event)
+        length = len(encoded) + 1  # and its comma
         if group and (len(group) >= max_events or size + length > max_bytes):
             yield group
             group, size = [], 2
-        group.append(event)
+        group.append((event, encoded))
         size += length
     if group:
         yield group
+
+
+def array_body(encoded: Iterable[bytes]) -> bytes:
+    """The canonical JSON array of values given as their canonical bytes."""
+    return b"[" + b",".join(encoded) + b"]"
 
 
 def check_record_is_event(record: Record, event: Mapping[str, Any]) -> None:

@@ -32,7 +32,7 @@ from ledger_client.checks import (
     trusted_checkpoint,
 )
 from ledger_client.errors import LedgerClientError, VerificationError
-from ledger_client.events import check_record_is_event
+from ledger_client.events import array_body, check_record_is_event
 from ledger_client.receipts import Receipt
 from ledger_client.state import CheckpointState
 
@@ -206,10 +206,13 @@ def append(
     as_batch: bool,
     idempotency_key: str,
     trust: Trust | None,
+    encoded: Sequence[bytes] | None = None,
 ) -> Operation[list[Receipt]]:
     """POST the events (one object, or a batch array) and read the receipts;
-    with ``trust``, prove each record is the event sent, in the signed log."""
-    body = canonical_bytes(list(events) if as_batch else events[0])
+    with ``trust``, prove each record is the event sent, in the signed log.
+    ``encoded``: the events' canonical bytes, when the caller has them."""
+    parts = encoded if encoded is not None else [canonical_bytes(e) for e in events]
+    body = array_body(parts) if as_batch else parts[0]
     response = yield Call(
         "POST",
         ledger_path(ledger, "events"),
