@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from bench import appends, export, positions, proofs, readers, verify
+from bench import appends, client, export, positions, proofs, readers, verify
 from bench.harness import Report, console
 
 SUITES: dict[str, Callable[[Report], None]] = {
@@ -17,6 +17,7 @@ SUITES: dict[str, Callable[[Report], None]] = {
     "verify": verify.run,
     "appends": appends.run,
     "readers": readers.run,
+    "client": client.run,
 }
 
 
@@ -48,6 +49,8 @@ def main() -> None:
             appends.run(report, seconds=2, batch_seconds=2, es_events=5_000, rounds=1)
         elif args.quick and name == "readers":
             readers.run(report, rounds=1)
+        elif args.quick and name == "client":
+            client.run(report, rounds=1, batches=4, verified_batches=1)
         else:
             SUITES[name](report)
     report.print_table()
