@@ -227,7 +227,7 @@ def test_follow_streams_new_records_and_resumes_across_a_restart(
         deadline = time.monotonic() + 10
         while len(received) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
-        running.stop()
+        running.kill()  # the stream drops mid-flight, as when a server dies
         running = ServerProcess(database_url=database_url, data_dir=tmp_path, port=running.port)
         with Client(running.url) as client:
             client.append_many("live", stances(3))
