@@ -244,24 +244,22 @@ def verify_receipts(
     """Each receipt's record is the event sent, and is included in the latest
     checkpoint, which extends the one remembered."""
     note = yield from latest_checkpoint(trust, ledger, covering=max(r.seq for r in receipts))
-    lines: list[tuple[int, bytes]] = []
-    # One append's records are contiguous: one page holds them all.
+    # One append's records are consecutive (one group): one page holds them all.
     first = receipts[0].seq
-    contiguous = all(r.seq == first + n for n, r in enumerate(receipts))
-    fetched = (yield from _page_lines(ledger, first - 1, len(receipts))) if contiguous else []
-    for n, (receipt, event) in enumerate(zip(receipts, events, strict=True)):
-        if contiguous:
-            if n >= len(fetched):
-                raise VerificationError(
-                    "record", "the log does not hold the acknowledged record", seq=receipt.seq
-                )
-            line = fetched[n]
-        else:
-            line = yield from _record_bytes(ledger, receipt.seq)
+    if any(r.seq != first + n for n, r in enumerate(receipts)):
+        raise VerificationError("receipt", "one append's receipts are not consecutive seqs")
+    fetched = yield from _page_lines(ledger, first - 1, len(receipts))
+    lines: list[tuple[int, bytes]] = []
+    for line, receipt, event in zip(fetched, receipts, events, strict=False):
         record = read_record(line, ledger=ledger, seq=receipt.seq)
         check_receipt(receipt, record, line)
         check_record_is_event(record, event)
         lines.append((receipt.seq, line))
+    if len(lines) < len(receipts):
+        missing = receipts[len(lines)].seq
+        raise VerificationError(
+            "record", "the log does not hold the acknowledged record", seq=missing
+        )
     yield from _prove_included(ledger, lines, note)
     size = note.checkpoint.tree_size
     return [_verified(receipt, size) for receipt in receipts]

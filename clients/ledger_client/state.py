@@ -14,13 +14,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from ledger_client.errors import StateFileError
+from ledger_client.streams import AtomicFile
 
 __all__ = ["CheckpointState"]
 
@@ -87,14 +87,5 @@ class CheckpointState:
 
     def _write(self, notes: dict[str, str]) -> None:
         document = {"format": _FORMAT, "checkpoints": dict(sorted(notes.items()))}
-        fd, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(document, handle, indent=2)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with AtomicFile(self.path) as out:
+            out.write(json.dumps(document, indent=2).encode("utf-8") + b"\n")

@@ -45,7 +45,6 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -79,6 +78,7 @@ from ledger.core.verification import (
     witness_checks,
     worker_count,
 )
+from ledger_client.streams import AtomicFile
 
 __all__ = [
     "UsageError",
@@ -379,17 +379,8 @@ def _trust_state(
 
 def write_state(path: Path, note: str) -> None:
     """Replace the state file atomically: a crash leaves the old or the new, never half."""
-    directory = path.resolve().parent
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(note)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as out:
+        out.write(note.encode("utf-8"))
 
 
 def _signed_by_given(note: SignedCheckpoint, keys: KeyTrail) -> bool:
