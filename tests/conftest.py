@@ -9,6 +9,9 @@ append-only triggers never have to be dropped to clean up.
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +70,103 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         _drop_pg_schema(schema)
 
 
+class MigratedTemplate:
+    """A database at the latest schema revision, made once per session by the
+    real migrations, for the tests that only need a migrated database to
+    start a runtime on: a copy costs a fraction of running every migration
+    again (``tests/storage/test_migrations.py`` holds the copy equal to a
+    migrated database; the migrations themselves are tested there and run
+    in every server process the e2e tests start).
+
+    SQLite: the file is copied. PostgreSQL: the schema's ``pg_dump`` (data
+    included: the revision row), renamed to the test's schema, runs in one
+    round trip; without ``pg_dump`` the migrations run as usual.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._sqlite: Path | None = None
+        self._postgres: tuple[str, str] | None = None  # (schema name, script)
+
+    def sqlite_file(self) -> Path:
+        if self._sqlite is None:
+            path = self._directory / "template.db"
+            database = Database(url=f"sqlite:///{path}")
+            database.migrate()
+            database.dispose()
+            self._sqlite = path
+        return self._sqlite
+
+    def postgres_script(self) -> tuple[str, str] | None:
+        if self._postgres is None and shutil.which("pg_dump") is not None:
+            schema, url = _create_pg_schema()
+            database = Database(url=url)
+            database.migrate()
+            database.dispose()
+            parsed = sa.engine.make_url(POSTGRES_URL or "")
+            dump = subprocess.run(
+                [
+                    *("pg_dump", "--schema", schema, "--inserts", "--no-owner", "--no-privileges"),
+                    f"--host={parsed.host or '127.0.0.1'}",
+                    f"--port={parsed.port or 5432}",
+                    f"--username={parsed.username or 'postgres'}",
+                    parsed.database or "postgres",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PGPASSWORD": parsed.password or ""},
+            ).stdout
+            _drop_pg_schema(schema)
+            # psql's meta-commands (\restrict) and the schema the test already has.
+            kept = [
+                line
+                for line in dump.splitlines()
+                if not line.startswith("\\") and not line.startswith("CREATE SCHEMA ")
+            ]
+            self._postgres = (schema, "\n".join(kept))
+        return self._postgres
+
+    def copy_to(self, database_url: str) -> None:
+        """Make the empty database at ``database_url`` a migrated one."""
+        url = sa.engine.make_url(database_url)
+        if url.get_backend_name() == "sqlite":
+            shutil.copyfile(self.sqlite_file(), url.database or "")
+            return
+        template = self.postgres_script()
+        if template is None:
+            database = Database(url=database_url)
+            database.migrate()
+            database.dispose()
+            return
+        schema, script = template
+        target = re.search(r"search_path=(\w+)", url.query["options"])  # type: ignore[arg-type]
+        assert target, database_url
+        engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+        try:
+            raw = engine.raw_connection()
+            try:
+                # No parameters: one simple-protocol query holding every statement.
+                raw.cursor().execute(script.replace(schema, target.group(1)))
+                raw.commit()
+            finally:
+                raw.close()
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> MigratedTemplate:
+    return MigratedTemplate(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture
+def migrated_url(database_url: str, migrated_template: MigratedTemplate) -> str:
+    """``database_url`` already migrated (see ``MigratedTemplate``)."""
+    migrated_template.copy_to(database_url)
+    return database_url
+
+
 def settings_for(database_url: str, data_dir: Path, **overrides: object) -> Settings:
     # Throttling is tested on its own (tests/api/test_auth_api.py), not by every test.
     options: dict[str, object] = {"rate_limit": 0, "origin": ORIGIN, **overrides}
@@ -74,8 +174,8 @@ def settings_for(database_url: str, data_dir: Path, **overrides: object) -> Sett
 
 
 @pytest.fixture
-def runtime(database_url: str, tmp_path: Path) -> Iterator[Runtime]:
-    running = Runtime.start(settings_for(database_url, tmp_path))
+def runtime(migrated_url: str, tmp_path: Path) -> Iterator[Runtime]:
+    running = Runtime.start(settings_for(migrated_url, tmp_path))
     yield running
     running.close()
 
@@ -91,8 +191,8 @@ def service(runtime: Runtime) -> LedgerService:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    settings = settings_for(database_url, tmp_path)
+def client(migrated_url: str, tmp_path: Path) -> Iterator[TestClient]:
+    settings = settings_for(migrated_url, tmp_path)
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         # Authentication is on, as in production: the suite acts as an admin token.
         token, _ = test_client.app.state.tokens.create(ADMIN_NAME, (Scope("admin"),))

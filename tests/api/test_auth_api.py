@@ -87,9 +87,9 @@ def call(client: TestClient, method: str, path: str, headers: dict[str, str], **
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path) -> Iterator[TestClient]:
+def client(migrated_url: str, tmp_path: Path) -> Iterator[TestClient]:
     """Like the shared client, but with no default token: each call brings its own."""
-    settings = settings_for(database_url, tmp_path, audit_log=tmp_path / "audit.log")
+    settings = settings_for(migrated_url, tmp_path, audit_log=tmp_path / "audit.log")
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
 

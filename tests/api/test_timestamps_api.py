@@ -35,9 +35,9 @@ def tsa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalTsa]:
 
 
 @pytest.fixture
-def client(database_url: str, tmp_path: Path, tsa: LocalTsa) -> Iterator[TestClient]:
+def client(migrated_url: str, tmp_path: Path, tsa: LocalTsa) -> Iterator[TestClient]:
     settings = settings_for(
-        database_url,
+        migrated_url,
         tmp_path,
         tsa_url=tsa.url,
         tsa_certs=tsa.authority.chain,

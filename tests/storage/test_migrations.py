@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic import command
 
@@ -11,6 +13,7 @@ from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.database import Database, alembic_config
 from ledger.store.tree import is_stored, node_id, node_key, stored_node_count
+from tests.conftest import _create_pg_schema, _drop_pg_schema
 from tests.storage import sample_events
 
 CANONICAL = b'{"seq":1}'
@@ -166,3 +169,71 @@ def test_stored_idempotency_keys_still_replay_for_the_principal_that_sent_them(
     )
     assert not other.replayed
     assert [s[0] for s in other.sealed] == [3, 4]
+
+
+_SQLITE_SCHEMA = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+# Every object a migration makes, each as its definition, the schema's name left out.
+_POSTGRES_SCHEMA = """
+SELECT 'column', table_name || '.' || column_name || ' ' || data_type || ' '
+  || is_nullable || ' ' || coalesce(column_default, '')
+  FROM information_schema.columns WHERE table_schema = current_schema()
+UNION ALL SELECT 'index', indexdef FROM pg_indexes WHERE schemaname = current_schema()
+UNION ALL SELECT 'constraint', conrelid::regclass::text || ' ' || conname || ' '
+  || pg_get_constraintdef(oid)
+  FROM pg_constraint WHERE connamespace = current_schema()::regnamespace
+UNION ALL SELECT 'trigger', pg_get_triggerdef(t.oid) FROM pg_trigger t
+  JOIN pg_class c ON c.oid = t.tgrelid
+  WHERE c.relnamespace = current_schema()::regnamespace AND NOT t.tgisinternal
+UNION ALL SELECT 'function', proname || ' ' || prosrc FROM pg_proc
+  WHERE pronamespace = current_schema()::regnamespace
+UNION ALL SELECT 'revision', version_num FROM alembic_version
+ORDER BY 1, 2
+"""
+
+
+def _schema_of(url: str) -> list[tuple[str, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                return [tuple(map(str, row)) for row in conn.execute(sa.text(_SQLITE_SCHEMA))]
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            rows = conn.execute(sa.text(_POSTGRES_SCHEMA)).all()
+    finally:
+        engine.dispose()
+    named = [(kind, str(text).replace(f"{schema}.", "")) for kind, text in rows]
+    return sorted(
+        (kind, _without_casts(text) if kind == "constraint" else text) for kind, text in named
+    )
+
+
+def _without_casts(definition: str) -> str:
+    """A CHECK as PostgreSQL deparses it, less the casts and parentheses it words
+    differently after a dump and reload (``x IN ('a', 'b')`` on a varchar)."""
+    for noise in ("::character varying", "::text[]", "::text", "(", ")", " "):
+        definition = definition.replace(noise, "")
+    return definition
+
+
+def test_the_tests_migrated_copy_is_the_migrated_database(
+    database_url: str, migrated_url: str, tmp_path: Path
+) -> None:
+    """``tests/conftest.py``'s ``migrated_url`` (a copy of a template) holds
+    exactly what running the migrations makes."""
+    migrated = Database(url=migrated_url.replace("ledger.db", "migrated.db"))
+    if migrated.url.get_backend_name() == "sqlite":
+        migrated.migrate()
+        migrated.dispose()
+        assert _schema_of(migrated_url) == _schema_of(str(migrated.url))
+        return
+    migrated.dispose()
+    schema, url = _create_pg_schema()
+    try:
+        database = Database(url=url)
+        database.migrate()
+        database.dispose()
+        expected = _schema_of(url)
+    finally:
+        _drop_pg_schema(schema)
+    assert len(expected) > 50
+    assert _schema_of(migrated_url) == expected
