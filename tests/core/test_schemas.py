@@ -37,6 +37,8 @@ EVENT_TYPES = [
 SERVER_TYPES = ["key.rotated"]
 SCHEMA_FILES = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
 UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+# One bundled set for the module: building it compiles every schema.
+SCHEMAS = EventSchemas.bundled()
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -381,7 +383,7 @@ def _mutated_events(draw: st.DrawFn) -> dict[str, Any]:
 @settings(max_examples=600, deadline=None)
 @given(event=_mutated_events())
 def test_the_fast_validator_gives_the_reference_verdict(event: dict[str, Any]) -> None:
-    schemas = EventSchemas.bundled()
+    schemas = SCHEMAS
     event_type = event["type"] if isinstance(event.get("type"), str) else "position.stated"
     if event_type not in schemas.fast:
         return
@@ -391,7 +393,7 @@ def test_the_fast_validator_gives_the_reference_verdict(event: dict[str, Any]) -
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_the_fast_validator_accepts_the_fixtures_and_the_demo(event_type: str) -> None:
-    schemas = EventSchemas.bundled()
+    schemas = SCHEMAS
     assert schemas.fast[event_type].is_valid(VALID[event_type])
     for event in _demo():
         assert schemas.fast[event["type"]].is_valid(event)
@@ -481,7 +483,7 @@ REAL_DATES = ["2024-02-29", "2000-02-29", "0001-01-01", "9999-12-31", "2025-02-2
 def test_a_date_member_that_is_not_a_real_date_is_refused_by_both_validators(
     event_type: str, path: str, value: str
 ) -> None:
-    schemas = EventSchemas.bundled()
+    schemas = SCHEMAS
     event = _with_date(event_type, path, value)
     assert _errors(event), (path, value)
     assert not schemas.fast[event_type].is_valid(event), (path, value)
@@ -490,7 +492,7 @@ def test_a_date_member_that_is_not_a_real_date_is_refused_by_both_validators(
 @pytest.mark.parametrize(("event_type", "path"), _DATE_CASES)
 @pytest.mark.parametrize("value", REAL_DATES)
 def test_a_real_date_is_accepted_by_both_validators(event_type: str, path: str, value: str) -> None:
-    schemas = EventSchemas.bundled()
+    schemas = SCHEMAS
     event = _with_date(event_type, path, value)
     assert _errors(event) == [], (path, value)
     assert schemas.fast[event_type].is_valid(event), (path, value)
@@ -558,7 +560,7 @@ def test_the_real_date_oracle(text: str, real: bool) -> None:
 def test_both_validators_accept_exactly_the_real_dates(
     event_type: str, data: st.DataObject
 ) -> None:
-    schemas = EventSchemas.bundled()
+    schemas = SCHEMAS
     path = data.draw(st.sampled_from(DATE_MEMBERS[event_type]))
     text = data.draw(_date_texts())
     event = _with_date(event_type, path, text)
@@ -601,7 +603,7 @@ def test_every_pattern_means_the_same_to_both_validators(
 ) -> None:
     # JSON Schema patterns are ECMA 262, where $ is the end of the text only;
     # Python's re also lets it match before a final newline.
-    schemas = EventSchemas.bundled()
+    schemas = SCHEMAS
     text = _PATTERN_EXAMPLES[path.rsplit(".", 1)[-1]] + tail
     event = _with_date(event_type, path, text)
     reference = not list(schemas.validators[event_type].iter_errors(event))
