@@ -7,7 +7,9 @@ import json
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import sqlalchemy as sa
 
 from ledger.core.signing import Signer
 from ledger_client.verify import main as verify_main
-from tests.conftest import position
+from tests.conftest import BACKENDS, _create_pg_schema, _drop_pg_schema, position
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -27,28 +29,69 @@ LEDGER = "audit"
 STANCES = ["oppose", "demand", "offer", "reject", "support"]
 
 
-def start(database_url: str, data_dir: Path, count: int) -> ServerProcess:
+@dataclass(frozen=True, slots=True)
+class Served:
+    """A ledger on a running server, and where that server keeps its data."""
+
+    process: ServerProcess
+    database_url: str
+    data_dir: Path
+    ledger: str = LEDGER
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def create(served: Served, count: int) -> Served:
+    httpx.post(f"{served.url}/v1/ledgers", json={"name": served.ledger}).raise_for_status()
+    append(served, count)
+    return served
+
+
+def start(database_url: str, data_dir: Path, count: int) -> Served:
     process = ServerProcess(database_url=database_url, data_dir=data_dir)
-    httpx.post(f"{process.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
-    append(process, count)
-    return process
+    return create(Served(process, database_url, data_dir), count)
 
 
-def append(process: ServerProcess, count: int, *, party: str = "US") -> None:
+def append(served: Served, count: int, *, party: str = "US") -> None:
     events = [position(party=party, stance=STANCES[n % len(STANCES)]) for n in range(count)]
-    httpx.post(f"{process.url}/v1/ledgers/{LEDGER}/events", json=events).raise_for_status()
+    url = f"{served.url}/v1/ledgers/{served.ledger}/events"
+    httpx.post(url, json=events).raise_for_status()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """One server per backend for the module: each test gets a ledger of its own on it."""
+    data_dir = tmp_path_factory.mktemp("verify-client")
+    schema = None
+    if request.param == "sqlite":
+        url = f"sqlite:///{data_dir / 'ledger.db'}"
+    else:
+        schema, url = _create_pg_schema()
+    process = ServerProcess(database_url=url, data_dir=data_dir)
+    try:
+        yield Served(process, url, data_dir)
+    finally:
+        process.stop()
+        if schema is not None:
+            _drop_pg_schema(schema)
 
 
 @pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
-    process = start(database_url, tmp_path, 10)
-    yield process
-    process.stop()
+def server(shared: Served) -> Served:
+    """A new ledger of 10 records on the module's server."""
+    return create(replace(shared, ledger=f"audit-{uuid.uuid4().hex[:12]}"), 10)
 
 
-def server_key(process: ServerProcess) -> str:
+def server_key(served: Served) -> str:
     """The verifier key (an auditor gets it out of band; the test asks the server once)."""
-    items = httpx.get(f"{process.url}/v1/keys").json()["items"]
+    items = httpx.get(f"{served.url}/v1/keys").json()["items"]
     return str(items[0]["verifier_key"])
 
 
@@ -60,42 +103,40 @@ def run_verify(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dic
 
 
 def verify(
-    server: ServerProcess, capsys: pytest.CaptureFixture[str], *extra: str
+    served: Served, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> tuple[int, dict[str, object]]:
-    key = server_key(server)
-    return run_verify(capsys, "server", server.url, "--ledger", LEDGER, "--key", key, *extra)
+    key = server_key(served)
+    return run_verify(capsys, "server", served.url, "--ledger", served.ledger, "--key", key, *extra)
 
 
-def tamper(database_url: str, seq: int, old: bytes, new: bytes) -> None:
+def tamper(served: Served, seq: int, old: bytes, new: bytes) -> None:
     """What an attacker with database access does: drop the guard, edit a record."""
-    engine = sa.create_engine(database_url)
+    engine = sa.create_engine(served.database_url)
     with engine.begin() as conn:
         if engine.dialect.name == "sqlite":
-            conn.execute(sa.text("DROP TRIGGER records_no_update"))
+            conn.execute(sa.text("DROP TRIGGER IF EXISTS records_no_update"))
         else:
-            conn.execute(sa.text("DROP TRIGGER records_append_only ON records"))
-        row = conn.execute(
-            sa.text("SELECT canonical FROM records WHERE seq = :seq"), {"seq": seq}
-        ).one()
+            conn.execute(sa.text("DROP TRIGGER IF EXISTS records_append_only ON records"))
+        where = "seq = :seq AND ledger_id = (SELECT id FROM ledgers WHERE name = :ledger)"
+        found = {"seq": seq, "ledger": served.ledger}
+        row = conn.execute(sa.text(f"SELECT canonical FROM records WHERE {where}"), found).one()
         edited = bytes(row.canonical).replace(old, new)
         assert edited != bytes(row.canonical)
         conn.execute(
-            sa.text("UPDATE records SET canonical = :c WHERE seq = :seq"), {"c": edited, "seq": seq}
+            sa.text(f"UPDATE records SET canonical = :c WHERE {where}"), {**found, "c": edited}
         )
     engine.dispose()
 
 
-def test_an_untouched_ledger_verifies(
-    server: ServerProcess, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_an_untouched_ledger_verifies(server: Served, capsys: pytest.CaptureFixture[str]) -> None:
     code, result = verify(server, capsys)
     assert code == 0 and result["valid"] is True and result["checked"] == 10
 
 
 def test_an_edited_middle_record_is_caught_at_the_next_link(
-    server: ServerProcess, database_url: str, capsys: pytest.CaptureFixture[str]
+    server: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tamper(database_url, 5, b'"stance":"support"', b'"stance":"oppose"')
+    tamper(server, 5, b'"stance":"support"', b'"stance":"oppose"')
     code, result = verify(server, capsys)
     assert code == 1 and result["valid"] is False
     # Record 5 still parses; its hash no longer links to record 6, and the blame
@@ -104,17 +145,17 @@ def test_an_edited_middle_record_is_caught_at_the_next_link(
 
 
 def test_an_edited_last_record_is_caught_by_the_stated_head(
-    server: ServerProcess, database_url: str, capsys: pytest.CaptureFixture[str]
+    server: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tamper(database_url, 10, b'"stance":"support"', b'"stance":"demand"')
+    tamper(server, 10, b'"stance":"support"', b'"stance":"demand"')
     code, result = verify(server, capsys)
     assert code == 1 and result["seq"] == 10
 
 
 def test_a_non_canonical_record_is_named(
-    server: ServerProcess, database_url: str, capsys: pytest.CaptureFixture[str]
+    server: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tamper(database_url, 3, b'"seq":3', b'"seq": 3')
+    tamper(server, 3, b'"seq":3', b'"seq": 3')
     code, result = verify(server, capsys)
     assert code == 1 and result["seq"] == 3 and "canonical" in str(result["reason"])
 
@@ -128,18 +169,18 @@ def test_an_unreachable_server_is_a_usage_error(capsys: pytest.CaptureFixture[st
 
 
 def test_a_key_that_signed_nothing_here_is_invalid(
-    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+    server: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
     key = Signer.generate("ledger.test").verifier.to_string()
-    code, result = run_verify(capsys, "server", server.url, "--ledger", LEDGER, "--key", key)
+    code, result = run_verify(capsys, "server", server.url, "--ledger", server.ledger, "--key", key)
     assert code == 1 and "trusted key" in str(result["reason"])
 
 
 # -- snapshots (format §6) -----------------------------------------------------------
 
 
-def fetch_snapshot(server: ServerProcess, path: Path, **params: str) -> dict[str, Any]:
-    response = httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/snapshot", params=params)
+def fetch_snapshot(server: Served, path: Path, **params: str) -> dict[str, Any]:
+    response = httpx.get(f"{server.url}/v1/ledgers/{server.ledger}/snapshot", params=params)
     response.raise_for_status()
     document: dict[str, Any] = response.json()
     path.write_text(json.dumps(document))
@@ -147,7 +188,7 @@ def fetch_snapshot(server: ServerProcess, path: Path, **params: str) -> dict[str
 
 
 def test_a_served_snapshot_is_recomputed_and_accepted(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     latest, older = tmp_path / "latest.json", tmp_path / "older.json"
     fetch_snapshot(server, latest)
@@ -160,7 +201,7 @@ def test_a_served_snapshot_is_recomputed_and_accepted(
 
 @pytest.mark.parametrize("member", ["state", "merkle_root", "signature"])
 def test_an_edited_snapshot_is_refused(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str], member: str
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str], member: str
 ) -> None:
     path = tmp_path / "snapshot.json"
     document = fetch_snapshot(server, path)
@@ -176,7 +217,7 @@ def test_an_edited_snapshot_is_refused(
 
 
 def test_a_snapshot_whose_state_is_re_signed_but_false_names_the_seq(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from ledger.core.positions import sign_snapshot
     from ledger.keyring import load_private
@@ -187,7 +228,7 @@ def test_a_snapshot_whose_state_is_re_signed_but_false_names_the_seq(
     cell["summary"] = "a summary the records never held"
     signer = Signer(
         name=server_key(server).split("+")[0],
-        private_key=load_private(next((tmp_path / "keys").glob("*.pem"))),
+        private_key=load_private(next((server.data_dir / "keys").glob("*.pem"))),
     )
     path.write_text(json.dumps(sign_snapshot(document, signer)))
     code, result = verify(server, capsys, "--snapshot", str(path))
@@ -198,7 +239,7 @@ def test_a_snapshot_whose_state_is_re_signed_but_false_names_the_seq(
 
 
 def test_the_state_file_round_trips_and_advances(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "state" / "checkpoint.txt"
     state.parent.mkdir()
@@ -208,18 +249,19 @@ def test_the_state_file_round_trips_and_advances(
     append(server, 7)
     code, result = verify(server, capsys, "--state", str(state))
     assert code == 0 and result["to_seq"] == 17
-    assert state.read_text() == httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/checkpoint").text
+    checkpoint = httpx.get(f"{server.url}/v1/ledgers/{server.ledger}/checkpoint").text
+    assert state.read_text() == checkpoint
     assert [p.name for p in state.parent.iterdir()] == ["checkpoint.txt"]  # no temp files left
 
 
 def test_a_failed_run_leaves_the_state_file_alone(
-    server: ServerProcess, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "checkpoint.txt"
     assert verify(server, capsys, "--state", str(state))[0] == 0
     remembered = state.read_text()
     append(server, 2)
-    tamper(database_url, 4, b'"stance":"reject"', b'"stance":"support"')
+    tamper(server, 4, b'"stance":"reject"', b'"stance":"support"')
     code, result = verify(server, capsys, "--state", str(state))
     assert code == 1 and result["seq"] == 4
     # Record 4 is a leaf of a subtree the server hashes from the records (it
@@ -230,7 +272,7 @@ def test_a_failed_run_leaves_the_state_file_alone(
 
 
 def test_an_unreadable_state_file_is_a_usage_error(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "checkpoint.txt"
     state.write_text("not a checkpoint\n")
@@ -238,14 +280,15 @@ def test_an_unreadable_state_file_is_a_usage_error(
     assert code == 2 and "state file" in str(result["error"])
 
 
-def twin(tmp_path: Path, name: str, original: Path, count: int, party: str) -> ServerProcess:
+def twin(tmp_path: Path, name: str, original: Path, count: int, party: str) -> Served:
     """Another server with the same ledger name and signing key but its own history."""
     data_dir = tmp_path / name
     shutil.copytree(original / "keys", data_dir / "keys")
-    process = ServerProcess(database_url=f"sqlite:///{data_dir / 'ledger.db'}", data_dir=data_dir)
-    httpx.post(f"{process.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
-    append(process, count, party=party)
-    return process
+    url = f"sqlite:///{data_dir / 'ledger.db'}"
+    served = Served(ServerProcess(database_url=url, data_dir=data_dir), url, data_dir)
+    httpx.post(f"{served.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
+    append(served, count, party=party)
+    return served
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -284,9 +327,17 @@ def test_a_history_that_does_not_extend_the_state_is_a_fork(
     assert code == 1 and "fork" in str(result["reason"])
 
 
-def test_the_console_script_verifies_a_server_without_a_traceback(server: ServerProcess) -> None:
+def test_the_console_script_verifies_a_server_without_a_traceback(server: Served) -> None:
     script = Path(sys.executable).parent / "ledger-verify"
-    argv = [str(script), "server", server.url, "--ledger", LEDGER, "--key", server_key(server)]
+    argv = [
+        str(script),
+        "server",
+        server.url,
+        "--ledger",
+        server.ledger,
+        "--key",
+        server_key(server),
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "VALID" in done.stdout
     assert "Traceback" not in done.stderr
@@ -307,9 +358,9 @@ def test_the_client_imports_only_the_core_httpx_cryptography_and_rich() -> None:
 # -- what the success line says was checked ------------------------------------------
 
 
-def verify_line(server: ServerProcess, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
+def verify_line(server: Served, capsys: pytest.CaptureFixture[str], *extra: str) -> str:
     """The human-readable verdict, as one line whatever the terminal's width."""
-    argv = ["server", server.url, "--ledger", LEDGER, "--key", server_key(server), *extra]
+    argv = ["server", server.url, "--ledger", server.ledger, "--key", server_key(server), *extra]
     code = verify_main(argv)
     captured = capsys.readouterr()
     assert code == 0, captured.out + captured.err
@@ -317,12 +368,12 @@ def verify_line(server: ServerProcess, capsys: pytest.CaptureFixture[str], *extr
 
 
 def test_the_success_line_names_the_checks_of_a_plain_run(
-    server: ServerProcess, capsys: pytest.CaptureFixture[str]
+    server: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
     line = verify_line(server, capsys)
     key = server_key(server)
     signer = "+".join(key.split("+")[:2])
-    assert line.startswith(f"VALID {LEDGER}: records 1-10 (10 checked); checked: ")
+    assert line.startswith(f"VALID {server.ledger}: records 1-10 (10 checked); checked: ")
     assert f"hash chain, Merkle root recomputed, checkpoint signature by {signer};" in line
     for not_done in ("snapshot", "remembered", "consistency", "rotation"):
         assert not_done not in line, line
@@ -336,7 +387,7 @@ def test_the_success_line_names_the_checks_of_a_plain_run(
 
 
 def test_the_success_line_names_the_consistency_check_only_when_made(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = tmp_path / "checkpoint.txt"
     first = verify_line(server, capsys, "--state", str(state))
@@ -349,7 +400,7 @@ def test_the_success_line_names_the_consistency_check_only_when_made(
 
 
 def test_the_success_line_names_the_snapshot_recomputed(
-    server: ServerProcess, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: Served, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "snapshot.json"
     fetch_snapshot(server, path, known_at="6")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from ledger.core.checkpoint import Checkpoint, sign
 from ledger.core.hashing import leaf_hash, record_hash
 from ledger.core.merkle import root_from_leaves
 from ledger.core.signing import Signer
-from tests.conftest import position
+from tests.conftest import BACKENDS, _create_pg_schema, _drop_pg_schema, position
 from tests.e2e.test_cli import run_ledger
 from tests.servers import ServerProcess
 
@@ -52,26 +53,49 @@ def append(server: ServerProcess, count: int, stance: str = "oppose") -> None:
     httpx.post(f"{server.url}/v1/ledgers/{LEDGER}/events", json=events).raise_for_status()
 
 
-@pytest.fixture
-def rotated(database_url: str, tmp_path: Path) -> Iterator[Rotated]:
+@contextmanager
+def rotated_ledger(database_url: str, data_dir: Path) -> Iterator[Rotated]:
     """A ledger whose key was rotated and the old key retired, then appended to."""
-    server = ServerProcess(database_url=database_url, data_dir=tmp_path)
+    server = ServerProcess(database_url=database_url, data_dir=data_dir)
     try:
         httpx.post(f"{server.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
         append(server, 4)
         (published,) = httpx.get(f"{server.url}/v1/keys").json()["items"]
         old_key = str(published["verifier_key"])
-        done = run_ledger("keys", "rotate", database_url=database_url, data_dir=tmp_path)
+        done = run_ledger("keys", "rotate", database_url=database_url, data_dir=data_dir)
         assert done.returncode == 0, done.stderr
         rotated_seq = int(done.stdout.split(f"{LEDGER}: key.rotated at seq ")[1].split()[0])
         new_key = done.stdout.split("new key: ")[1].split()[0]
         old_id = old_key.split("+")[1]
-        retired = run_ledger("keys", "retire", old_id, database_url=database_url, data_dir=tmp_path)
+        retired = run_ledger("keys", "retire", old_id, database_url=database_url, data_dir=data_dir)
         assert retired.returncode == 0, retired.stderr
         append(server, 3, stance="demand")
-        yield Rotated(server, old_key, new_key, rotated_seq, tmp_path)
+        yield Rotated(server, old_key, new_key, rotated_seq, data_dir)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def rotated(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Rotated]:
+    """One rotated ledger per backend, shared by the tests that only read it or
+    append to it (a rotation and a retirement cost two ``ledger`` processes)."""
+    data_dir = tmp_path_factory.mktemp("rotated")
+    if request.param == "sqlite":
+        with rotated_ledger(f"sqlite:///{data_dir / 'ledger.db'}", data_dir) as made:
+            yield made
+        return
+    schema, url = _create_pg_schema()
+    try:
+        with rotated_ledger(url, data_dir) as made:
+            yield made
+    finally:
+        _drop_pg_schema(schema)
+
+
+def head_size(rotated: Rotated) -> int:
+    return int(httpx.get(f"{rotated.server.url}/v1/ledgers/{LEDGER}/head").json()["size"])
 
 
 def ledger_verify(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -101,7 +125,7 @@ def test_the_server_mode_follows_a_rotation_from_the_old_key_alone(rotated: Rota
     done = ledger_verify(*args)
     assert done.returncode == 0, done.stdout + done.stderr
     line = " ".join(done.stdout.split())
-    assert line.startswith(f"VALID {LEDGER}: records 1-{rotated.rotated_seq + 3}")
+    assert line.startswith(f"VALID {LEDGER}: records 1-{head_size(rotated)}")
     assert (
         f"key rotation to {old_name}+{new_id} endorsed by {old_name}+{old_id} "
         f"(seq {rotated.rotated_seq})" in line
@@ -238,9 +262,14 @@ def test_a_rotation_the_old_key_did_not_endorse_is_refused(
 
 
 def test_a_server_whose_rotation_record_was_edited_is_refused(
-    rotated: Rotated, database_url: str
+    database_url: str, tmp_path: Path
 ) -> None:
     """The endorsement in the stored record swapped for a signature by another key."""
+    with rotated_ledger(database_url, tmp_path) as rotated:
+        _refuses_an_edited_rotation(rotated, database_url)
+
+
+def _refuses_an_edited_rotation(rotated: Rotated, database_url: str) -> None:
     impostor = Signer.generate(rotated.old_key.split("+")[0])
     engine = sa.create_engine(database_url)
     try:
