@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 LEDGER = "crash"
 WRITERS = 16
-CYCLES = 12
+CYCLES = 8
 SEED = 20251126
 REPLAYS_PER_CYCLE = 16
 

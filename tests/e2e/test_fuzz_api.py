@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 LEDGER = "fuzz"
 WITNESS = Witness.generate("witness.test/fuzz")
-MAX_EXAMPLES = 25  # per operation and phase; 22 operations: about 30 s per mode on 2 cores
+MAX_EXAMPLES = 12  # per operation and phase: about 25 s per mode on 2 cores
 
 # Path parameters name data that exists, so requests reach the handlers rather
 # than stopping at 404: always the seeded ledger (the coverage phase ignores
