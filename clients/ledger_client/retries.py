@@ -63,7 +63,7 @@ class RetryPolicy:
         return float(delay)
 
 
-def retry_delay(error: Exception) -> bool | float:
+def retry_delay(error: BaseException) -> bool | float:
     """``stamina``'s backoff hook: False to give up, True for the policy's own
     backoff, or the seconds the server asked for."""
     if isinstance(error, RetryableAnswer):
