@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,16 +59,24 @@ def _drop_pg_schema(schema: str) -> None:
     admin.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ledger.db'}"
+@contextmanager
+def backend_database(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of a new, empty database on ``backend``: an SQLite file in
+    ``directory``, or a PostgreSQL schema of its own, dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory / 'ledger.db'}"
         return
     schema, url = _create_pg_schema()
     try:
         yield url
     finally:
         _drop_pg_schema(schema)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with backend_database(request.param, tmp_path) as url:
+        yield url
 
 
 class MigratedTemplate:

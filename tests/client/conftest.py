@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, _create_pg_schema, _drop_pg_schema
+from tests.conftest import BACKENDS, backend_database
 from tests.servers import ServerProcess
 
 
@@ -19,18 +19,12 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp("client-server")
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{data_dir / 'ledger.db'}"
-    else:
-        schema, url = _create_pg_schema()
-    process = ServerProcess(database_url=url, data_dir=data_dir)
-    try:
-        yield process
-    finally:
-        process.stop()
-        if schema is not None:
-            _drop_pg_schema(schema)
+    with backend_database(request.param, data_dir) as url:
+        process = ServerProcess(database_url=url, data_dir=data_dir)
+        try:
+            yield process
+        finally:
+            process.stop()
 
 
 @pytest.fixture(scope="module")

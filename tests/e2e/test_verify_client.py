@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ledger.core.signing import Signer
 from ledger_client.verify import main as verify_main
-from tests.conftest import BACKENDS, _create_pg_schema, _drop_pg_schema, position
+from tests.conftest import BACKENDS, backend_database, position
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -69,18 +69,12 @@ def shared(
 ) -> Iterator[Served]:
     """One server per backend for the module: each test gets a ledger of its own on it."""
     data_dir = tmp_path_factory.mktemp("verify-client")
-    schema = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{data_dir / 'ledger.db'}"
-    else:
-        schema, url = _create_pg_schema()
-    process = ServerProcess(database_url=url, data_dir=data_dir)
-    try:
-        yield Served(process, url, data_dir)
-    finally:
-        process.stop()
-        if schema is not None:
-            _drop_pg_schema(schema)
+    with backend_database(request.param, data_dir) as url:
+        process = ServerProcess(database_url=url, data_dir=data_dir)
+        try:
+            yield Served(process, url, data_dir)
+        finally:
+            process.stop()
 
 
 @pytest.fixture

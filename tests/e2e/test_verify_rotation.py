@@ -31,7 +31,7 @@ from ledger.core.checkpoint import Checkpoint, sign
 from ledger.core.hashing import leaf_hash, record_hash
 from ledger.core.merkle import root_from_leaves
 from ledger.core.signing import Signer
-from tests.conftest import BACKENDS, _create_pg_schema, _drop_pg_schema, position
+from tests.conftest import BACKENDS, backend_database, position
 from tests.e2e.test_cli import run_ledger
 from tests.servers import ServerProcess
 
@@ -82,16 +82,8 @@ def rotated(
     """One rotated ledger per backend, shared by the tests that only read it or
     append to it (a rotation and a retirement cost two ``ledger`` processes)."""
     data_dir = tmp_path_factory.mktemp("rotated")
-    if request.param == "sqlite":
-        with rotated_ledger(f"sqlite:///{data_dir / 'ledger.db'}", data_dir) as made:
-            yield made
-        return
-    schema, url = _create_pg_schema()
-    try:
-        with rotated_ledger(url, data_dir) as made:
-            yield made
-    finally:
-        _drop_pg_schema(schema)
+    with backend_database(request.param, data_dir) as url, rotated_ledger(url, data_dir) as made:
+        yield made
 
 
 def head_size(rotated: Rotated) -> int:

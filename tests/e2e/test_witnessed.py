@@ -24,7 +24,7 @@ from ledger.core.verification import check_checkpoint
 from ledger.core.witnessing import add_checkpoint_body
 from ledger.witness.state import WitnessState
 from ledger_client.verify import main as verify_main
-from tests.conftest import BACKENDS, ORIGIN, _create_pg_schema, _drop_pg_schema
+from tests.conftest import BACKENDS, ORIGIN, backend_database
 from tests.e2e.witnessed import append, ledger_key, wait_for, witnessed_size, witnesses_env
 from tests.servers import ServerProcess, free_port
 from tests.witnesses import RunningWitness, start_witness
@@ -57,14 +57,8 @@ def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """One database per backend for the whole module (the collector writes to it)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('database') / 'ledger.db'}"
-        return
-    schema, url = _create_pg_schema()
-    try:
+    with backend_database(request.param, tmp_path_factory.mktemp("database")) as url:
         yield url
-    finally:
-        _drop_pg_schema(schema)
 
 
 @pytest.fixture(scope="module")

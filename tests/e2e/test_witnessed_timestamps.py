@@ -28,7 +28,7 @@ from ledger.core.canonical import canonical_bytes
 from ledger.core.signing import Signer
 from ledger.keyring import DEFAULT_KEY_FILE, load_private
 from ledger_client.verify import main as verify_main
-from tests.conftest import BACKENDS, ORIGIN, _create_pg_schema, _drop_pg_schema
+from tests.conftest import BACKENDS, ORIGIN, backend_database
 from tests.e2e.witnessed import append, ledger_key, wait_for, witnessed_size, witnesses_env
 from tests.servers import ServerProcess
 from tests.tsa import LocalTsa, make_authority
@@ -78,52 +78,46 @@ def setup(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("witnessed-timestamps")
-    schema = None
-    if request.param == "sqlite":
-        database_url = f"sqlite:///{root / 'ledger.db'}"
-    else:
-        schema, database_url = _create_pg_schema()
-    data_dir = root / "ledger"
-    key = ledger_key(data_dir)
-    logs = {f"{ORIGIN}/{LEDGER}": [key]}
-    w1 = start_witness(root / "w1", logs=logs, name="witness.test/w1")
-    w2 = start_witness(root / "w2", logs=logs, name="witness.test/w2")
-    tsa = LocalTsa(make_authority(root / "tsa"))
-    env = witnesses_env([(w1.url, w1.verifier_key), (w2.url, w2.verifier_key)], quorum=2)
-    env |= {
-        "LEDGER_TSA_URL": tsa.url,
-        "LEDGER_TSA_CERTS": str(tsa.authority.chain),
-        "LEDGER_TSA_INTERVAL": "0.1",
-    }
-    server = ServerProcess(database_url=database_url, data_dir=data_dir, env=env)
-    try:
-        url = server.url
-        httpx.post(f"{url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
-        settle(url, append(url, LEDGER, 5))
-        settle(url, append(url, LEDGER, 5))
-        # One batch made 6-10: no checkpoint of 8 was stored, so the export of
-        # 1-8 carries the witnessed note and the timestamp of 5, each with a
-        # consistency proof from 5 to 8.
-        bundle = root / "both.tar"
-        exported = httpx.get(f"{url}/v1/ledgers/{LEDGER}/export", params={"to_seq": 8})
-        exported.raise_for_status()
-        bundle.write_bytes(exported.content)
-        yield Setup(
-            server=server,
-            key=key,
-            w1=w1,
-            w2=w2,
-            chain=tsa.authority.chain,
-            data_dir=data_dir,
-            bundle=bundle,
-        )
-    finally:
-        server.stop()
-        tsa.stop()
-        w1.stop()
-        w2.stop()
-        if schema is not None:
-            _drop_pg_schema(schema)
+    with backend_database(request.param, root) as database_url:
+        data_dir = root / "ledger"
+        key = ledger_key(data_dir)
+        logs = {f"{ORIGIN}/{LEDGER}": [key]}
+        w1 = start_witness(root / "w1", logs=logs, name="witness.test/w1")
+        w2 = start_witness(root / "w2", logs=logs, name="witness.test/w2")
+        tsa = LocalTsa(make_authority(root / "tsa"))
+        env = witnesses_env([(w1.url, w1.verifier_key), (w2.url, w2.verifier_key)], quorum=2)
+        env |= {
+            "LEDGER_TSA_URL": tsa.url,
+            "LEDGER_TSA_CERTS": str(tsa.authority.chain),
+            "LEDGER_TSA_INTERVAL": "0.1",
+        }
+        server = ServerProcess(database_url=database_url, data_dir=data_dir, env=env)
+        try:
+            url = server.url
+            httpx.post(f"{url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
+            settle(url, append(url, LEDGER, 5))
+            settle(url, append(url, LEDGER, 5))
+            # One batch made 6-10: no checkpoint of 8 was stored, so the export of
+            # 1-8 carries the witnessed note and the timestamp of 5, each with a
+            # consistency proof from 5 to 8.
+            bundle = root / "both.tar"
+            exported = httpx.get(f"{url}/v1/ledgers/{LEDGER}/export", params={"to_seq": 8})
+            exported.raise_for_status()
+            bundle.write_bytes(exported.content)
+            yield Setup(
+                server=server,
+                key=key,
+                w1=w1,
+                w2=w2,
+                chain=tsa.authority.chain,
+                data_dir=data_dir,
+                bundle=bundle,
+            )
+        finally:
+            server.stop()
+            tsa.stop()
+            w1.stop()
+            w2.stop()
 
 
 def run_verify(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[str, Any]]:
