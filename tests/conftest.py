@@ -28,6 +28,7 @@ from ledger.intake import EventSchemas
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import Database
+from tests.servers import ServerProcess
 
 POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -73,10 +74,31 @@ def backend_database(backend: str, directory: Path) -> Iterator[str]:
         _drop_pg_schema(schema)
 
 
+@contextmanager
+def backend_server(backend: str, directory: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """A real ``ledger serve`` on a new database (``backend_database``), stopped
+    on exit: the process and its database's URL."""
+    with backend_database(backend, directory) as url:
+        process = ServerProcess(database_url=url, data_dir=directory)
+        try:
+            yield process, url
+        finally:
+            process.stop()
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with backend_database(request.param, tmp_path) as url:
         yield url
+
+
+def migrate(database_url: str) -> None:
+    """Run the migrations, as ``ledger db upgrade`` does."""
+    database = Database(url=database_url)
+    try:
+        database.migrate()
+    finally:
+        database.dispose()
 
 
 class MigratedTemplate:
@@ -100,18 +122,14 @@ class MigratedTemplate:
     def sqlite_file(self) -> Path:
         if self._sqlite is None:
             path = self._directory / "template.db"
-            database = Database(url=f"sqlite:///{path}")
-            database.migrate()
-            database.dispose()
+            migrate(f"sqlite:///{path}")
             self._sqlite = path
         return self._sqlite
 
     def postgres_script(self) -> tuple[str, str] | None:
         if self._postgres is None and shutil.which("pg_dump") is not None:
             schema, url = _create_pg_schema()
-            database = Database(url=url)
-            database.migrate()
-            database.dispose()
+            migrate(url)
             parsed = sa.engine.make_url(POSTGRES_URL or "")
             dump = subprocess.run(
                 [
@@ -144,9 +162,7 @@ class MigratedTemplate:
             return
         template = self.postgres_script()
         if template is None:
-            database = Database(url=database_url)
-            database.migrate()
-            database.dispose()
+            migrate(database_url)
             return
         schema, script = template
         target = re.search(r"search_path=(\w+)", url.query["options"])  # type: ignore[arg-type]

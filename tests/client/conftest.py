@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import BACKENDS, backend_database
+from tests.conftest import BACKENDS, backend_server
 from tests.servers import ServerProcess
 
 
@@ -18,13 +18,8 @@ from tests.servers import ServerProcess
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    data_dir = tmp_path_factory.mktemp("client-server")
-    with backend_database(request.param, data_dir) as url:
-        process = ServerProcess(database_url=url, data_dir=data_dir)
-        try:
-            yield process
-        finally:
-            process.stop()
+    with backend_server(request.param, tmp_path_factory.mktemp("client-server")) as (process, _):
+        yield process
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from ledger.core.signing import Signer
 from ledger_client.verify import main as verify_main
-from tests.conftest import BACKENDS, backend_database, position
+from tests.conftest import BACKENDS, backend_server, position
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -69,12 +69,8 @@ def shared(
 ) -> Iterator[Served]:
     """One server per backend for the module: each test gets a ledger of its own on it."""
     data_dir = tmp_path_factory.mktemp("verify-client")
-    with backend_database(request.param, data_dir) as url:
-        process = ServerProcess(database_url=url, data_dir=data_dir)
-        try:
-            yield Served(process, url, data_dir)
-        finally:
-            process.stop()
+    with backend_server(request.param, data_dir) as (process, url):
+        yield Served(process, url, data_dir)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.store.database import Database, alembic_config
 from ledger.store.tree import is_stored, node_id, node_key, stored_node_count
-from tests.conftest import _create_pg_schema, _drop_pg_schema
+from tests.conftest import backend_database, migrate
 from tests.storage import sample_events
 
 CANONICAL = b'{"seq":1}'
@@ -216,24 +216,15 @@ def _without_casts(definition: str) -> str:
 
 
 def test_the_tests_migrated_copy_is_the_migrated_database(
-    database_url: str, migrated_url: str, tmp_path: Path
+    migrated_url: str, tmp_path: Path
 ) -> None:
     """``tests/conftest.py``'s ``migrated_url`` (a copy of a template) holds
     exactly what running the migrations makes."""
-    migrated = Database(url=migrated_url.replace("ledger.db", "migrated.db"))
-    if migrated.url.get_backend_name() == "sqlite":
-        migrated.migrate()
-        migrated.dispose()
-        assert _schema_of(migrated_url) == _schema_of(str(migrated.url))
-        return
-    migrated.dispose()
-    schema, url = _create_pg_schema()
-    try:
-        database = Database(url=url)
-        database.migrate()
-        database.dispose()
+    backend = sa.engine.make_url(migrated_url).get_backend_name()
+    reference = tmp_path / "reference"  # beside the copy, which is tmp_path's ledger.db
+    reference.mkdir()
+    with backend_database(backend, reference) as url:
+        migrate(url)
         expected = _schema_of(url)
-    finally:
-        _drop_pg_schema(schema)
-    assert len(expected) > 50
+    assert len(expected) > 20
     assert _schema_of(migrated_url) == expected
