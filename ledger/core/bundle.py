@@ -28,6 +28,7 @@ __all__ = [
     "FORMAT",
     "FORMATS",
     "FORMAT_ATTESTED",
+    "FORMAT_AUTHORED",
     "MANIFEST_MEMBERS",
     "MAX_MANIFEST_BYTES",
     "MEMBERS",
@@ -45,7 +46,11 @@ FORMAT = "ledger-export/1"
 # that knows only version 1 refuses it by its format, not by a stray member;
 # a bundle carrying neither stays version 1, readable by every verifier.
 FORMAT_ATTESTED = "ledger-export/2"
-FORMATS = (FORMAT, FORMAT_ATTESTED)
+# format §10: version 3 is version 2 whose records may carry author signatures
+# (format §1.4). A bundle holding a signed record is version 3, so a verifier
+# that knows only versions 1 and 2 refuses it by its format.
+FORMAT_AUTHORED = "ledger-export/3"
+FORMATS = (FORMAT, FORMAT_ATTESTED, FORMAT_AUTHORED)
 # format §4: the tar members, in this order.
 MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
 # format §4.1: after them, when the ledger has witnesses, the newest checkpoint a
@@ -119,8 +124,13 @@ class Manifest:
 
     @property
     def attested(self) -> bool:
-        """Whether the bundle may carry witnessed and timestamp members (version 2)."""
-        return self.format == FORMAT_ATTESTED
+        """Whether the bundle may carry witnessed and timestamp members (version 2 or 3)."""
+        return self.format in (FORMAT_ATTESTED, FORMAT_AUTHORED)
+
+    @property
+    def authored(self) -> bool:
+        """Whether its records may carry author signatures (version 3)."""
+        return self.format == FORMAT_AUTHORED
 
     @property
     def count(self) -> int:

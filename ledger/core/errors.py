@@ -8,7 +8,9 @@
     │   ├── InvalidEvent            JSON, but breaks the format or a schema
     │   └── InvalidParameter        a query parameter or header out of its domain
     ├── Unauthenticated             no, a malformed, unknown or revoked bearer token
+    │   └── AuthorSignatureRejected an event's author signature missing or not valid
     ├── Forbidden                   a valid token without the scope (or party) needed
+    │   └── AuthorNotAllowed        an unknown or revoked author, or not the token's
     ├── RateLimited                 over the per-principal request rate
     ├── RequestTimeout              the request body arrived too slowly
     ├── ClientDisconnected          the client hung up before its body was read
@@ -36,6 +38,7 @@
         ├── CheckpointInvalid       a checkpoint note that does not parse or verify
         ├── ProjectionMismatch      a positions projection row the records do not make
         ├── RotationInvalid         a ``key.rotated`` endorsement that fails
+        ├── AuthorSignatureInvalid  a record's author signature or registration that fails
         ├── BundleInvalid           an export bundle's tar layout or manifest
         ├── TimestampInvalid        an RFC 3161 timestamp reply that fails a check
         ├── IntegrityAlarm          a ledger's stored head and last records disagree
@@ -49,6 +52,9 @@ with the statuses C2SP tlog-witness fixes, mapped once in ``ledger.witness.http`
 from __future__ import annotations
 
 __all__ = [
+    "AuthorNotAllowed",
+    "AuthorSignatureInvalid",
+    "AuthorSignatureRejected",
     "BodyTooLarge",
     "BundleInvalid",
     "ChainBroken",
@@ -140,6 +146,29 @@ class Unauthenticated(LedgerError):
 
 class Forbidden(LedgerError):
     title = "Forbidden"
+
+
+class AuthorSignatureRejected(Unauthenticated):
+    """An event without the author signature its token requires, or whose
+    signature is not its author's over the event (format §1.4)."""
+
+    title = "Author signature rejected"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
+
+
+class AuthorNotAllowed(Forbidden):
+    """An event signed by an author the ledger does not know (or no longer
+    does), with another key than the registered one, or by another author
+    than the one its token is bound to."""
+
+    title = "Author not allowed"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.field = field
 
 
 class RateLimited(LedgerError):
@@ -304,6 +333,14 @@ class RotationInvalid(VerificationError):
     """A ``key.rotated`` record from a trusted key whose endorsement is not that key's."""
 
     title = "Key rotation not endorsed"
+
+
+class AuthorSignatureInvalid(VerificationError):
+    """A signed record the log's author registry does not vouch for (format §1.4):
+    an unknown or revoked author, another key, or a signature that fails; or an
+    ``author.*`` record that breaks the registry's rules."""
+
+    title = "Author signature invalid"
 
 
 class IntegrityAlarm(VerificationError):

@@ -53,6 +53,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from ledger.core.authors import AUTHOR_TYPES
 from ledger.core.hashing import leaf_hashes, record_hashes
 from ledger.core.jsonvalues import MAX_DEPTH, MAX_SAFE_INTEGER
 from ledger.core.merkle import fold_perfect_subtrees
@@ -85,6 +86,11 @@ class RunSummary(NamedTuple):
     # How many of the lines are key.rotated records: a verifier following
     # rotations reads those runs line by line, to see the records.
     rotations: int = 0
+    # How many are author.registered or author.revoked records (format §1.4):
+    # a verifier keeping the author registry reads those runs line by line.
+    # (A signed record is never in a run: ``parse_line`` leaves it to the
+    # strict reading.)
+    registrations: int = 0
 
 
 class _Refused(Exception):
@@ -179,13 +185,16 @@ def _layout(names: tuple[str, ...]) -> _Layout:
     )
 
 
+# A signed record (format §1.4) is left to the strict reading: its verifier
+# reads it as a record anyway, to check the signature.
+_QUICK_OPTIONAL = OPTIONAL_MEMBERS - {"author"}
 # By the member names of a record, in the sorted order a canonical line has them.
 _LAYOUTS = {
     names: _layout(names)
     for names in (
         tuple(sorted(REQUIRED_MEMBERS | set(optional)))
-        for k in range(len(OPTIONAL_MEMBERS) + 1)
-        for optional in itertools.combinations(OPTIONAL_MEMBERS, k)
+        for k in range(len(_QUICK_OPTIONAL) + 1)
+        for optional in itertools.combinations(_QUICK_OPTIONAL, k)
     )
 }
 
@@ -341,7 +350,7 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
     prevs: list[str] = []
     recorded_at = first_recorded_at = ""
     seq = first_seq
-    rotations = 0
+    rotations = registrations = 0
     for line in lines:
         obj = parse_line(line)
         if obj is None or obj["ledger"] != ledger or obj["seq"] != seq:
@@ -352,8 +361,11 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
             return None
         recorded_at = obj["recorded_at"]
         prevs.append(obj["prev"])
-        if obj["type"] == ROTATION_TYPE:
+        kind = obj["type"]
+        if kind == ROTATION_TYPE:
             rotations += 1
+        elif kind in AUTHOR_TYPES:
+            registrations += 1
         seq += 1
     hashes = record_hashes(lines)
     # Each prev after the first is the hash of the line before it.
@@ -369,4 +381,5 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
         leaves=b"".join(leaves),
         subtrees=tuple(fold_perfect_subtrees(first_seq - 1, leaves)) if merkle else (),
         rotations=rotations,
+        registrations=registrations,
     )

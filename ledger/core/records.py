@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ledger.core.authors import AUTHOR_TYPES, AuthorMark, AuthorRuleBroken
 from ledger.core.canonical import canonical_bytes, canonical_bytes_of_strict
 from ledger.core.errors import MalformedRecord
 from ledger.core.hashing import record_hash
@@ -23,6 +24,7 @@ __all__ = [
     "OPTIONAL_MEMBERS",
     "RECORD_MEMBERS",
     "SERVER_MEMBERS",
+    "SERVER_TYPES",
     "UUID_PATTERN",
     "EventDraft",
     "Record",
@@ -37,10 +39,13 @@ _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 REQUIRED_MEMBERS = frozenset(
     {"ledger", "seq", "id", "type", "occurred_at", "recorded_at", "data", "actor", "prev"}
 )
-OPTIONAL_MEMBERS = frozenset({"party", "topic", "source"})
+OPTIONAL_MEMBERS = frozenset({"party", "topic", "source", "author"})
 RECORD_MEMBERS = REQUIRED_MEMBERS | OPTIONAL_MEMBERS
 # Members only the server may set; a client that sends one is refused.
 SERVER_MEMBERS = frozenset({"ledger", "seq", "recorded_at", "actor", "prev"})
+# Types only the server writes, on an admin's command: a client-sent key
+# rotation (format §3) or author registration (format §1.4) would be forgery.
+SERVER_TYPES = frozenset({"key.rotated"}) | AUTHOR_TYPES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +62,8 @@ class Record:
     party: str | None = None
     topic: str | None = None
     source: dict[str, Any] | None = None
+    # format §1.4: the desk's signature over the event, when it signed it.
+    author: dict[str, Any] | None = None
     # True when ``data`` and ``source`` came from ``loads_strict`` (via an
     # ``EventDraft``), so hold strict JSON values only: the canonical form
     # needs no check of their types. Not part of the record.
@@ -80,6 +87,8 @@ class Record:
             out["topic"] = self.topic
         if self.source is not None:
             out["source"] = self.source
+        if self.author is not None:
+            out["author"] = self.author
         return out
 
     def canonical(self) -> bytes:
@@ -131,6 +140,11 @@ class Record:
             raise bad("data must be an object")
         if "source" in obj and not isinstance(obj["source"], dict):
             raise bad("source must be an object")
+        if "author" in obj:
+            try:
+                AuthorMark.from_value(obj["author"])
+            except AuthorRuleBroken as e:
+                raise bad(e.reason) from None
         return cls(
             ledger=obj["ledger"],
             seq=seq,
@@ -144,6 +158,7 @@ class Record:
             party=obj.get("party"),
             topic=obj.get("topic"),
             source=obj.get("source"),
+            author=obj.get("author"),
         )
 
 
@@ -173,6 +188,8 @@ class EventDraft(NamedTuple):
     # True when the server drew ``id`` (122 random bits): no earlier record can
     # hold it, so the recorder need not look it up (the unique index still would).
     id_assigned: bool = False
+    # The canonical bytes of the ``author`` member (format §1.4), when signed.
+    author_json: bytes | None = None
 
     @classmethod
     def of(
@@ -186,6 +203,7 @@ class EventDraft(NamedTuple):
         topic: str | None = None,
         source: dict[str, Any] | None = None,
         id_assigned: bool = False,
+        author: dict[str, Any] | None = None,
         strict: bool = False,
     ) -> EventDraft:
         """A draft of these members. ``strict``: ``data`` and ``source`` came from
@@ -200,6 +218,7 @@ class EventDraft(NamedTuple):
             topic=topic,
             source_json=None if source is None else encode(source),
             id_assigned=id_assigned,
+            author_json=None if author is None else encode(author),
         )
 
     @property
@@ -213,6 +232,36 @@ class EventDraft(NamedTuple):
             return None
         value: dict[str, Any] = orjson.loads(self.source_json)
         return value
+
+    @property
+    def author(self) -> dict[str, Any] | None:
+        if self.author_json is None:
+            return None
+        value: dict[str, Any] = orjson.loads(self.author_json)
+        return value
+
+    @property
+    def author_name(self) -> str | None:
+        """The name in the ``author`` member (format §1.4), if the event is signed."""
+        author = self.author
+        name = author.get("name") if author is not None else None
+        return name if isinstance(name, str) else None
+
+    def signed_members(self, ledger: str) -> dict[str, Any]:
+        """The members an author signs (format §1.4) of the record this becomes in ``ledger``."""
+        members: dict[str, Any] = {
+            "ledger": ledger,
+            "id": self.id,
+            "type": self.type,
+            "occurred_at": self.occurred_at,
+            "data": self.data,
+        }
+        for name, value in (("party", self.party), ("topic", self.topic)):
+            if value is not None:
+                members[name] = value
+        if self.source_json is not None:
+            members["source"] = self.source
+        return members
 
     @property
     def claimant(self) -> str | None:
@@ -242,6 +291,7 @@ class EventDraft(NamedTuple):
             party=self.party,
             topic=self.topic,
             source=self.source,
+            author=self.author,
         )
 
 
@@ -262,7 +312,7 @@ class RecordFrame:
     RFC 8785 writes an object as its members sorted by name, each as
     ``"name":`` and the canonical form of its value, so a record's canonical
     bytes are the canonical bytes of its members' values joined in format §1's
-    member order: actor, data, id, ledger, occurred_at, party, prev,
+    member order: actor, author, data, id, ledger, occurred_at, party, prev,
     recorded_at, seq, source, topic, type (all ASCII names, so code-point and
     UTF-16 order agree). ``tests/core/test_records.py`` holds the splice equal
     to ``Record.canonical`` and to the reference implementation.
@@ -271,6 +321,7 @@ class RecordFrame:
     opening: bytes  # {"actor":<actor>,"data":
     ledger_member: bytes  # ,"ledger":<ledger>,"occurred_at":
     recorded_at_member: bytes  # ","recorded_at":<recorded_at>,"seq":
+    signed_opening: bytes  # {"actor":<actor>,"author":
 
     @classmethod
     def of(cls, *, ledger: str, actor: str, recorded_at: str) -> RecordFrame:
@@ -278,6 +329,7 @@ class RecordFrame:
             opening=b'{"actor":' + canonical_bytes(actor) + b',"data":',
             ledger_member=b',"ledger":' + canonical_bytes(ledger) + b',"occurred_at":',
             recorded_at_member=b',"recorded_at":' + canonical_bytes(recorded_at) + b',"seq":',
+            signed_opening=b'{"actor":' + canonical_bytes(actor) + b',"author":',
         )
 
     def canonical_record(self, draft: EventDraft, *, seq: int, prev: str) -> bytes:
@@ -286,14 +338,17 @@ class RecordFrame:
         # numbers, types and member order): orjson writes it exactly as RFC
         # 8785 does, or refuses it (a lone surrogate), as the reference does.
         dumps = orjson.dumps
-        parts = [
-            self.opening,
+        if draft.author_json is None:
+            parts = [self.opening]
+        else:
+            parts = [self.signed_opening, draft.author_json, b',"data":']
+        parts += (
             draft.data_json,
             b',"id":',
             dumps(draft.id),
             self.ledger_member,
             dumps(draft.occurred_at),
-        ]
+        )
         if draft.party is not None:
             parts += (b',"party":', dumps(draft.party))
         parts += (b',"prev":', dumps(prev), self.recorded_at_member, str(seq).encode())

@@ -42,6 +42,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 
+from ledger.core.authors import (
+    AUTHOR_TYPES,
+    AuthorMark,
+    AuthorRegistry,
+    AuthorRuleBroken,
+    signed_bytes,
+)
 from ledger.core.bundle import (
     FORMAT,
     FORMAT_ATTESTED,
@@ -58,6 +65,7 @@ from ledger.core.checkpoint import MAX_NOTE_BYTES, SignedCheckpoint
 from ledger.core.checkpoint import verify as verify_note
 from ledger.core.cosignature import CosignedBy, CosignerKey, require_quorum
 from ledger.core.errors import (
+    AuthorSignatureInvalid,
     BundleInvalid,
     ChainBroken,
     CheckpointInvalid,
@@ -89,6 +97,7 @@ from ledger.core.timestamps import (
 
 __all__ = [
     "ROTATION_TYPE",
+    "AuthorTrail",
     "KeyTrail",
     "LogVerifier",
     "MerkleAccumulator",
@@ -295,6 +304,7 @@ class LogVerifier:
         on_node: NodeSink | None = None,
         on_record: RecordSink | None = None,
         keys: KeyTrail | None = None,
+        unsigned_format: str | None = None,
     ) -> None:
         self.ledger = ledger
         self.from_seq = from_seq
@@ -308,6 +318,7 @@ class LogVerifier:
         if self._tree is not None and 0 in self._root_sizes:
             self.roots[0] = empty_root()
         self.last_leaf: bytes | None = None
+        self.authors = AuthorTrail(complete=from_seq == 1, refused_in=unsigned_format)
 
     @property
     def next_seq(self) -> int:
@@ -333,6 +344,7 @@ class LogVerifier:
         self._add_leaf(leaf_hash(line))
         if self.keys is not None:
             self.keys.see(record)
+        self.authors.see(record)
         if self._on_record is not None:
             self._on_record(record)
         return record
@@ -354,8 +366,9 @@ class LogVerifier:
         return self._on_record is None
 
     def wants_records(self, line: bytes) -> bool:
-        """Whether the record of ``line`` must be built: it may be a rotation to follow."""
-        return self.keys is not None and self.keys.wants(line)
+        """Whether the record of ``line`` must be built: it may be a rotation to
+        follow, a signed record or a change to the author registry."""
+        return AuthorTrail.wants(line) or (self.keys is not None and self.keys.wants(line))
 
     @property
     def wants_subtrees(self) -> bool:
@@ -369,7 +382,7 @@ class LogVerifier:
         records before it, or when ``on_record`` or ``keys`` wants the records
         themselves: the caller then feeds its lines one by one instead.
         """
-        if not self.takes_runs or (run.rotations and self.keys is not None):
+        if not self.takes_runs or (run.rotations and self.keys is not None) or run.registrations:
             return False
         if not self._chain.link_run(run):
             return False
@@ -427,6 +440,82 @@ class LogVerifier:
                 f"record {to_seq} was altered (or the chain rewritten up to it)",
                 seq=to_seq,
             )
+
+
+# -- author signatures (format §1.4) -----------------------------------------------
+
+# In a canonical line, the ``author`` member and the author.* types both
+# begin with these bytes; a line without them is neither.
+_AUTHOR_MARK = b'"author'
+
+
+class AuthorTrail:
+    """The author registry the records build, and every signed record checked against it.
+
+    A run that starts after seq 1 cannot know the registrations before it:
+    its signed records are counted as unchecked rather than refused.
+    """
+
+    def __init__(self, *, complete: bool, refused_in: str | None = None) -> None:
+        self.complete = complete
+        # When signed records are not allowed (a bundle of format version 1
+        # or 2, format §10), that format's name.
+        self.refused_in = refused_in
+        self.registry = AuthorRegistry()
+        self.unchecked = 0
+        self.by_author: dict[str, int] = {}
+
+    @staticmethod
+    def wants(line: bytes) -> bool:
+        return _AUTHOR_MARK in line
+
+    def see(self, record: Record) -> None:
+        """Check ``record``'s signature, if any, then apply it to the registry."""
+        if record.author is None:
+            if record.type not in AUTHOR_TYPES:
+                return
+        elif self.refused_in is not None:
+            raise BundleInvalid(
+                f"the record carries an author signature, which a {self.refused_in} bundle "
+                "cannot hold (only version 3 can)",
+                seq=record.seq,
+            )
+        elif not self.complete:
+            self.unchecked += 1
+            return
+        try:
+            if record.author is not None:
+                mark = AuthorMark.from_value(record.author)
+                self.registry.check(mark, signed_bytes(record.to_dict()))
+                self.by_author[mark.name] = self.by_author.get(mark.name, 0) + 1
+            if self.complete:
+                self.registry.see(record.seq, record.type, record.data)
+        except AuthorRuleBroken as e:
+            raise AuthorSignatureInvalid(e.reason, seq=record.seq) from None
+
+    def describe(self, count: int) -> str:
+        """The report's line: what was checked of the authorship of ``count`` records
+        (records checked in runs never reach ``see``: they are the unsigned ones)."""
+        signed = sum(self.by_author.values())
+        unsigned = count - signed - self.unchecked
+        text = (
+            f"author signatures: {signed} signed {_records(signed)} checked against the "
+            "keys the log registered before them"
+        )
+        if self.by_author:
+            counts = ", ".join(f"{name}: {n}" for name, n in sorted(self.by_author.items()))
+            text += f" ({counts})"
+        text += f"; {unsigned} {_records(unsigned)} unsigned"
+        if self.unchecked:
+            text += (
+                f"; {self.unchecked} signed records NOT checked: the records start after "
+                "seq 1, so the registrations before them are unknown"
+            )
+        return text
+
+
+def _records(count: int) -> str:
+    return "record" if count == 1 else "records"
 
 
 # -- key rotations (format §3) -----------------------------------------------------
@@ -849,6 +938,7 @@ class _BundleCheck:
             root_sizes=self.root_sizes,
             on_record=self.on_record,
             keys=self.keys,
+            unsigned_format=None if manifest.authored else manifest.format,
         )
         executor = self.executor if self.on_record is None else None
         digest = _stream_records(reader.next_member(), log, manifest, on_records, executor)
@@ -967,6 +1057,7 @@ class _BundleCheck:
             *(rotation.describe() for rotation in self.keys.path_to(trusted)),
             f"manifest signature by {signer}",
             "hash chain",
+            *([log.authors.describe(log.count)] if log is not None else []),
             "records_sha256",
             merkle,
             f"checkpoint signature by {signer}",

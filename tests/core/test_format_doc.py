@@ -15,6 +15,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ledger.core.authors import (
+    SIGNATURE_CONTEXT,
+    AuthorMark,
+    AuthorRegistry,
+    sign_event,
+    signed_bytes,
+)
 from ledger.core.bundle import MANIFEST_MEMBERS, MEMBERS, TIMESTAMP_MEMBERS, WITNESSED_MEMBERS
 from ledger.core.canonical import canonical_bytes
 from ledger.core.chain import verify_chain
@@ -97,6 +104,9 @@ def test_the_page_holds_every_example_block() -> None:
         "consistency",
         "checkpoint",
         "snapshot",
+        "author-key",
+        "author-event",
+        "author-signed",
     }
 
 
@@ -185,6 +195,23 @@ def test_the_example_snapshot_is_the_fold_of_the_records_signed() -> None:
     signed = sign_snapshot(document, example_signer())
     assert canonical_bytes(signed) == shown
     verify_snapshot_signature(json.loads(shown), example_signer().verifier)
+
+
+def test_the_example_author_signature_is_the_desk_keys_over_the_signed_bytes() -> None:
+    key = assignments("author-key")
+    private = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key["seed"]))
+    desk = VerifierKey.from_public_key("ua-desk", private.public_key())
+    assert desk.to_string() == key["verifier key"]
+    posted = json.loads(blocks()["author-event"])
+    assert canonical_bytes(posted) == blocks()["author-event"].encode("utf-8")
+    event = {name: value for name, value in posted.items() if name != "author"}
+    message = signed_bytes({**event, "ledger": LEDGER})
+    assert message == blocks()["author-signed"].encode("utf-8")
+    assert message.startswith(SIGNATURE_CONTEXT)
+    assert posted["author"] == sign_event(private, "ua-desk", LEDGER, event)
+    registry = AuthorRegistry()
+    registry.register(desk, seq=1)
+    registry.check(AuthorMark.from_value(posted["author"]), message)
 
 
 def test_the_member_tables_list_what_the_code_reads() -> None:

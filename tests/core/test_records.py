@@ -7,6 +7,7 @@ RFC 8785. These hold the two equal, byte for byte.
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -28,6 +29,14 @@ values = st.recursive(
 )
 objects = st.dictionaries(text, values, max_size=5)
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
+# format §1.4: the member's shape (whether the signature holds is not the splice's business).
+authors = st.fixed_dictionaries(
+    {
+        "name": st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,20}\Z"),
+        "key_id": st.text(alphabet="0123456789abcdef", min_size=8, max_size=8),
+        "sig": st.binary(min_size=64, max_size=64).map(lambda b: base64.b64encode(b).decode()),
+    }
+)
 
 
 @st.composite
@@ -43,6 +52,7 @@ def drafts(draw: st.DrawFn) -> EventDraft:
         party=draw(st.none() | text),
         topic=draw(st.none() | text),
         source=draw(st.none() | objects),
+        author=draw(st.none() | authors),
     )
 
 
