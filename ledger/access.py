@@ -17,11 +17,17 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ledger.core.errors import Forbidden, InvalidParameter, Unauthenticated
+from ledger.core.errors import (
+    AuthorNotAllowed,
+    AuthorSignatureRejected,
+    Forbidden,
+    InvalidParameter,
+    Unauthenticated,
+)
 from ledger.core.records import LEDGER_NAME_PATTERN
 
 __all__ = [
@@ -94,6 +100,8 @@ class Principal:
     name: str
     scopes: tuple[Scope, ...]
     authenticated: bool = True
+    # The author (format §1.4) whose signature every event it appends must carry.
+    author: str | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -139,6 +147,25 @@ class Principal:
                 raise Forbidden(
                     f"token {self.name!r} ({self.scope_text}) may not append {who} "
                     f"(event [{index}])"
+                )
+
+    def require_author(self, authors: Sequence[str | None]) -> None:
+        """A token bound to an author appends only events that author signed
+        (whether the signature holds is checked where it is sealed)."""
+        if self.author is None:
+            return
+        for index, name in enumerate(authors):
+            field = f"[{index}].author" if len(authors) > 1 else "author"
+            if name is None:
+                raise AuthorSignatureRejected(
+                    f"token {self.name!r} is bound to author {self.author!r}: every event "
+                    "it appends must carry that author's signature",
+                    field=field,
+                )
+            if name != self.author:
+                raise AuthorNotAllowed(
+                    f"token {self.name!r} is bound to author {self.author!r}, not {name!r}",
+                    field=field,
                 )
 
     def require_admin(self, what: str) -> None:

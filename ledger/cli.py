@@ -61,6 +61,10 @@ projections_app = typer.Typer(help="Read models built from the records.", no_arg
 app.add_typer(projections_app, name="projections")
 tokens_app = typer.Typer(help="API bearer tokens and their scopes.", no_args_is_help=True)
 app.add_typer(tokens_app, name="tokens")
+authors_app = typer.Typer(
+    help="Desks whose signed events a ledger accepts (format §1.4).", no_args_is_help=True
+)
+app.add_typer(authors_app, name="authors")
 app.add_typer(witness_app, name="witness")
 
 # soft_wrap: long URLs and keys stay on one line, so they can be copied or grepped.
@@ -527,11 +531,12 @@ def tokens_list(
     if as_json:
         print(json.dumps([i.to_dict() for i in infos]))
         return
-    table = Table("name", "scopes", "created", "revoked")
+    table = Table("name", "scopes", "author", "created", "revoked")
     for info in infos:
         table.add_row(
             info.name,
             " ".join(str(s) for s in info.scopes),
+            info.author or "",
             info.created_at,
             info.revoked_at or "",
         )
@@ -550,6 +555,108 @@ def tokens_revoke(name: Annotated[str, typer.Argument(help="The token's name")])
         runtime.close()
     _audit("token.revoke", token_name=name)
     console.print(f"revoked {name} at {info.revoked_at}")
+
+
+LedgerOption = Annotated[
+    list[str] | None,
+    typer.Option("--ledger", help="Only this ledger (repeatable); default: every ledger"),
+]
+
+
+def _ledgers_of(runtime: Runtime, chosen: list[str] | None) -> list[str]:
+    names = [info.name for info in runtime.service.list_ledgers()]
+    if not chosen:
+        return names
+    for name in chosen:
+        if name not in names:
+            raise _fail(f"no ledger named {name!r}")
+    return chosen
+
+
+@authors_app.command("add")
+def authors_add(
+    name: Annotated[str, typer.Argument(help="The desk's name, which its signatures carry")],
+    verifier_key: Annotated[
+        str, typer.Argument(help="Its verifier key string, NAME+<key id>+<base64 key>")
+    ],
+    ledger: LedgerOption = None,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Bind this token to the author: its appends must be signed by it"),
+    ] = None,
+    actor: Annotated[str, typer.Option(help="Recorded as the records' actor")] = "cli",
+) -> None:
+    """Register a desk's key: an author.registered record in each ledger."""
+    runtime = _runtime(Settings())
+    try:
+        if token is not None and token not in {info.name for info in runtime.tokens.list()}:
+            raise _fail(f"no token named {token!r}")
+        for target in _ledgers_of(runtime, ledger):
+            receipt = runtime.service.register_author(
+                target, name=name, verifier_key=verifier_key, actor=actor
+            )
+            console.print(f"  {target}: author.registered at seq {receipt.seq}")
+        if token is not None:
+            runtime.tokens.bind_author(token, name)
+            console.print(f"token {token} now appends only events signed by {name}")
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
+    _audit("author.register", author=name, token_name=token)
+
+
+@authors_app.command("revoke")
+def authors_revoke(
+    name: Annotated[str, typer.Argument(help="The desk's name")],
+    ledger: LedgerOption = None,
+    reason: Annotated[str | None, typer.Option(help="Why, recorded in the log")] = None,
+    actor: Annotated[str, typer.Option(help="Recorded as the records' actor")] = "cli",
+) -> None:
+    """Revoke a desk's key: an author.revoked record in each ledger that registered it."""
+    runtime = _runtime(Settings())
+    try:
+        for target in _ledgers_of(runtime, ledger):
+            if not ledger and not any(
+                a.name == name and a.revoked_seq is None for a in runtime.service.authors(target)
+            ):
+                continue
+            receipt = runtime.service.revoke_author(target, name=name, actor=actor, reason=reason)
+            console.print(f"  {target}: author.revoked at seq {receipt.seq}")
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
+    _audit("author.revoke", author=name)
+
+
+@authors_app.command("list")
+def authors_list(
+    ledger: Annotated[str, typer.Argument(help="Ledger name")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """The desks a ledger registered, with their keys and status."""
+    runtime = _runtime(Settings())
+    try:
+        entries = runtime.service.authors(ledger)
+    except LedgerError as e:
+        raise _fail(str(e)) from None
+    finally:
+        runtime.close()
+    if as_json:
+        print(json.dumps([entry.to_dict() for entry in entries]))
+        return
+    table = Table("name", "key id", "status", "registered", "revoked")
+    for entry in entries:
+        row = entry.to_dict()
+        table.add_row(
+            entry.name,
+            entry.key_id,
+            row["status"],
+            str(entry.registered_seq),
+            "" if entry.revoked_seq is None else str(entry.revoked_seq),
+        )
+    console.print(table)
 
 
 def _completed(progress: Progress, task: TaskID, done: int) -> None:
@@ -590,7 +697,7 @@ def verify_command(
         elif report.valid:
             console.print(
                 f"[bold green]VALID[/] {report.ledger}: {report.count} records; chain, tree, "
-                "checkpoints, positions and sources projections agree; "
+                "checkpoints, positions, sources and author registry projections agree; "
                 + "".join(f"{check}; " for check in report.checks)
                 + f"head {report.head_hash}, root {report.merkle_root}"
             )

@@ -38,6 +38,7 @@ from ledger.core import checkpoint as notes
 from ledger.core.bundle import (
     FORMAT,
     FORMAT_ATTESTED,
+    FORMAT_AUTHORED,
     MEMBERS,
     TIMESTAMP_MEMBERS,
     WITNESSED_MEMBERS,
@@ -80,6 +81,8 @@ class _RecordsDigest:
     size: int
     first_prev: str
     head_hash: str
+    # Whether a record carries an author signature: the bundle is then version 3.
+    signed: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,11 +166,14 @@ def _scan(
     size = count = 0
     first: bytes | None = None
     last = b""
+    signed = False
     for page in _pages(service, ledger, from_seq, to_seq):
         if first is None:
             first = page[0]
         last = page[-1]
         lines = _lines(page)
+        if not signed and _AUTHOR_MEMBER in lines:
+            signed = any(_is_signed(record) for record in page)
         digest.update(lines)
         size += len(lines)
         count += len(page)
@@ -179,8 +185,21 @@ def _scan(
         )
     prev = json.loads(first)["prev"]
     return _RecordsDigest(
-        sha256=digest.hexdigest(), size=size, first_prev=prev, head_hash=record_hash(last)
+        sha256=digest.hexdigest(),
+        size=size,
+        first_prev=prev,
+        head_hash=record_hash(last),
+        signed=signed,
     )
+
+
+# A signed record's canonical bytes hold these (format §1.4); most records do
+# not, and are not parsed to find out.
+_AUTHOR_MEMBER = b'"author":{'
+
+
+def _is_signed(record: bytes) -> bool:
+    return _AUTHOR_MEMBER in record and "author" in json.loads(record)
 
 
 def prepare_bundle(
@@ -229,7 +248,7 @@ def prepare_bundle(
         created_at=format_recorded_at(datetime.now(UTC)),
         # From seq 1 a verifier recomputes the whole tree; the proof adds nothing.
         head_inclusion_proof=tuple(head.proof) if first > 1 else (),
-        format=FORMAT_ATTESTED if attested else FORMAT,
+        format=FORMAT_AUTHORED if records.signed else FORMAT_ATTESTED if attested else FORMAT,
     )
     return PreparedBundle(
         manifest=manifest,

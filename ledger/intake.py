@@ -30,18 +30,17 @@ from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
+from ledger.core.authors import AuthorMark, AuthorRuleBroken
 from ledger.core.canonical import canonical_bytes
 from ledger.core.errors import InvalidEvent
 from ledger.core.jsonvalues import format_path, loads_strict
-from ledger.core.records import SERVER_MEMBERS, EventDraft, Record
+from ledger.core.records import SERVER_MEMBERS, SERVER_TYPES, EventDraft, Record
 from ledger.core.times import OCCURRED_AT_PATTERN, format_occurred_at, parse_instant
 
 __all__ = ["FUTURE_TOLERANCE", "EventSchemas", "Intake", "ParsedBody"]
 
 # A position cannot be reported before it happens; five minutes absorbs clock skew.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-# Types only the server writes: a client-sent key rotation would be forgery.
-SERVER_TYPES = frozenset({"key.rotated"})
 
 # re.ASCII, as in ledger.core.times: only 0-9 are digits.
 _DATE_ONLY = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z", re.ASCII)
@@ -187,6 +186,20 @@ def _validator_values(error: ValidationError) -> list[Any]:
     return list(value) if isinstance(value, list) else []
 
 
+def _dependent_missing(error: ValidationError) -> list[tuple[str, str]]:
+    """``(present, missing)`` member pairs a ``dependentRequired`` error is about."""
+    instance, needs = error.instance, error.validator_value
+    if not isinstance(instance, dict) or not isinstance(needs, Mapping):
+        return []
+    return [
+        (present, name)
+        for present, names in needs.items()
+        if present in instance
+        for name in names
+        if name not in instance
+    ]
+
+
 def _schema_error_field(error: ValidationError, prefix: tuple[str | int, ...]) -> str:
     path: tuple[str | int, ...] = (*prefix, *error.absolute_path)
     instance = error.instance
@@ -194,6 +207,10 @@ def _schema_error_field(error: ValidationError, prefix: tuple[str | int, ...]) -
         missing = [name for name in _validator_values(error) if name not in instance]
         if missing:
             path = (*path, missing[0])
+    elif error.validator == "dependentRequired" and isinstance(instance, dict):
+        missing = _dependent_missing(error)
+        if missing:
+            path = (*path, missing[0][1])
     elif error.validator == "additionalProperties":
         extra = _extra_members(error)
         if extra:
@@ -211,6 +228,10 @@ def _schema_error_detail(error: ValidationError, instant_pattern: str | None = N
             return f"unknown member {extra[0]!r}; allowed here: {allowed}"
     if error.validator == "required":
         return "is required"
+    if error.validator == "dependentRequired":
+        missing = _dependent_missing(error)
+        if missing:
+            return f"is required when {missing[0][0]!r} is present"
     if error.validator == "enum":
         return f"must be one of: {', '.join(map(str, _validator_values(error)))}"
     if error.validator == "pattern":
@@ -313,6 +334,23 @@ def _field(index: int | None, *names: str | int) -> str:
     return format_path(names if index is None else (index, *names))
 
 
+def _check_signed(author: Any, sent: Any, stored: str, index: int | None) -> None:
+    """What a signed event needs beyond its schema (format §1.4): a well-formed
+    signature, and ``occurred_at`` sent as the record keeps it, since the
+    signature covers the record's bytes. Whose signature it is, and whether
+    it holds, is for the recorder, under the ledger's lock."""
+    try:
+        AuthorMark.from_value(author)
+    except AuthorRuleBroken as e:
+        raise InvalidEvent(e.reason, field=_field(index, "author")) from None
+    if sent != stored:
+        raise InvalidEvent(
+            f"a signed event states occurred_at as the record keeps it, {stored!r}: "
+            "the signature covers the record's bytes",
+            field=_field(index, "occurred_at"),
+        )
+
+
 class Intake:
     """Validates posted events; pure CPU, no storage."""
 
@@ -353,7 +391,11 @@ class Intake:
 
     def check_record(self, record: Record) -> None:
         """Raise ``InvalidEvent`` unless ``record`` (e.g. as corrected) is a valid event."""
-        event = {k: v for k, v in record.to_dict().items() if k not in SERVER_MEMBERS and k != "id"}
+        event = {
+            k: v
+            for k, v in record.to_dict().items()
+            if k not in SERVER_MEMBERS and k not in ("id", "author")
+        }
         if record.type in SERVER_TYPES:
             raise InvalidEvent(f"{record.type!r} is written by the server only", field="type")
         self.draft(event)
@@ -365,11 +407,13 @@ class Intake:
         index: int | None = None,
         ids: Iterator[str] | None = None,
         strict: bool = False,
+        server: bool = False,
     ) -> EventDraft:
         """Validate one event (already through the JSON value rules).
 
         ``ids`` supplies server-assigned ids for events that bring none;
-        ``strict`` says ``event`` is what ``loads_strict`` returned (or part of it).
+        ``strict`` says ``event`` is what ``loads_strict`` returned (or part of it);
+        ``server``: the server itself writes it, so a server type is allowed.
         """
         if not isinstance(event, dict):
             raise InvalidEvent("an event must be a JSON object", field=_field(index))
@@ -382,7 +426,7 @@ class Intake:
         if not isinstance(event_type, str):
             raise InvalidEvent("is required and must be a string", field=_field(index, "type"))
         validator = self.schemas.validators.get(event_type)
-        if event_type in SERVER_TYPES:
+        if event_type in SERVER_TYPES and not server:
             raise InvalidEvent(
                 f"{event_type!r} is written by the server only", field=_field(index, "type")
             )
@@ -410,6 +454,9 @@ class Intake:
             raise InvalidEvent(
                 "lies more than 5 minutes in the future", field=_field(index, "occurred_at")
             )
+        author = event.get("author")
+        if author is not None:
+            _check_signed(author, event["occurred_at"], occurred_at, index)
         client_id = event.get("id")
         return EventDraft.of(
             id=client_id or next(ids or new_event_ids(1)),
@@ -420,5 +467,6 @@ class Intake:
             party=event.get("party"),
             topic=event.get("topic"),
             source=event.get("source"),
+            author=author,
             strict=strict,
         )

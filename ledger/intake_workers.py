@@ -49,7 +49,7 @@ POOL_BODY_BYTES = 64 * 1024
 
 # One event as the worker sends it: an ``EventDraft``'s fields, in order, as a
 # plain tuple (which pickles without naming its class).
-_Event = tuple[str, str, str, bytes, str | None, str | None, bytes | None, bool]
+_Event = tuple[str, str, str, bytes, str | None, str | None, bytes | None, bool, bytes | None]
 # is_batch, events, request hash (when asked for).
 _Answer = tuple[bool, list[_Event], str | None]
 

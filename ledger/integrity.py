@@ -21,7 +21,9 @@ were registered once, a new host name could re-label the key, and the
 registry keeps only the first name. Memory stays ``O(log n)``
 plus one page of records, plus what fixes make, the cells and the marks
 (few: versions, one per position record, are compared as a stream), plus
-one sources row per record citing a source. Every stored witness
+one sources row per record citing a source. Every signed record's author
+signature is checked against the registry the records before it build
+(format §1.4), and the stored registry rows against the records. Every stored witness
 cosignature must verify, with the key of the witness its row names, against
 the body of the stored checkpoint of its size (checked above).
 
@@ -40,6 +42,7 @@ from typing import Any
 import orjson
 
 from ledger.core import checkpoint as notes
+from ledger.core.authors import AUTHOR_TYPES
 from ledger.core.checkpoint import SIGNATURE_PREFIX, SignedCheckpoint
 from ledger.core.cosignature import Cosignature, CosignerKey
 from ledger.core.errors import (
@@ -61,6 +64,8 @@ from ledger.core.timestamps import TsaTrust, verify_reply
 from ledger.core.verification import LogVerifier, VerificationReport, check_checkpoint
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
+from ledger.store.authors import registry_rows
+from ledger.store.authors import stored_rows as author_rows
 from ledger.store.cosignatures import CosignatureRow, CosignatureStore
 from ledger.store.integrity_reads import IntegrityReader, StoredCheckpoint, StoredVersion
 from ledger.store.sources import stored_rows
@@ -142,6 +147,7 @@ def check_ledger(
     projection = _Checks(
         _ProjectionCheck(reader, ledger, stored.ledger_id),
         _SourcesCheck(reader, ledger, stored.ledger_id),
+        _AuthorsCheck(reader, ledger, stored.ledger_id),
     )
     try:
         _walk(reader, stored.ledger_id, log, pending, trust, on_records, projection)
@@ -172,6 +178,7 @@ def check_ledger(
         head_hash=log.head_hash,
         merkle_root=base64.b64encode(log.root()).decode("ascii"),
     )
+    report = report.checked(log.authors.describe(log.count))
     if timestamps:
         chain = "certificate chains" if tsa_trust is not None else "not their chains"
         report = report.checked(f"{timestamps} checkpoint timestamps ({chain})")
@@ -527,10 +534,40 @@ class _ProjectionCheck:
                     )
 
 
+class _AuthorsCheck:
+    """Compares the stored ``author_keys`` rows (format §1.4) with those the walked
+    records make; the signatures themselves are checked by the ``LogVerifier``."""
+
+    def __init__(self, reader: IntegrityReader, ledger: str, ledger_id: int) -> None:
+        self.reader = reader
+        self.ledger = ledger
+        self.ledger_id = ledger_id
+        self.registrations: list[Record] = []
+
+    def add(self, record: Record) -> None:
+        if record.type in AUTHOR_TYPES:
+            self.registrations.append(record)
+
+    def finish(self) -> None:
+        made = registry_rows(self.registrations)
+        held = author_rows(self.reader.db, self.ledger_id)
+        if held != made:
+            first = next(
+                (i for i, (a, b) in enumerate(zip(held, made, strict=False)) if a != b),
+                min(len(held), len(made)),
+            )
+            stored = held[first] if first < len(held) else None
+            derived = made[first] if first < len(made) else None
+            raise ProjectionMismatch(
+                f"author_keys of ledger {self.ledger}: row {first + 1} is {stored!r}; "
+                f"the records give {derived!r}"
+            )
+
+
 class _Checks:
     """The projection checks, fed the walked records together."""
 
-    def __init__(self, *checks: _ProjectionCheck | _SourcesCheck) -> None:
+    def __init__(self, *checks: _ProjectionCheck | _SourcesCheck | _AuthorsCheck) -> None:
         self.checks = checks
 
     def add(self, record: Record) -> None:

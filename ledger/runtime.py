@@ -20,6 +20,7 @@ from ledger.cosignature_collector import CosignatureCollector
 from ledger.intake import EventSchemas, Intake
 from ledger.keyring import ActiveSigners, KeyRing, primary_key, raw_public_key
 from ledger.service import LedgerService
+from ledger.store.authors import AuthorsProjection
 from ledger.store.cosignatures import CosignatureStore, WitnessedReader
 from ledger.store.database import Database
 from ledger.store.keys import KeyRegistry
@@ -73,8 +74,9 @@ class Runtime:
                 database=database,
                 origin=identity.origin,
                 signers=ActiveSigners(keyring=keyring, registry=registry),
-                # Positions first: it validates fixes before the sources projection reads them.
-                projections=[positions, SourcesProjection()],
+                # Positions first: it validates fixes before the sources projection
+                # reads them. Authors checks signatures and keeps the author registry.
+                projections=[positions, SourcesProjection(), AuthorsProjection()],
             )
             service = LedgerService(
                 recorder=recorder,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ledger.core.authors import AUTHOR_NAME_PATTERN, AUTHOR_REGISTERED, AUTHOR_REVOKED
 from ledger.core.errors import (
     Conflict,
     IdempotencyInFlight,
@@ -34,6 +35,7 @@ from ledger.core.times import (
 )
 from ledger.intake import Intake, ParsedBody, new_event_ids
 from ledger.keyring import KeyRing
+from ledger.store.authors import read_registry
 from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.ledger_reads import ledger_at, newest_signer
 from ledger.store.position_reads import position_history, position_snapshots
@@ -44,7 +46,7 @@ from ledger.store.recorder import AppendRequest, AppendResult, LedgerInfo, Recei
 from ledger.store.sources import read_citations
 from ledger.store.timestamps import StoredTimestamp, newest_timestamp, timestamp_at
 
-__all__ = ["AppendOutcome", "LedgerService", "PreparedAppend", "Rotation"]
+__all__ = ["AppendOutcome", "AuthorEntry", "LedgerService", "PreparedAppend", "Rotation"]
 
 _DATE_ONLY = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 
@@ -104,6 +106,27 @@ class PreparedAppend:
 
     request: AppendRequest
     is_batch: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorEntry:
+    """An author of a ledger: its key, and the records that registered and revoked it."""
+
+    name: str
+    verifier_key: str
+    key_id: str
+    registered_seq: int
+    revoked_seq: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "verifier_key": self.verifier_key,
+            "key_id": self.key_id,
+            "status": "revoked" if self.revoked_seq is not None else "active",
+            "registered_seq": self.registered_seq,
+            "revoked_seq": self.revoked_seq,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,6 +509,65 @@ class LedgerService:
         return rebuild_projections(
             self.recorder.db, ledger, self.recorder.projections, progress=progress
         )
+
+    # -- authors (format §1.4, docs/authors.md) ------------------------------------
+
+    def register_author(self, ledger: str, *, name: str, verifier_key: str, actor: str) -> Receipt:
+        """Record an ``author.registered`` record: from it on, events signed by
+        ``name`` with this key are accepted (and verifiers check them)."""
+        if not AUTHOR_NAME_PATTERN.match(name):
+            raise InvalidParameter(
+                "an author name is 1-64 letters, digits, '.', '_' or '-'", field="name"
+            )
+        try:
+            key = VerifierKey.from_string(verifier_key)
+        except ValueError as e:
+            raise InvalidParameter(str(e), field="verifier_key") from None
+        if key.name != name:
+            raise InvalidParameter(
+                f"the verifier key is named {key.name!r}, not {name!r}", field="verifier_key"
+            )
+        data = {"name": name, "verifier_key": key.to_string()}
+        return self._server_record(ledger, AUTHOR_REGISTERED, data, actor=actor)
+
+    def revoke_author(
+        self, ledger: str, *, name: str, actor: str, reason: str | None = None
+    ) -> Receipt:
+        """Record an ``author.revoked`` record: no event signed by ``name`` is
+        accepted from it on; what it signed before stays valid."""
+        known = {entry.name: entry for entry in self.authors(ledger)}
+        if name not in known:
+            raise NotFound(f"ledger {ledger!r} has no author named {name!r}")
+        if known[name].revoked_seq is not None:
+            raise Conflict(f"author {name!r} was revoked already (seq {known[name].revoked_seq})")
+        data: dict[str, Any] = {"name": name}
+        if reason:
+            data["reason"] = reason
+        return self._server_record(ledger, AUTHOR_REVOKED, data, actor=actor)
+
+    def authors(self, ledger: str) -> list[AuthorEntry]:
+        """Every author the ledger ever registered, as its records leave them."""
+        ledger_id, _ = self.resolve_known_at(ledger, None)
+        registry = read_registry(self.recorder.db, ledger_id)
+        return [
+            AuthorEntry(
+                name=name,
+                verifier_key=entry.key.to_string(),
+                key_id=entry.key.key_id_hex,
+                registered_seq=entry.seq,
+                revoked_seq=entry.revoked_seq,
+            )
+            for name, entry in sorted(registry.authors.items())
+        ]
+
+    def _server_record(
+        self, ledger: str, kind: str, data: dict[str, Any], *, actor: str
+    ) -> Receipt:
+        self.get_ledger(ledger)
+        event = {"type": kind, "occurred_at": format_occurred_at(datetime.now(UTC)), "data": data}
+        # Through the intake as a posted event: its type's schema holds too.
+        draft = self.intake.draft(event, server=True)
+        return self.recorder.append(ledger, [draft], actor=actor).receipts[0]
 
     # -- sources (docs/sources.md) ---------------------------------------------
 

@@ -18,6 +18,7 @@ from ledger.api.openapi import PROBLEMS, install_openapi
 from ledger.api.problems import install_problem_handlers
 from ledger.api.request_log import AuditLogMiddleware
 from ledger.api.routes import (
+    authors,
     events,
     export,
     health,
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         log.router,
         positions.router,
         sources.router,
+        authors.router,
         export.router,
         timestamps.router,
         witnessed.router,

@@ -87,6 +87,11 @@ class RecordOut(BaseModel):
     recorded_at: str
     data: dict[str, Any]
     source: dict[str, Any] | None = Field(default=None, description="Omitted when absent")
+    author: dict[str, Any] | None = Field(
+        default=None,
+        description="format §1.4: the signing desk's name, key id and signature; omitted when "
+        "the event was not signed",
+    )
     actor: str
     prev: str
 
@@ -126,6 +131,41 @@ class KeyOut(BaseModel):
 
 class KeyList(BaseModel):
     items: list[KeyOut]
+
+
+class AuthorOut(BaseModel):
+    name: str
+    verifier_key: str = Field(description="<name>+<key id>+<base64(0x01 || public key)>")
+    key_id: str = Field(description="8 hex digits, as signed records name it")
+    status: str = Field(description="active or revoked")
+    registered_seq: int = Field(description="The author.registered record")
+    revoked_seq: int | None = Field(description="The author.revoked record, if any")
+
+
+class AuthorList(BaseModel):
+    items: list[AuthorOut]
+
+
+class AuthorCreate(BaseModel):
+    name: str = Field(description="The desk's name: 1-64 letters, digits, '.', '_' or '-'")
+    verifier_key: str = Field(
+        description="The desk's Ed25519 verifier key string, named `name`",
+        examples=["ua-desk+1a2b3c4d+AT...="],
+    )
+    token: str | None = Field(
+        default=None,
+        description="A token to bind to the author: every event appended with it must then "
+        "be signed by this author",
+    )
+
+
+class AuthorRevoke(BaseModel):
+    reason: str | None = Field(default=None, description="Why, recorded in the log")
+
+
+class AuthorChange(BaseModel):
+    receipt: ReceiptOut = Field(description="The author.registered or author.revoked record")
+    author: AuthorOut
 
 
 class InclusionProofOut(BaseModel):

@@ -35,7 +35,7 @@ from ledger.core.positions import (
     corrected,
 )
 from ledger.core.projection_rows import MARK_BLOCK, mark_block, running_marks
-from ledger.core.records import Record, SealedDraft
+from ledger.core.records import SERVER_TYPES, Record, SealedDraft
 from ledger.store.backend import Backend, backend_of
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.dbapi_reads import RawReader
@@ -52,7 +52,6 @@ __all__ = ["MARK_BLOCK", "CorrectionCheck", "PositionsProjection", "mark_block",
 
 # Checks that a corrected record is still a valid event of its type.
 CorrectionCheck = Callable[[Record], None]
-SERVER_ONLY_TYPES = frozenset({"key.rotated"})
 
 # A version's cell: its own (corrected versions) or, when NULL, built from the
 # record it points at, joined in for the few rows a read returns.
@@ -465,7 +464,7 @@ class PositionsProjection:
                 "cannot themselves be corrected or retracted",
                 field=field,
             )
-        if row.type in SERVER_ONLY_TYPES:
+        if row.type in SERVER_TYPES:
             raise InvalidEvent(f"seq {target_seq} is a server record ({row.type})", field=field)
         retracted = conn.execute(
             sa.select(record_fixes.c.fix_seq).where(

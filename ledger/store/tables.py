@@ -185,6 +185,20 @@ source_citations = sa.Table(
     sa.Index("ix_source_citations_name", "ledger_id", "name"),
 )
 
+# The author registry (migration 0014, format §1.4): one row per
+# author.registered (verifier_key set) or author.revoked (verifier_key NULL)
+# record; folded in seq order they give the authors known at any seq. A
+# projection of the records, insert-only like the sources projection.
+author_keys = sa.Table(
+    "author_keys",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("verifier_key", sa.String(400)),
+    sa.PrimaryKeyConstraint("ledger_id", "seq", name="pk_author_keys"),
+)
+
 # Witness cosignatures (migration 0013, docs/witnesses.md): one row per
 # checkpoint a configured witness cosigned, holding its signature line as
 # the witness returned it. Evidence, not derived: each line verifies
@@ -237,4 +251,7 @@ api_tokens = sa.Table(
     sa.Column("scopes", sa.String(1024), nullable=False),
     sa.Column("created_at", sa.String(27), nullable=False),
     sa.Column("revoked_at", sa.String(27)),
+    # An author name (format §1.4): every event appended with the token must
+    # be signed by that author (migration 0014).
+    sa.Column("author", sa.String(64)),
 )

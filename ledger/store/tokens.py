@@ -25,7 +25,7 @@ from ledger.store.tables import api_tokens
 
 __all__ = ["TokenInfo", "TokenStore"]
 
-_LOOKUP = "SELECT name, scopes, revoked_at FROM api_tokens WHERE token_sha256 = ?"
+_LOOKUP = "SELECT name, scopes, revoked_at, author FROM api_tokens WHERE token_sha256 = ?"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +34,8 @@ class TokenInfo:
     scopes: tuple[Scope, ...]
     created_at: str
     revoked_at: str | None
+    # The author whose signature its appends must carry (format §1.4).
+    author: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,7 @@ class TokenInfo:
             "scopes": [str(s) for s in self.scopes],
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
+            "author": self.author,
         }
 
 
@@ -150,6 +153,7 @@ class TokenStore:
                 scopes=_scopes(r.scopes),
                 created_at=r.created_at,
                 revoked_at=r.revoked_at,
+                author=r.author,
             )
             for r in rows
         ]
@@ -169,7 +173,31 @@ class TokenStore:
         self._forget()
         self._notices.announce(name, revoked_at)
         return TokenInfo(
-            name=name, scopes=_scopes(row.scopes), created_at=row.created_at, revoked_at=revoked_at
+            name=name,
+            scopes=_scopes(row.scopes),
+            created_at=row.created_at,
+            revoked_at=revoked_at,
+            author=row.author,
+        )
+
+    def bind_author(self, name: str, author: str | None) -> TokenInfo:
+        """From now on every append with token ``name`` must be signed by
+        ``author`` (format §1.4); None lifts the binding. Announced as a
+        revocation is, so no server keeps serving the token's old principal."""
+        with self.db.write() as conn:
+            row = conn.execute(sa.select(api_tokens).where(api_tokens.c.name == name)).first()
+            if row is None:
+                raise NotFound(f"no token named {name!r}")
+            conn.execute(api_tokens.update().where(api_tokens.c.name == name).values(author=author))
+            self._notices.announce_in(conn)
+        self._forget()
+        self._notices.announce(name, format_recorded_at(self.clock()))
+        return TokenInfo(
+            name=name,
+            scopes=_scopes(row.scopes),
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
+            author=author,
         )
 
     def principal(self, token: str) -> Principal | None:
@@ -180,7 +208,9 @@ class TokenStore:
             row = reader.one(_LOOKUP, [digest])
         if row is None or row[2] is not None:
             return None
-        principal = Principal(str(row[0]), _scopes(str(row[1])))
+        principal = Principal(
+            str(row[0]), _scopes(str(row[1])), author=None if row[3] is None else str(row[3])
+        )
         if self._caching and self._generation == generation:
             if len(self._cache) >= MAX_CACHED:
                 self._cache = {}

@@ -42,6 +42,7 @@ READS = [
     ("GET", "/v1/ledgers/{L}/export"),
     ("GET", "/v1/ledgers/{L}/sources"),
     ("GET", "/v1/ledgers/{L}/sources/CNN"),
+    ("GET", "/v1/ledgers/{L}/authors"),
 ]
 # Who may read the private ledger "priv", and who may append what.
 CALLERS: dict[str, tuple[str, ...]] = {
@@ -103,6 +104,8 @@ def test_the_matrix_names_every_route(client: TestClient) -> None:
     covered |= {"/v1/ledgers/{ledger}/checkpoint/timestamp"}
     # 404 without witnesses configured; tests/api/test_witnessed_api.py checks its access.
     covered |= {"/v1/ledgers/{ledger}/checkpoint/witnessed"}
+    # Registering and revoking are admin writes: tests/api/test_authors_api.py checks them.
+    covered |= {"/v1/ledgers/{ledger}/authors/{name}"}
     covered |= {"/v1/ledgers", "/v1/keys", "/healthz", "/readyz"}
     api_routes = {
         getattr(r, "path", "")

@@ -33,8 +33,8 @@ EVENT_TYPES = [
     "record.corrected",
     "record.retracted",
 ]
-# Written by the server only (format §3); documented by a schema, refused from clients.
-SERVER_TYPES = ["key.rotated"]
+# Written by the server only (format §3, §1.4); documented by a schema, refused from clients.
+SERVER_TYPES = ["key.rotated", "author.registered", "author.revoked"]
 SCHEMA_FILES = sorted(p.name for p in SCHEMA_DIR.glob("*.json"))
 UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 # One bundled set for the module: building it compiles every schema.
@@ -444,12 +444,21 @@ def test_the_list_of_date_members_is_complete(event_type: str) -> None:
     assert sorted(named) == sorted(DATE_MEMBERS[event_type])
 
 
+# Valid parents of a nested member the tests set: a source, or a signature.
+_PARENTS = {
+    "source": {"name": "CNN", "kind": "media"},
+    "author": {"name": "ua-desk", "key_id": "0a1b2c3d", "sig": "A" * 86 + "=="},
+}
+
+
 def _with_date(event_type: str, path: str, value: str) -> dict[str, Any]:
     event = copy.deepcopy(VALID[event_type])
     *parents, last = path.split(".")
     target = event
     for part in parents:
-        target = target.setdefault(part, {"name": "CNN", "kind": "media"})
+        target = target.setdefault(part, dict(_PARENTS.get(part, _PARENTS["source"])))
+    if parents[:1] == ["author"]:
+        event.setdefault("id", _PATTERN_EXAMPLES["id"])  # a signed event names its id
     target[last] = value
     return event
 
@@ -593,6 +602,9 @@ _PATTERN_EXAMPLES = {
     "url": "https://example.org/a",
     "occurred_at": "2025-02-24",
     "reported_at": "2025-02-24",
+    "author.name": "ua-desk",
+    "key_id": "0a1b2c3d",
+    "sig": "A" * 86 + "==",
 }
 
 
@@ -604,7 +616,8 @@ def test_every_pattern_means_the_same_to_both_validators(
     # JSON Schema patterns are ECMA 262, where $ is the end of the text only;
     # Python's re also lets it match before a final newline.
     schemas = SCHEMAS
-    text = _PATTERN_EXAMPLES[path.rsplit(".", 1)[-1]] + tail
+    example = _PATTERN_EXAMPLES.get(path) or _PATTERN_EXAMPLES[path.rsplit(".", 1)[-1]]
+    text = example + tail
     event = _with_date(event_type, path, text)
     reference = not list(schemas.validators[event_type].iter_errors(event))
     assert schemas.fast[event_type].is_valid(event) == reference, (path, text)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from ledger.access import Principal
 from ledger.api.auth import caller, ledger_reader
 from ledger.api.body import read_json_body
 from ledger.api.deps import ServiceDep
@@ -19,6 +20,7 @@ from ledger.api.openapi import PROBLEMS, append_request_body
 from ledger.api.routes.log import inclusion_json
 from ledger.config import Settings
 from ledger.core.errors import InvalidParameter
+from ledger.core.records import EventDraft
 from ledger.intake_workers import POOL_BODY_BYTES, IntakePool
 from ledger.service import LedgerService
 
@@ -70,6 +72,13 @@ _APPEND_PARAMETERS = [
         "schema": {"type": "string", "pattern": _IDEMPOTENCY_KEY_PATTERN, "maxLength": 255},
     },
 ]
+
+
+def _authorize(principal: Principal, ledger: str, drafts: Sequence[EventDraft]) -> None:
+    """What the token may append: its parties, and its author's signature if it is bound to one."""
+    principal.require_append(ledger, [d.party for d in drafts])
+    if principal.author is not None:
+        principal.require_author([d.author_name for d in drafts])
 
 
 @append_router.post(
@@ -130,7 +139,7 @@ async def append_events(request: Request) -> Response:
         actor=principal.name,
         idempotency_key=idempotency_key,
         expected_seq=expected_seq,
-        authorize=lambda drafts: principal.require_append(ledger, [d.party for d in drafts]),
+        authorize=lambda drafts: _authorize(principal, ledger, drafts),
         parsed=parsed,
     )
     prepared = prepare() if inline or parsed is not None else await run_in_threadpool(prepare)
