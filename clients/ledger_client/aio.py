@@ -52,6 +52,8 @@ class AsyncClient:
         timeout: float = 30.0,
         batch_size: int = MAX_BATCH,
         max_body_bytes: int = MAX_BODY_BYTES,
+        author: str | None = None,
+        author_key: str | os.PathLike[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.settings = ClientSettings(
@@ -60,6 +62,8 @@ class AsyncClient:
             retry=retry,
             batch_size=batch_size,
             max_body_bytes=max_body_bytes,
+            author=author,
+            author_key=author_key,
         )
         self._http = httpx.AsyncClient(
             base_url=base_url, headers=headers(token), timeout=timeout, transport=transport
@@ -95,7 +99,7 @@ class AsyncClient:
         """Append one event; with ``verify``, prove its record is in the signed log."""
         operation = protocol.append(
             ledger,
-            [prepare_event(event)],
+            [prepare_event(event, ledger, self.settings.signer)],
             as_batch=False,
             idempotency_key=new_idempotency_key(),
             trust=self.settings.trust_for(verify),
@@ -113,7 +117,7 @@ class AsyncClient:
         trust = self.settings.trust_for(verify)
         receipts: list[Receipt] = []
         groups = batches(
-            (prepare_event(event) for event in events),
+            (prepare_event(event, ledger, self.settings.signer) for event in events),
             max_events=self.settings.batch_size,
             max_bytes=self.settings.max_body_bytes,
         )

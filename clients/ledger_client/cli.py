@@ -1,7 +1,9 @@
 """``ledger-client``: post events from a JSON Lines file, and follow a ledger.
 
     ledger-client post LEDGER FILE.jsonl [--verify] [--url URL] [--token T] [--key KEY …]
+                       [--author NAME --author-key PEM]
     ledger-client tail LEDGER [--after-seq N]
+    ledger-client keygen NAME --out PEM
 
 ``post`` is resumable: an event without an ``id`` gets one derived from its
 line number and its canonical bytes, so a rerun of the same file gives each
@@ -13,16 +15,20 @@ server refused or could not be reached.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ledger.core.canonical import canonical_bytes
+from ledger.core.signing import VerifierKey
 from ledger_client.client import Client
 from ledger_client.errors import LedgerClientError, VerificationError
 from ledger_client.receipts import Receipt
@@ -56,6 +62,20 @@ Keys = Annotated[
 State = Annotated[
     Path | None,
     typer.Option("--state", help="File keeping the newest checkpoint verified per ledger."),
+]
+Author = Annotated[
+    str | None,
+    typer.Option("--author", envvar="LEDGER_AUTHOR", help="Sign each event as this desk."),
+]
+AuthorKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--author-key",
+        envvar="LEDGER_AUTHOR_KEY",
+        exists=True,
+        dir_okay=False,
+        help="The desk's Ed25519 private key, PEM (ledger-client keygen).",
+    ),
 ]
 
 
@@ -92,10 +112,12 @@ def post(
     verify: Annotated[
         bool, typer.Option(help="Prove every record is in a checkpoint signed by --key.")
     ] = False,
+    author: Author = None,
+    author_key: AuthorKey = None,
 ) -> None:
     """Append the file's events in order, in batches, skipping those the log holds."""
     events = read_events(file)
-    with _client(url, token, key, state, verify) as client:
+    with _client(url, token, key, state, verify, author, author_key) as client:
         held = {record.id for record in client.records(ledger)}
         todo = [event for event in events if event["id"] not in held]
         if len(todo) < len(events):
@@ -134,13 +156,55 @@ def tail(
             out.flush()
 
 
+@app.command()
+def keygen(
+    name: Annotated[str, typer.Argument(help="The desk's name, which its signatures carry.")],
+    out: Annotated[
+        Path, typer.Option("--out", dir_okay=False, help="Where to write the private key (PEM).")
+    ],
+) -> None:
+    """Make a desk's Ed25519 key: the private key to --out (mode 0600), and its
+    verifier key string, to register with `ledger authors add`, on standard output."""
+    private = Ed25519PrivateKey.generate()
+    try:
+        verifier = VerifierKey.from_public_key(name, private.public_key())
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    pem = private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    try:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise typer.BadParameter(f"{out} exists: a key is never overwritten") from None
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    err.print(f"wrote the private key of {name} to {out}; its verifier key:")
+    print(verifier.to_string())
+
+
 def _client(
-    url: str, token: str | None, keys: list[str] | None, state: Path | None, verify: bool
+    url: str,
+    token: str | None,
+    keys: list[str] | None,
+    state: Path | None,
+    verify: bool,
+    author: str | None = None,
+    author_key: Path | None = None,
 ) -> Client:
     if verify and not keys:
         raise typer.BadParameter("--verify needs the log's verifier key: --key")
     try:
-        return Client(url, token=token, trusted_keys=keys or (), state=state)
+        return Client(
+            url,
+            token=token,
+            trusted_keys=keys or (),
+            state=state,
+            author=author,
+            author_key=author_key,
+        )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
 

@@ -46,6 +46,10 @@ class Client:
     the newest checkpoint verified per ledger, so a later one is trusted only
     once proven to extend it: rollback and fork detection across runs and
     processes. Without it the memory lasts as long as the client.
+
+    ``author`` and ``author_key`` (a PEM file of the desk's Ed25519 private
+    key) sign every event sent (format §1.4); the ledger must have registered
+    the desk's verifier key (``ledger authors add``).
     """
 
     def __init__(
@@ -59,6 +63,8 @@ class Client:
         timeout: float = 30.0,
         batch_size: int = MAX_BATCH,
         max_body_bytes: int = MAX_BODY_BYTES,
+        author: str | None = None,
+        author_key: str | os.PathLike[str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.settings = ClientSettings(
@@ -67,6 +73,8 @@ class Client:
             retry=retry,
             batch_size=batch_size,
             max_body_bytes=max_body_bytes,
+            author=author,
+            author_key=author_key,
         )
         self._http = httpx.Client(
             base_url=base_url, headers=headers(token), timeout=timeout, transport=transport
@@ -100,7 +108,7 @@ class Client:
         """Append one event; with ``verify``, prove its record is in the signed log."""
         operation = protocol.append(
             ledger,
-            [prepare_event(event)],
+            [prepare_event(event, ledger, self.settings.signer)],
             as_batch=False,
             idempotency_key=new_idempotency_key(),
             trust=self.settings.trust_for(verify),
@@ -118,7 +126,7 @@ class Client:
         trust = self.settings.trust_for(verify)
         receipts: list[Receipt] = []
         groups = batches(
-            (prepare_event(event) for event in events),
+            (prepare_event(event, ledger, self.settings.signer) for event in events),
             max_events=self.settings.batch_size,
             max_bytes=self.settings.max_body_bytes,
         )

@@ -8,21 +8,68 @@ receipt to the event it answers.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ledger.core.authors import sign_event
 from ledger.core.canonical import canonical_bytes
 from ledger.core.records import Record
+from ledger.core.signing import VerifierKey
 from ledger.core.times import parse_occurred_at
 from ledger_client.errors import VerificationError
 
-__all__ = ["array_body", "batches", "check_record_is_event", "new_event_id", "prepare_event"]
+__all__ = [
+    "EventSigner",
+    "array_body",
+    "batches",
+    "check_record_is_event",
+    "new_event_id",
+    "prepare_event",
+]
 
-# The members a client may send (format §1): the server assigns the rest.
-_SENT_MEMBERS = ("id", "type", "party", "topic", "occurred_at", "data", "source")
+# The members a client may send (format §1, §1.4): the server assigns the rest.
+_SENT_MEMBERS = ("id", "type", "party", "topic", "occurred_at", "data", "source", "author")
+
+
+class EventSigner:
+    """A desk's Ed25519 key (format §1.4): signs each event before it is sent.
+
+    The signature covers the record's members, so the event is sent as the
+    record will keep it: ``occurred_at`` in its stored form, with its ``id``.
+    """
+
+    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+        self.name = name
+        self.private_key = private_key
+        # Checks the name (format §3) and gives the key id signatures carry.
+        self.verifier = VerifierKey.from_public_key(name, private_key.public_key())
+
+    @classmethod
+    def from_pem_file(cls, name: str, path: str | os.PathLike[str]) -> EventSigner:
+        """A PKCS#8 PEM Ed25519 private key (``ledger-client keygen`` writes one)."""
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path} does not hold an Ed25519 private key")
+        return cls(name, key)
+
+    def sign(self, ledger: str, event: dict[str, Any]) -> dict[str, Any]:
+        """``event`` with its ``author`` member, for ``ledger``."""
+        signed = dict(event)
+        occurred_at = signed.get("occurred_at")
+        if isinstance(occurred_at, str):
+            # One that does not parse is sent as it is, for the server to refuse.
+            with contextlib.suppress(ValueError):
+                signed["occurred_at"] = parse_occurred_at(occurred_at)
+        signed["author"] = sign_event(self.private_key, self.name, ledger, signed)
+        return signed
 
 
 def new_event_id() -> str:
@@ -34,13 +81,18 @@ def new_event_id() -> str:
     return str(uuid.UUID(int=value))
 
 
-def prepare_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``event`` with an ``id``: the caller's, or a new one."""
+def prepare_event(
+    event: Mapping[str, Any], ledger: str = "", signer: EventSigner | None = None
+) -> dict[str, Any]:
+    """A copy of ``event`` with an ``id`` (the caller's, or a new one), signed
+    for ``ledger`` by ``signer`` unless it already carries a signature."""
     if not isinstance(event, Mapping):
         raise TypeError(f"an event is a mapping of members, not {type(event).__name__}")
     prepared = dict(event)
     if "id" not in prepared:
         prepared["id"] = new_event_id()
+    if signer is not None and "author" not in prepared:
+        prepared = signer.sign(ledger, prepared)
     return prepared
 
 
@@ -88,7 +140,7 @@ def check_record_is_event(record: Record, event: Mapping[str, Any]) -> None:
                 sent = parse_occurred_at(sent)
             except ValueError:
                 raise differs(name) from None
-        if name in ("data", "source") and sent is not None:
+        if name in ("data", "source", "author") and sent is not None:
             if name not in stored or canonical_bytes(stored[name]) != canonical_bytes(sent):
                 raise differs(name)
             continue

@@ -10,6 +10,7 @@ from typing import Any
 import stamina
 
 from ledger.core.signing import VerifierKey
+from ledger_client.events import EventSigner
 from ledger_client.protocol import Trust
 from ledger_client.retries import RetryPolicy, retry_delay
 from ledger_client.state import CheckpointState
@@ -34,6 +35,8 @@ class ClientSettings:
         retry: RetryPolicy | None,
         batch_size: int,
         max_body_bytes: int,
+        author: str | None = None,
+        author_key: str | os.PathLike[str] | None = None,
     ) -> None:
         keys = tuple(
             key if isinstance(key, VerifierKey) else VerifierKey.from_string(key)
@@ -45,6 +48,13 @@ class ClientSettings:
         self.retry = retry or RetryPolicy()
         self.batch_size = batch_size
         self.max_body_bytes = max_body_bytes
+        if (author is None) != (author_key is None):
+            raise ValueError("author and author_key go together: the desk's name and its key")
+        self.signer = (
+            EventSigner.from_pem_file(author, author_key)
+            if author is not None and author_key is not None
+            else None
+        )
 
     def trust_for(self, verify: bool) -> Trust | None:
         """What ``verify=True`` checks against; None when not verifying."""

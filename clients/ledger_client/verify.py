@@ -521,6 +521,7 @@ def verify_server(
         merkle_root=base64.b64encode(checkpoint.root).decode("ascii"),
     ).checked(
         "hash chain",
+        log.authors.describe(log.count),
         *(rotation.describe() for rotation in keys.path_to(signer)),
         "Merkle root recomputed",
         f"checkpoint signature by {key_label(signer)}",
