@@ -58,6 +58,27 @@
     list.hidden = items.length === 0;
   }
 
+  // Each shown position whose desk's signature verifyPage checked: a label by
+  // its record link, and the desk in the timeline marker's title and label.
+  function showAuthors(result) {
+    const bySeq = (result && result.authors && result.authors.bySeq) || {};
+    for (const old of document.querySelectorAll(".signed-by")) old.remove();
+    for (const node of document.querySelectorAll("[data-signed-by]")) node.removeAttribute("data-signed-by");
+    for (const [seq, desk] of Object.entries(bySeq)) {
+      const text = "signed by " + desk.name;
+      for (const link of document.querySelectorAll('a.record-link[data-seq="' + seq + '"]')) {
+        link.after(el("span", { class: "signed-by", title: "Desk signature checked in your browser" }, " · ✓ " + text));
+      }
+      for (const mark of document.querySelectorAll('a.mark[data-seq="' + seq + '"]')) {
+        mark.setAttribute("data-signed-by", desk.name);
+        const label = mark.getAttribute("aria-label") || "";
+        if (!label.endsWith(text)) mark.setAttribute("aria-label", label + ", " + text);
+        const title = mark.querySelector("title");
+        if (title && !title.textContent.endsWith(text)) title.textContent += " (" + text + ")";
+      }
+    }
+  }
+
   async function verify(seqs, snapshot) {
     const run = ++verifyRun;
     setBadge("pending", "Verifying in your browser…");
@@ -66,6 +87,7 @@
       if (run === verifyRun) {
         setBadge("ok", result.message);
         showAttestations(result);
+        showAuthors(result);
       }
       return result;
     } catch (e) {
@@ -73,6 +95,7 @@
       if (run === verifyRun) {
         setBadge("fail", "Verification failed: " + reason);
         showAttestations(null);
+        showAuthors(null);
       }
       return null;
     }
