@@ -75,6 +75,8 @@ def test_the_page_marks_the_position_its_desk_signed(
     text = _badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "signed-by-desk.png"), full_page=True)
     assert "1 shown record is signed by their desk (ua-desk: 1)" in text, text
+    # A small ledger is read whole to recompute the grid: every signature in it is checked.
+    assert "Every desk signature among them (1) was checked" in text, text
     marked = page.locator(".signed-by")
     assert marked.count() >= 1
     assert "signed by ua-desk" in marked.first.inner_text()

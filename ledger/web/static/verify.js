@@ -297,6 +297,41 @@
     return key;
   }
 
+  // Every record of the log read (the grid recomputed): the registry folded in
+  // seq order as format §1.4 says, and every signature checked against it.
+  async function checkAllSignatures(records) {
+    const registry = new Map();
+    let signed = 0;
+    for (const record of records) {
+      const seq = record.seq;
+      const author = record.author;
+      if (author !== undefined) {
+        const entry = author && typeof author === "object" ? registry.get(author.name) : undefined;
+        if (!entry) fail("record #" + seq + " is signed by a desk not registered before it");
+        if (entry.key.idHex !== author.key_id) {
+          fail("record #" + seq + " names key " + author.key_id + " of desk " + author.name + ", not the registered " + entry.key.idHex);
+        }
+        const members = Object.assign({}, record);
+        for (const name of UNSIGNED_MEMBERS) delete members[name];
+        const signature = b64decode(String(author.sig), "the author signature of record #" + seq);
+        if (signature.length !== 64 || !(await ed25519Verify(entry.key.pub, signature, enc.encode(AUTHOR_CONTEXT + canonical(members))))) {
+          fail("the author signature of record #" + seq + " is not desk " + author.name + "'s");
+        }
+        signed++;
+      }
+      const data = record.data || {};
+      if (record.type === "author.registered") {
+        if (registry.has(data.name)) fail("record #" + seq + " registers desk " + data.name + ", which is registered already");
+        const key = await parseVerifierKey(String(data.verifier_key));
+        if (key.name !== data.name) fail("record #" + seq + " registers a key named " + key.name + " for desk " + data.name);
+        registry.set(data.name, { key });
+      } else if (record.type === "author.revoked") {
+        if (!registry.delete(data.name)) fail("record #" + seq + " revokes desk " + data.name + ", which is not registered");
+      }
+    }
+    return signed;
+  }
+
   async function checkAuthors(ledger, seqs, records, checkpoint) {
     const signed = [];
     for (const seq of seqs) {
@@ -507,8 +542,8 @@
       fail("the snapshot's Merkle root is not the root of the first " + knownAt + " verified records");
     }
     const decoder = new TextDecoder("utf-8", { fatal: true });
-    const records = [];
-    for (let i = 0; i < knownAt; i++) {
+    const all = [];
+    for (let i = 0; i < lines.length; i++) {
       let record;
       try {
         record = JSON.parse(decoder.decode(lines[i]));
@@ -516,14 +551,19 @@
         fail("record #" + (i + 1) + " is not UTF-8 JSON");
       }
       if (record.seq !== i + 1 || record.ledger !== ledger) fail("the server sent another record for #" + (i + 1));
-      records.push(record);
+      all.push(record);
     }
+    const signed = await checkAllSignatures(all);
+    const signatures = signed
+      ? " Every desk signature among them (" + signed + ") was checked against the keys the log registered before it."
+      : "";
+    const records = all.slice(0, knownAt);
     const made = window.LedgerPositions.fold(records, { asOf: snapshot.as_of, knownAt });
     const difference = window.LedgerPositions.firstDifference({ state: snapshot.state, claims: snapshot.claims }, made);
     if (difference !== null) fail("the positions grid differs from the verified records: " + difference);
     return (
       " The positions grid was recomputed in your browser from the " + knownAt + " verified records" +
-      " and matches the snapshot signed by key " + key.label + "."
+      " and matches the snapshot signed by key " + key.label + "." + signatures
     );
   }
 
