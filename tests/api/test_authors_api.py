@@ -4,6 +4,7 @@ every refusal is a problem naming the field."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -152,3 +153,19 @@ def test_only_an_admin_registers_or_revokes(desks: TestClient) -> None:
 def test_a_client_cannot_post_a_registration_itself(desks: TestClient) -> None:
     event = {"type": "author.registered", "occurred_at": "2025-02-20", "data": {"name": "x"}}
     assert_problem(desks.post(f"/v1/ledgers/{LEDGER}/events", json=event), 422, field="type")
+
+
+def test_a_large_signed_batch_parsed_in_the_intake_worker_keeps_every_signature(
+    desks: TestClient,
+) -> None:
+    batch = [signed(stance=stance) for stance in ("oppose", "demand", "offer") * 100]
+    assert len(json.dumps(batch)) > 64 * 1024  # over POOL_BODY_BYTES: the worker parses it
+    posted = desks.post(f"/v1/ledgers/{LEDGER}/events", json=batch)
+    assert posted.status_code == 201, posted.text
+    first = posted.json()[0]["seq"]
+    stored = desks.get(f"/v1/ledgers/{LEDGER}/events/{first + 299}").json()
+    assert stored["author"] == batch[-1]["author"]
+    fresh = [signed(stance=stance) for stance in ("oppose", "demand", "offer") * 100]
+    fresh[150] = {**fresh[150], "topic": "edited"}
+    refused = desks.post(f"/v1/ledgers/{LEDGER}/events", json=fresh)
+    assert_problem(refused, 401, field="[150].author")
