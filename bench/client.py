@@ -14,11 +14,14 @@ slow spell of the machine falls on all three:
 * ``Client.append_many(…, verify=True)``: each record also proven included in
   a checkpoint signed by the trusted key, consistent with the one before
   (per batch: a checkpoint, a consistency proof, a page of records and the
-  inclusion proofs of the first and last record).
+  inclusion proofs of the first and last record);
+* ``Client.append_many`` as a registered desk (format §1.4): each event
+  signed by the client and its signature checked by the server under the
+  ledger's lock.
 
 Figures (events/s, best round): the client beside raw httpx (target: at
-least 0.9), and the verified client beside the unverified one (reported: the
-price of the proofs).
+least 0.9), and the verified and the signing client beside the plain one
+(reported: the price of the proofs, and of the signatures).
 """
 
 from __future__ import annotations
@@ -29,15 +32,38 @@ import uuid
 from pathlib import Path
 
 import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.appends import position_event
 from bench.harness import Figure, Report, console
+from ledger.core.signing import VerifierKey
 from ledger_client import Client
 from ledger_client.events import new_event_id
 from tests.servers import ServerProcess
 
 LEDGER = "bench"
 BATCH = 500
+DESK = "bench-desk"
+
+
+def _desk_key(directory: Path, server: ServerProcess) -> Path:
+    """A desk's key, written where the client reads it, and registered in the ledger."""
+    private = Ed25519PrivateKey.generate()
+    path = directory / "desk.pem"
+    path.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    verifier = VerifierKey.from_public_key(DESK, private.public_key()).to_string()
+    httpx.post(
+        f"{server.url}/v1/ledgers/{LEDGER}/authors",
+        json={"name": DESK, "verifier_key": verifier},
+    ).raise_for_status()
+    return path
 
 
 def _batches(count: int, start: int, *, ids: bool = False) -> list[list[dict[str, object]]]:
@@ -66,9 +92,15 @@ def _raw(server: ServerProcess, batches: list[list[dict[str, object]]]) -> float
 
 
 def _client(
-    server: ServerProcess, key: str, batches: list[list[dict[str, object]]], *, verify: bool
+    server: ServerProcess,
+    key: str,
+    batches: list[list[dict[str, object]]],
+    *,
+    verify: bool,
+    desk: Path | None = None,
 ) -> float:
-    with Client(server.url, trusted_keys=[key]) as client:
+    author = None if desk is None else DESK
+    with Client(server.url, trusted_keys=[key], author=author, author_key=desk) as client:
         client.checkpoint(LEDGER)  # the first trusted checkpoint, outside the timing
         started = time.perf_counter()
         for batch in batches:
@@ -87,10 +119,12 @@ def run(report: Report, *, rounds: int = 3, batches: int = 20, verified_batches:
         try:
             httpx.post(f"{server.url}/v1/ledgers", json={"name": LEDGER}).raise_for_status()
             key = str(httpx.get(f"{server.url}/v1/keys").json()["items"][0]["verifier_key"])
+            desk = _desk_key(directory, server)
             _raw(server, _batches(2, 0))  # warm both sides up
             raw: list[float] = []
             plain: list[float] = []
             verified: list[float] = []
+            signing: list[float] = []
             for n in range(rounds):
                 start = (n + 1) * 1_000_000
                 raw.append(_raw(server, _batches(batches, start, ids=True)))
@@ -98,9 +132,14 @@ def run(report: Report, *, rounds: int = 3, batches: int = 20, verified_batches:
                 verified.append(
                     _client(server, key, _batches(verified_batches, start + 200_000), verify=True)
                 )
+                signing.append(
+                    _client(
+                        server, key, _batches(batches, start + 300_000), verify=False, desk=desk
+                    )
+                )
                 console.print(
                     f"  round {n + 1}: raw {raw[-1]:,.0f}, client {plain[-1]:,.0f}, "
-                    f"verified {verified[-1]:,.0f} events/s"
+                    f"verified {verified[-1]:,.0f}, signing {signing[-1]:,.0f} events/s"
                 )
         finally:
             server.stop()
@@ -121,6 +160,18 @@ def run(report: Report, *, rounds: int = 3, batches: int = 20, verified_batches:
             "client",
             f"Client.append_many verify=True, batches of {BATCH}",
             max(verified),
+            "events/s",
+            "Client.append_many",
+            max(plain),
+            True,
+            "reported",
+        )
+    )
+    report.add(
+        Figure(
+            "client",
+            f"Client.append_many signed by a desk, batches of {BATCH}",
+            max(signing),
             "events/s",
             "Client.append_many",
             max(plain),
