@@ -93,6 +93,10 @@ class CosignatureCollector:
         self._witnesses = [_Witness(endpoint=w, key=w.verifier()) for w in witnesses]
         self._task: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
+        # This round's consistency proofs, by (ledger, old, new): witnesses
+        # that last cosigned the same size are offered the same proof, which
+        # is read from the database once (a round later sizes have moved on).
+        self._proofs: dict[tuple[str, int, int], asyncio.Future[list[bytes]]] = {}
 
     def status(self, ledger: str) -> dict[str, WitnessStatus]:
         """Per configured witness key, its status for ``ledger`` (empty before a round)."""
@@ -132,6 +136,7 @@ class CosignatureCollector:
                 log.exception("cannot read the checkpoints to witness")
                 targets = []
             targets = [t for t in targets if t.tree_size > 0]
+            self._proofs = {}
             for witness in self._witnesses:
                 if witness.busy is None or witness.busy.done():
                     witness.busy = asyncio.create_task(self._offer(witness, targets))
@@ -185,7 +190,7 @@ class CosignatureCollector:
             return old
         proof: list[bytes] = []
         if 0 < old < target.tree_size:
-            proof = await asyncio.to_thread(self._prove, target.ledger, old, target.tree_size)
+            proof = await self._proof(target.ledger, old, target.tree_size)
         body = add_checkpoint_body(old, proof, target.note)
         assert self._client is not None
         response = await self._client.post(
@@ -210,6 +215,16 @@ class CosignatureCollector:
             return None
         await self._store(witness, status, target, response.content)
         return None
+
+    async def _proof(self, ledger: str, old: int, new: int) -> list[bytes]:
+        """``prove(ledger, old, new)`` in a thread, once per round for all witnesses."""
+        key = (ledger, old, new)
+        pending = self._proofs.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self._prove, ledger, old, new))
+            self._proofs[key] = pending
+        # Shielded: one witness's submission cancelled must not cancel the others' proof.
+        return await asyncio.shield(pending)
 
     async def _store(
         self, witness: _Witness, status: WitnessStatus, target: CheckpointToWitness, answer: bytes

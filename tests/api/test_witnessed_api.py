@@ -6,6 +6,7 @@ holds; tests/e2e/test_witnessed.py has real witnesses produce them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -112,3 +113,27 @@ def test_a_private_ledger_s_witnessing_needs_a_reader(database_url: str, tmp_pat
         for path in ("checkpoint/witnessed", "witnesses"):
             assert_problem(client.get(f"/v1/ledgers/sealed/{path}"), 401)
             assert client.get("/v1/ledgers/sealed/witnesses", headers=headers).status_code == 200
+
+
+def test_witnesses_at_the_same_size_are_offered_one_proof_read_once_a_round(
+    witnessed_client: TestClient,
+) -> None:
+    collector = witnessed_client.app.state.collector  # type: ignore[attr-defined]
+    service = witnessed_client.app.state.service  # type: ignore[attr-defined]
+    reads: list[tuple[str, int, int]] = []
+
+    def prove(ledger: str, old: int, new: int) -> list[bytes]:
+        reads.append((ledger, old, new))
+        return list(service.consistency(ledger, size1=old, size2=new).proof)
+
+    collector._prove = prove
+
+    async def round_of(witnesses: int) -> list[list[bytes]]:
+        collector._proofs = {}  # as each round of the collector starts
+        return await asyncio.gather(*(collector._proof("talks", 2, 3) for _ in range(witnesses)))
+
+    proofs = asyncio.run(round_of(3))
+    assert reads == [("talks", 2, 3)]
+    assert proofs[0] == proofs[1] == proofs[2] == prove("talks", 2, 3)
+    asyncio.run(round_of(2))  # the next round reads again: sizes have moved on by then
+    assert reads.count(("talks", 2, 3)) == 3
