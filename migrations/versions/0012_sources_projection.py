@@ -20,6 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from migrations.projection_guards import add_guards, drop_guards
+
 revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | None = None
@@ -27,18 +29,6 @@ depends_on: str | None = None
 
 TABLE = "source_citations"
 _MESSAGE = "the sources projection is derived from the records; run ledger projections rebuild"
-_REBUILDING = "EXISTS (SELECT 1 FROM projection_rebuilds WHERE ledger_id = OLD.ledger_id)"
-
-_PG_GUARD = f"""
-CREATE FUNCTION ledger_guard_{TABLE}() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'UPDATE' AND {_REBUILDING} THEN
-    RETURN NEW;
-  END IF;
-  RAISE EXCEPTION 'ledger: % on % is forbidden: {_MESSAGE}',
-    TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
-END $$;
-"""
 
 
 def upgrade() -> None:
@@ -62,29 +52,7 @@ def upgrade() -> None:
         *references,
     )
     op.create_index("ix_source_citations_name", TABLE, ["ledger_id", "name"])
-    if postgres:
-        op.execute(_PG_GUARD)
-        op.execute(
-            f"CREATE TRIGGER {TABLE}_guard BEFORE UPDATE ON {TABLE}"
-            f" FOR EACH ROW EXECUTE FUNCTION ledger_guard_{TABLE}()"
-        )
-        # The statement-level DELETE check of migration 0010, shared by the projections.
-        op.execute(
-            f"CREATE TRIGGER {TABLE}_no_delete AFTER DELETE ON {TABLE}"
-            " REFERENCING OLD TABLE AS gone FOR EACH STATEMENT"
-            " EXECUTE FUNCTION ledger_guard_projection_delete()"
-        )
-        op.execute(
-            f"CREATE TRIGGER {TABLE}_no_truncate BEFORE TRUNCATE ON {TABLE}"
-            f" FOR EACH STATEMENT EXECUTE FUNCTION ledger_guard_{TABLE}()"
-        )
-    else:
-        for operation in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {TABLE}_no_{operation.lower()} BEFORE {operation} ON {TABLE}"
-                f" WHEN NOT {_REBUILDING} BEGIN SELECT RAISE(ABORT,"
-                f" 'ledger: {operation} on {TABLE} is forbidden: {_MESSAGE}'); END"
-            )
+    add_guards(TABLE, _MESSAGE)
     _fill()
 
 
@@ -98,13 +66,6 @@ def _fill() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_truncate ON {TABLE}")
-        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_delete ON {TABLE}")
-        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_guard ON {TABLE}")
-        op.execute(f"DROP FUNCTION IF EXISTS ledger_guard_{TABLE}()")
-    else:
-        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_update")
-        op.execute(f"DROP TRIGGER IF EXISTS {TABLE}_no_delete")
+    drop_guards(TABLE)
     op.drop_index("ix_source_citations_name", table_name=TABLE)
     op.drop_table(TABLE)

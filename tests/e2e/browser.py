@@ -51,3 +51,28 @@ def launched_chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+BADGE = "#verify-badge"
+
+
+@contextmanager
+def watched_page(browser: Any, **context: Any) -> Iterator[Any]:
+    """A page of ``browser`` in a context of its own (``context``: its options,
+    a viewport say); on exit, any script error the page raised fails the test."""
+    opened_context = browser.new_context(**context)
+    opened = opened_context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        opened_context.close()
+    assert not errors, errors
+
+
+def badge(page: Any, state: str) -> str:
+    """The verification badge's text, once it shows ``state`` (ok, fail or pending)."""
+    page.locator(f"{BADGE}[data-state={state}]").wait_for(timeout=TIMEOUT_MS)
+    text: str = page.locator(BADGE).inner_text()
+    return text

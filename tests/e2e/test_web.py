@@ -20,14 +20,22 @@ import pytest
 
 from ledger.demo import TITLE
 from tests.conftest import position
-from tests.e2e.browser import ARTIFACTS, CHROMIUM, TIMEOUT_MS, ensure_chromium, launched_chromium
+from tests.e2e.browser import (
+    ARTIFACTS,
+    BADGE,
+    CHROMIUM,
+    TIMEOUT_MS,
+    badge,
+    ensure_chromium,
+    launched_chromium,
+    watched_page,
+)
 from tests.e2e.test_cli import run_ledger
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 LEDGER = "us-ua-minerals-2025"
-BADGE = "#verify-badge"
 
 
 @pytest.fixture(scope="module")
@@ -56,25 +64,12 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
+    with watched_page(browser, viewport={"width": 1280, "height": 900}) as opened:
         yield opened
-    finally:
-        context.close()
-    assert not errors, errors
 
 
 def _url(server: tuple[ServerProcess, str], path: str = f"/ledgers/{LEDGER}") -> str:
     return server[0].url + path
-
-
-def _badge(page: Any, state: str) -> str:
-    page.locator(f"{BADGE}[data-state={state}]").wait_for(timeout=TIMEOUT_MS)
-    text: str = page.locator(BADGE).inner_text()
-    return text
 
 
 def _cell(page: Any, party: str, topic: str) -> Any:
@@ -93,7 +88,7 @@ def test_the_demo_ledger_loads(server: tuple[ServerProcess, str], page: Any) -> 
     assert page.locator("#grid tbody tr").count() >= 6
     assert page.locator("#timelines figure.timeline").count() >= 6
     assert page.locator("#live li").count() == 10
-    _badge(page, "ok")
+    badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "timeline.png"), full_page=True)
 
 
@@ -118,7 +113,7 @@ def test_changing_the_date_changes_a_cell_without_a_reload(
         lambda r: (documents if r.resource_type == "document" else snapshots).append(r.url),
     )
     page.goto(_url(server))
-    _badge(page, "ok")
+    badge(page, "ok")
     loaded = len(documents)
     cell = _cell(page, "UA", "signing")
     _set_as_of(page, "2025-02-20")
@@ -134,14 +129,14 @@ def test_changing_the_date_changes_a_cell_without_a_reload(
     assert len(documents) == loaded, "the page was reloaded"
     assert any("/snapshot?as_of=2025-02-20" in url for url in snapshots)
     assert page.url.endswith("?as_of=2025-02-24")
-    _badge(page, "ok")
+    badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "as-of-2025-02-24.png"), full_page=True)
 
 
 def test_the_badge_turns_green_naming_the_key(server: tuple[ServerProcess, str], page: Any) -> None:
     (key,) = httpx.get(_url(server, "/v1/keys")).json()["items"]
     page.goto(_url(server))
-    text = _badge(page, "ok")
+    text = badge(page, "ok")
     assert "verified" in text.lower()
     assert key["verifier_key"].split("+")[1] in text
     assert page.locator(BADGE).evaluate("e => getComputedStyle(e).borderColor") == (
@@ -162,7 +157,7 @@ def _tamper_proof(route: Any) -> None:
 def test_a_tampered_proof_turns_the_badge_red(server: tuple[ServerProcess, str], page: Any) -> None:
     page.route("**/proofs/inclusion?*", _tamper_proof)
     page.goto(_url(server))
-    text = _badge(page, "fail")
+    text = badge(page, "fail")
     assert "Verification failed" in text
     assert re.search(r"inclusion proof of record #\d+ does not lead to the signed", text), text
     page.screenshot(path=str(ARTIFACTS / "badge-tampered-proof.png"))
@@ -180,7 +175,7 @@ def test_a_tampered_checkpoint_turns_the_badge_red(
 
     page.route("**/checkpoint", tamper)
     page.goto(_url(server))
-    text = _badge(page, "fail")
+    text = badge(page, "fail")
     assert re.search(r"checkpoint signature by key \S+ is invalid", text), text
 
 
@@ -213,13 +208,13 @@ def test_360px_wide_without_horizontal_overflow(
         for path in (f"/ledgers/{LEDGER}", f"/ledgers/{LEDGER}/records/17", "/"):
             narrow.goto(_url(server, path))
             if path != "/":
-                _badge(narrow, "ok")
+                badge(narrow, "ok")
             widths = narrow.evaluate(
                 "[document.documentElement.scrollWidth, document.body.scrollWidth, innerWidth]"
             )
             assert max(widths[:2]) <= widths[2] == 360, (path, widths)
         narrow.goto(_url(server))
-        _badge(narrow, "ok")
+        badge(narrow, "ok")
         # The grid scrolls inside its own labelled region instead.
         region = narrow.locator(".table-scroll[role=region]")
         assert region.get_attribute("aria-labelledby") == "grid-title"
@@ -232,7 +227,7 @@ def test_keyboard_reaches_the_dates_and_a_cell(
     server: tuple[ServerProcess, str], page: Any
 ) -> None:
     page.goto(_url(server))
-    _badge(page, "ok")
+    badge(page, "ok")
     reached: list[str] = []
     for _ in range(60):
         page.keyboard.press("Tab")
@@ -252,7 +247,7 @@ def test_keyboard_reaches_the_dates_and_a_cell(
     seq = reached[-1].removeprefix("cell:")
     page.keyboard.press("Enter")
     page.wait_for_url(f"**/records/{seq}", timeout=TIMEOUT_MS)
-    _badge(page, "ok")
+    badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "record.png"), full_page=True)
 
 
@@ -270,7 +265,7 @@ def test_the_record_slider_shows_what_the_ledger_knew_at_a_record(
 ) -> None:
     head = _head(server)
     page.goto(_url(server))
-    _badge(page, "ok")
+    badge(page, "ok")
     assert page.locator("#known_seq").get_attribute("max") == str(head)
     # Record 9: Trump's claim that Kyiv had "essentially agreed" is all the
     # ledger knew of Ukraine; its refusal to sign came in later reports.
@@ -280,20 +275,20 @@ def test_the_record_slider_shows_what_the_ledger_knew_at_a_record(
     assert _cell(page, "UA", "signing").get_attribute("data-stance") == ""
     assert "Claim by US" in _cell(page, "UA", "revenue-share").inner_text()
     assert page.url.endswith("?known_at=9")
-    _badge(page, "ok")
+    badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "known-at-record-9.png"), full_page=True)
     page.locator("#known_seq").fill("11")
     page.locator('#grid td[data-party="UA"][data-topic="signing"][data-stance="reject"]').wait_for(
         timeout=TIMEOUT_MS
     )
-    _badge(page, "ok")
+    badge(page, "ok")
 
 
 def test_a_day_before_anything_was_recorded_is_explained(
     server: tuple[ServerProcess, str], page: Any
 ) -> None:
     page.goto(_url(server))
-    _badge(page, "ok")
+    badge(page, "ok")
     page.fill("#known_at", "2025-02-24")
     page.dispatch_event("#known_at", "change")
     note = page.locator("#grid-empty")
@@ -308,7 +303,7 @@ def test_a_corrected_cell_is_marked_until_before_the_correction(
     server: tuple[ServerProcess, str], page: Any
 ) -> None:
     page.goto(_url(server))
-    _badge(page, "ok")
+    badge(page, "ok")
     cell = _cell(page, "US", "revenue-share")
     assert cell.get_attribute("data-corrected") == "yes"
     note = cell.locator(".fix-note")
@@ -320,14 +315,14 @@ def test_a_corrected_cell_is_marked_until_before_the_correction(
     assert cell.locator(".fix-note").count() == 0
     assert cell.get_attribute("data-corrected") == ""
     assert "CNN" in cell.inner_text()
-    _badge(page, "ok")
+    badge(page, "ok")
 
 
 def test_the_revenue_history_shows_the_terms_change(
     server: tuple[ServerProcess, str], page: Any
 ) -> None:
     page.goto(_url(server))
-    _badge(page, "ok")
+    badge(page, "ok")
     figure = page.locator('#timelines figure[data-topic="revenue-share"]')
     figure.locator("details summary").click()
     row = figure.locator("ol.events li", has_text="record #17")
@@ -405,7 +400,7 @@ def test_the_stream_delivers_a_new_record(server: tuple[ServerProcess, str]) -> 
 
 def test_new_records_appear_live(server: tuple[ServerProcess, str], page: Any) -> None:
     page.goto(_url(server))
-    _badge(page, "ok")
+    badge(page, "ok")
     seq = _append(
         server,
         position(
@@ -421,7 +416,7 @@ def test_new_records_appear_live(server: tuple[ServerProcess, str], page: Any) -
         timeout=TIMEOUT_MS
     )
     assert page.locator("#head-count").inner_text() == str(seq)
-    _badge(page, "ok")
+    badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "live-tail.png"), full_page=True)
 
 
@@ -475,7 +470,7 @@ def test_the_badge_says_the_grid_was_recomputed(
     server: tuple[ServerProcess, str], page: Any
 ) -> None:
     page.goto(_url(server))
-    text = _badge(page, "ok")
+    text = badge(page, "ok")
     # The module's server: other tests append to it, so 23 or more records.
     assert re.search(
         r"grid was recomputed in your browser from the \d\d verified records and matches", text
@@ -492,7 +487,7 @@ def test_a_forged_projection_row_turns_the_badge_red_naming_the_cell(
         snapshot = httpx.get(process.url + f"/v1/ledgers/{LEDGER}/snapshot").json()
         assert snapshot["state"]["US"]["revenue-share"]["summary"] == FORGED_SUMMARY
         page.goto(process.url + f"/ledgers/{LEDGER}")
-        text = _badge(page, "fail")
+        text = badge(page, "fail")
         assert "Verification failed" in text
         assert "the positions grid differs from the verified records" in text, text
         assert 'party US, topic revenue-share, stance: the grid shows "support"' in text, text
@@ -510,7 +505,7 @@ def test_above_the_limit_the_badge_says_the_grid_is_signed_not_recomputed(
     process = _demo_server(tmp_path, forge=False, env={"LEDGER_WEB_RECOMPUTE_LIMIT": "22"})
     try:
         page.goto(process.url + f"/ledgers/{LEDGER}")
-        text = _badge(page, "ok")
+        text = badge(page, "ok")
         assert "not recomputed" in text and "more than 22 records" in text, text
         assert "ledger-verify" in text and "--snapshot" in text, text
     finally:

@@ -17,13 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ledger.core.authors import sign_event
 from ledger.core.signing import VerifierKey
 from tests.conftest import position
-from tests.e2e.browser import ARTIFACTS, TIMEOUT_MS, launched_chromium
+from tests.e2e.browser import ARTIFACTS, badge, launched_chromium, watched_page
 from tests.servers import ServerProcess
 
 pytestmark = pytest.mark.slow
 
 LEDGER = "talks"
-BADGE = "#verify-badge"
 DESK = Ed25519PrivateKey.generate()
 
 
@@ -53,18 +52,8 @@ def desk_ledger(tmp_path: Path) -> Iterator[tuple[ServerProcess, Path]]:
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    with launched_chromium() as browser:
-        opened = browser.new_page()
-        errors: list[str] = []
-        opened.on("pageerror", lambda error: errors.append(str(error)))
+    with launched_chromium() as browser, watched_page(browser) as opened:
         yield opened
-        assert not errors, errors
-
-
-def _badge(page: Any, state: str) -> str:
-    page.locator(f"{BADGE}[data-state={state}]").wait_for(timeout=TIMEOUT_MS)
-    text: str = page.locator(BADGE).inner_text()
-    return text
 
 
 def test_the_page_marks_the_position_its_desk_signed(
@@ -72,7 +61,7 @@ def test_the_page_marks_the_position_its_desk_signed(
 ) -> None:
     server, _ = desk_ledger
     page.goto(f"{server.url}/ledgers/{LEDGER}")
-    text = _badge(page, "ok")
+    text = badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "signed-by-desk.png"), full_page=True)
     assert "1 shown record is signed by their desk (ua-desk: 1)" in text, text
     # A small ledger is read whole to recompute the grid: every signature in it is checked.
@@ -85,7 +74,7 @@ def test_the_page_marks_the_position_its_desk_signed(
 
     page.goto(f"{server.url}/ledgers/{LEDGER}/records/3")
     assert "ua-desk" in page.locator("table.fields").inner_text()
-    assert "signed by their desk" in _badge(page, "ok")
+    assert "signed by their desk" in badge(page, "ok")
 
 
 def test_a_registration_the_server_misplaces_turns_the_badge_red(
@@ -98,7 +87,7 @@ def test_a_registration_the_server_misplaces_turns_the_badge_red(
         db.execute("DROP TRIGGER author_keys_no_update")
         db.execute("UPDATE author_keys SET seq = 2 WHERE seq = 1")
     page.goto(f"{server.url}/ledgers/{LEDGER}")
-    text = _badge(page, "fail")
+    text = badge(page, "fail")
     assert (
         "record #2, where the server says desk ua-desk was registered, does not register it" in text
     )

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from ledger.core.signing import Signer
 from tests.conftest import position
-from tests.e2e.browser import ARTIFACTS, TIMEOUT_MS, launched_chromium
+from tests.e2e.browser import ARTIFACTS, badge, launched_chromium, watched_page
 from tests.e2e.test_cli import run_ledger
 from tests.servers import ServerProcess
 
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.slow
 
 
 LEDGER = "talks"
-BADGE = "#verify-badge"
 
 
 def _append(server: ServerProcess, stances: list[str]) -> None:
@@ -64,18 +63,8 @@ def rotated(tmp_path: Path) -> Iterator[tuple[ServerProcess, str, str, int, str]
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    with launched_chromium() as browser:
-        opened = browser.new_page()
-        errors: list[str] = []
-        opened.on("pageerror", lambda error: errors.append(str(error)))
+    with launched_chromium() as browser, watched_page(browser) as opened:
         yield opened
-        assert not errors, errors
-
-
-def _badge(page: Any, state: str) -> str:
-    page.locator(f"{BADGE}[data-state={state}]").wait_for(timeout=TIMEOUT_MS)
-    text: str = page.locator(BADGE).inner_text()
-    return text
 
 
 def _label(verifier_key: str) -> str:
@@ -89,7 +78,7 @@ def test_the_badge_follows_a_rotation_from_the_first_published_key(
     note = httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/checkpoint").text
     assert f"\u2014 {_label(new_key).split('+')[0]} " in note and note.count("\u2014 ") == 1
     page.goto(f"{server.url}/ledgers/{LEDGER}")
-    text = _badge(page, "ok")
+    text = badge(page, "ok")
     page.screenshot(path=str(ARTIFACTS / "rotated.png"), full_page=True)
     assert f"checkpoint signed by key {_label(new_key)}" in text, text
     assert f"which key {_label(old_key)} endorsed in record #{seq}" in text, text
@@ -119,6 +108,6 @@ def test_a_published_key_no_rotation_endorses_turns_the_badge_red(
     finally:
         engine.dispose()
     page.goto(f"{server.url}/ledgers/{LEDGER}")
-    text = _badge(page, "fail")
+    text = badge(page, "fail")
     assert f"record #{seq}" in text and "endorse" in text, text
     assert _label(old_key) in text, text
