@@ -31,9 +31,11 @@ import os
 import select
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import BrokenExecutor, ProcessPoolExecutor
 from typing import Any, cast
 
+from ledger.core.authors import signed_bytes, signs
 from ledger.core.canonical import canonical_bytes
 from ledger.core.errors import LedgerError
 from ledger.core.records import EventDraft
@@ -49,7 +51,9 @@ POOL_BODY_BYTES = 64 * 1024
 
 # One event as the worker sends it: an ``EventDraft``'s fields, in order, as a
 # plain tuple (which pickles without naming its class).
-_Event = tuple[str, str, str, bytes, str | None, str | None, bytes | None, bool, bytes | None]
+_Event = tuple[
+    str, str, str, bytes, str | None, str | None, bytes | None, bool, bytes | None, bytes | None
+]
 # is_batch, events, request hash (when asked for).
 _Answer = tuple[bool, list[_Event], str | None]
 
@@ -88,17 +92,39 @@ def _end_with(server_pid: int) -> None:
     os._exit(0)
 
 
-def _parse_in_worker(body: bytes, with_sha256: bool) -> _Answer | None:
-    """In the worker: ``Intake.parse(body)`` in sendable form, or None if refused."""
+def _parse_in_worker(
+    body: bytes, with_sha256: bool, ledger: str = "", authors: Mapping[str, bytes] | None = None
+) -> _Answer | None:
+    """In the worker: ``Intake.parse(body)`` in sendable form, or None if refused.
+
+    With ``authors`` (the registered desks of ``ledger``: name to public key),
+    each signed event's signature is verified here, on the worker's core, and
+    the key it holds for is noted in its draft (``signature_checked_with``);
+    the recorder, under the ledger's lock, then only checks the key is still
+    the registered one.
+    """
     if _worker_intake is None:  # pragma: no cover - the initializer always ran
         raise RuntimeError("the intake worker was not started")
     try:
         parsed = _worker_intake.parse(body)
     except LedgerError:
         return None
-    events = cast("list[_Event]", [tuple(d) for d in parsed.drafts])
+    drafts = parsed.drafts
+    if authors:
+        drafts = [_checked(draft, ledger, authors) for draft in drafts]
+    events = cast("list[_Event]", [tuple(d) for d in drafts])
     sha256 = hashlib.sha256(canonical_bytes(parsed.value)).hexdigest() if with_sha256 else None
     return parsed.is_batch, events, sha256
+
+
+def _checked(draft: EventDraft, ledger: str, authors: Mapping[str, bytes]) -> EventDraft:
+    name = draft.author_name
+    key = authors.get(name) if name is not None else None
+    if key is None or draft.author_json is None:
+        return draft
+    if not signs(key, draft.author_json, signed_bytes(draft.signed_members(ledger))):
+        return draft  # refused under the lock, with the reason
+    return draft._replace(signature_checked_with=key)
 
 
 def _ready() -> bool:
@@ -144,9 +170,17 @@ class IntakePool:
                 self._executor = None
         executor.shutdown(wait=False, cancel_futures=True)
 
-    async def parse(self, body: bytes, *, with_sha256: bool) -> ParsedBody | None:
+    async def parse(
+        self,
+        body: bytes,
+        *,
+        with_sha256: bool,
+        ledger: str = "",
+        authors: Mapping[str, bytes] | None = None,
+    ) -> ParsedBody | None:
         """What ``Intake.parse(body)`` gives, parsed in the worker; None when the
-        body is refused or the worker is out of reach (parse it here, then)."""
+        body is refused or the worker is out of reach (parse it here, then).
+        ``authors``: see ``_parse_in_worker``."""
         if self._closed:
             return None
         executor = self._running()
@@ -154,7 +188,7 @@ class IntakePool:
             return None
         try:
             answer: Any = await asyncio.get_running_loop().run_in_executor(
-                executor, _parse_in_worker, body, with_sha256
+                executor, _parse_in_worker, body, with_sha256, ledger, authors
             )
         except (BrokenExecutor, OSError, RuntimeError) as e:
             # RuntimeError: the executor was shut down (by close, or by another

@@ -560,6 +560,16 @@ class LedgerService:
             for name, entry in sorted(registry.authors.items())
         ]
 
+    def author_keys(self, ledger: str) -> dict[str, bytes]:
+        """The ledger's active desks' public keys, by name, as its records leave them now."""
+        ledger_id, _ = self.resolve_known_at(ledger, None)
+        registry = read_registry(self.recorder.db, ledger_id)
+        return {
+            name: entry.key.public_key
+            for name, entry in registry.authors.items()
+            if entry.revoked_seq is None
+        }
+
     def _server_record(
         self, ledger: str, kind: str, data: dict[str, Any], *, actor: str
     ) -> Receipt:

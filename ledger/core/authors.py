@@ -21,10 +21,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -44,6 +45,7 @@ __all__ = [
     "Registration",
     "sign_event",
     "signed_bytes",
+    "signs",
 ]
 
 AUTHOR_REGISTERED = "author.registered"
@@ -124,6 +126,18 @@ class AuthorMark:
             "key_id": self.key_id,
             "sig": base64.b64encode(self.sig).decode("ascii"),
         }
+
+
+def signs(public_key: bytes, author: bytes, message: bytes) -> bool:
+    """Whether the ``author`` member (its canonical bytes) carries ``public_key``'s
+    signature of ``message``: the check without the registry, for a pass that
+    runs apart from it (the intake worker)."""
+    try:
+        mark = AuthorMark.from_value(orjson.loads(author))
+        Ed25519PublicKey.from_public_bytes(public_key).verify(mark.sig, message)
+    except (AuthorRuleBroken, InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def sign_event(
@@ -229,9 +243,26 @@ class AuthorRegistry:
             )
         return known
 
-    def check(self, mark: AuthorMark, message: bytes) -> Registration:
-        """``mark`` is a known author's signature over ``message``; else ``AuthorRuleBroken``."""
+    def check(
+        self,
+        mark: AuthorMark,
+        message: bytes | Callable[[], bytes],
+        *,
+        checked_with: bytes | None = None,
+    ) -> Registration:
+        """``mark`` is a known author's signature over ``message`` (or what it
+        returns, asked only when needed); else ``AuthorRuleBroken``.
+
+        ``checked_with``: a public key the signature was already verified with,
+        over the same message, elsewhere (``signs``); when it is the registered
+        key, the verification is not repeated.
+        """
         known = self.key_for(mark)
+        if checked_with is not None and checked_with == known.key.public_key:
+            self.signed += 1
+            return known
+        if callable(message):
+            message = message()
         try:
             known.public.verify(mark.sig, message)
         except InvalidSignature:

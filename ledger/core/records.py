@@ -190,6 +190,10 @@ class EventDraft(NamedTuple):
     id_assigned: bool = False
     # The canonical bytes of the ``author`` member (format §1.4), when signed.
     author_json: bytes | None = None
+    # The public key a pass before the recorder (the intake worker) verified
+    # the signature with: the recorder then only checks that the registry
+    # holds that very key. Never read from what a client sends.
+    signature_checked_with: bytes | None = None
 
     @classmethod
     def of(

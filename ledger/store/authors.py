@@ -11,6 +11,7 @@ committed by any process is seen by the next signed append of every other.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -37,7 +38,7 @@ from ledger.core.errors import (
     NotFound,
 )
 from ledger.core.jsonvalues import format_path
-from ledger.core.records import Record, SealedDraft
+from ledger.core.records import EventDraft, Record, SealedDraft
 from ledger.core.signing import VerifierKey
 from ledger.store.database import Database, raw_execute, raw_execute_many
 from ledger.store.projections import PlannedRows, RowsInto
@@ -76,6 +77,10 @@ def fold(rows: Sequence[Sequence[Any]]) -> AuthorRegistry:
         else:
             registry.register(VerifierKey.from_string(str(verifier_key)), int(seq))
     return registry
+
+
+def _signed_bytes_of(draft: EventDraft, ledger: str) -> bytes:
+    return signed_bytes(draft.signed_members(ledger))
 
 
 def _refusal(error: AuthorRuleBroken, field: str) -> LedgerError:
@@ -128,7 +133,11 @@ class AuthorsProjection:
             if draft.author_json is not None:
                 try:
                     mark = AuthorMark.from_value(orjson.loads(draft.author_json))
-                    registry.check(mark, signed_bytes(draft.signed_members(ledger)))
+                    registry.check(
+                        mark,
+                        functools.partial(_signed_bytes_of, draft, ledger),
+                        checked_with=draft.signature_checked_with,
+                    )
                 except AuthorRuleBroken as e:
                     raise _refusal(e, format_path((*at, "author"))) from None
             if draft.type not in AUTHOR_TYPES:

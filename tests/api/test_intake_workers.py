@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from fastapi.testclient import TestClient
 
 from ledger.access import Scope
 from ledger.api.app import create_app
+from ledger.core.authors import sign_event
 from ledger.intake import EventSchemas, Intake, ParsedBody
 from ledger.intake_workers import POOL_BODY_BYTES, IntakePool
 from tests.api.conftest import assert_problem
@@ -116,6 +119,35 @@ def test_the_worker_makes_the_drafts_the_server_makes(pool: IntakePool) -> None:
             sealed = {"ledger": "l", "seq": 1, "prev": "0" * 64, "recorded_at": "r", "actor": "a"}
             same_id = mine._replace(id=theirs.id)
             assert same_id.seal(**sealed).canonical() == theirs.seal(**sealed).canonical()
+
+
+def test_the_worker_verifies_signatures_against_the_keys_it_is_given(pool: IntakePool) -> None:
+    desk, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    events: list[dict[str, Any]] = []
+    for n in range(300):
+        event = position(stance="demand", occurred_at="2025-02-24T00:00:00Z", id=str(uuid.uuid4()))
+        signer = other if n == 7 else desk  # one signature the registered key does not make
+        events.append({**event, "author": sign_event(signer, "ua-desk", "talks", event)})
+    events.append(position())  # and one unsigned
+    body = body_of(events)
+    ready_worker(pool, body)
+    public = desk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+    async def ask(authors: dict[str, bytes] | None, ledger: str = "talks") -> ParsedBody | None:
+        return await pool.parse(body, with_sha256=False, ledger=ledger, authors=authors)
+
+    parsed = asyncio.run(ask({"ua-desk": public}))
+    assert parsed is not None
+    checked = [d.signature_checked_with for d in parsed.drafts]
+    assert checked[7] is None and checked[-1] is None
+    assert all(key == public for n, key in enumerate(checked[:-1]) if n != 7)
+    # Another ledger's bytes: no signature holds, nothing is marked.
+    elsewhere = asyncio.run(
+        pool.parse(body, with_sha256=False, ledger="x", authors={"ua-desk": public})
+    )
+    assert elsewhere is not None and not any(d.signature_checked_with for d in elsewhere.drafts)
+    plain = asyncio.run(ask(None))
+    assert plain is not None and not any(d.signature_checked_with for d in plain.drafts)
 
 
 def test_the_hash_is_only_worked_out_when_asked_for(pool: IntakePool) -> None:

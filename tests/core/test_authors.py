@@ -187,6 +187,26 @@ def test_the_registry_knows_an_author_from_its_registration_to_its_revocation() 
     registry.check(AuthorMark.from_value(sign_event(OTHER, "ua-desk", LEDGER, event())), message)
 
 
+def test_a_signature_checked_elsewhere_counts_only_under_the_registered_key() -> None:
+    registry = AuthorRegistry()
+    registry.register(key_of(DESK), seq=1)
+    mark = AuthorMark.from_value(sign_event(DESK, "ua-desk", LEDGER, event()))
+    asked: list[bool] = []
+
+    def message() -> bytes:
+        asked.append(True)
+        return signed_bytes({**event(), "ledger": LEDGER})
+
+    registry.check(mark, message, checked_with=key_of(DESK).public_key)
+    assert not asked  # the registered key's check was done: the bytes are not even built
+    # Checked with a key that is no longer (or never was) the registered one: verified again.
+    with pytest.raises(AuthorRuleBroken) as refused:
+        registry.check(mark, b"other bytes", checked_with=key_of(OTHER).public_key)
+    assert refused.value.kind == "signature"
+    registry.check(mark, message, checked_with=key_of(OTHER).public_key)
+    assert asked == [True]
+
+
 def test_a_verifier_checks_each_signature_against_the_registry_before_it() -> None:
     log = Log()
     log.register(key_of(DESK))

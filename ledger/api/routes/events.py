@@ -74,6 +74,11 @@ _APPEND_PARAMETERS = [
 ]
 
 
+# A body without these bytes holds no author member (inside a JSON string the
+# quote would be escaped).
+_SIGNED = b'"author"'
+
+
 def _authorize(principal: Principal, ledger: str, drafts: Sequence[EventDraft]) -> None:
     """What the token may append: its parties, and its author's signature if it is bound to one."""
     principal.require_append(ledger, [d.party for d in drafts])
@@ -131,7 +136,13 @@ async def append_events(request: Request) -> Response:
     inline = len(body) <= POOL_BODY_BYTES
     pool: IntakePool | None = getattr(state, "intake_pool", None)
     if not inline and pool is not None:
-        parsed = await pool.parse(body, with_sha256=idempotency_key is not None)
+        # Signatures in a large body are verified in the worker too, against
+        # the desks registered now (the recorder holds the key to what it is
+        # under the ledger's lock, and verifies again only if it changed).
+        authors = await run_in_threadpool(service.author_keys, ledger) if _SIGNED in body else None
+        parsed = await pool.parse(
+            body, with_sha256=idempotency_key is not None, ledger=ledger, authors=authors
+        )
     prepare = functools.partial(
         service.prepare_append,
         ledger,
