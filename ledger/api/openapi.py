@@ -13,7 +13,14 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from ledger.api.models import LedgerCreate, Problem, ReceiptOut, RecordWithProof
+from ledger.api.models import (
+    AuthorCreate,
+    AuthorRevoke,
+    LedgerCreate,
+    Problem,
+    ReceiptOut,
+    RecordWithProof,
+)
 from ledger.intake import EventSchemas
 
 __all__ = ["PROBLEMS", "append_request_body", "install_openapi"]
@@ -99,7 +106,14 @@ def install_openapi(app: FastAPI, schemas: EventSchemas) -> None:
             routes=app.routes,
         )
         components = spec.setdefault("components", {}).setdefault("schemas", {})
-        for model in (Problem, LedgerCreate, ReceiptOut, RecordWithProof):
+        for model in (
+            Problem,
+            LedgerCreate,
+            AuthorCreate,
+            AuthorRevoke,
+            ReceiptOut,
+            RecordWithProof,
+        ):
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in schema.pop("$defs", {}).items():
                 components.setdefault(name, definition)
