@@ -147,7 +147,14 @@ class AuthorList(BaseModel):
 
 
 class AuthorCreate(BaseModel):
-    name: str = Field(description="The desk's name: 1-64 letters, digits, '.', '_' or '-'")
+    # The server refuses unknown members (422): say so in the schema.
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        description="The desk's name: 1-64 letters, digits, '.', '_' or '-'",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        examples=["ua-desk"],
+    )
     verifier_key: str = Field(
         description="The desk's Ed25519 verifier key string, named `name`",
         examples=["ua-desk+1a2b3c4d+AT...="],
@@ -160,7 +167,11 @@ class AuthorCreate(BaseModel):
 
 
 class AuthorRevoke(BaseModel):
-    reason: str | None = Field(default=None, description="Why, recorded in the log")
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(
+        default=None, description="Why, recorded in the log (as `author.revoked`'s data)"
+    )
 
 
 class AuthorChange(BaseModel):

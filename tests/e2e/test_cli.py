@@ -166,7 +166,9 @@ def test_verify_names_an_edited_projection_row_and_exits_1(
     assert demo.returncode == 0, demo.stderr
     clean = run_ledger("verify", database_url=database_url, data_dir=tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
-    assert "positions and sources projections agree" in " ".join(clean.stdout.split())
+    assert "positions, sources and author registry projections agree" in " ".join(
+        clean.stdout.split()
+    )
     # With database access, past the guard: the US revenue-share position now "supports".
     engine = sa.create_engine(database_url)
     try:

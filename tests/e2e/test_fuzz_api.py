@@ -26,6 +26,7 @@ import sqlalchemy as sa
 
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.cosignature import Witness
+from ledger.core.signing import Signer
 from ledger.store.tables import checkpoint_cosignatures, ledgers
 from tests.conftest import position
 from tests.e2e.test_tokens_cli import create_token
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.slow
 
 LEDGER = "fuzz"
 WITNESS = Witness.generate("witness.test/fuzz")
+DESK = Signer.generate("ua-desk")
 MAX_EXAMPLES = 12  # per operation and phase: about 25 s per mode on 2 cores
 
 # Path parameters name data that exists, so requests reach the handlers rather
@@ -47,7 +49,9 @@ MAX_EXAMPLES = 12  # per operation and phase: about 25 s per mode on 2 cores
 # which no JSON Schema can express: a seq, tree size or known_at beyond the
 # current head; and, for appends, an occurred_at in the future, text that is not
 # NFC, an integer >= 2^53 (all format §1 rules the event schemas cannot state), or a
-# correction or retraction naming a record that does not exist yet. For those
+# correction or retraction naming a record that does not exist yet; for desks, a
+# verifier key that is not a key of the name given, or a token that does not
+# exist. For those
 # operations only, 422 joins the statuses positive data may get; anything else
 # (400, 415, 5xx ...) still fails the check.
 CONFIG = """
@@ -75,6 +79,8 @@ include-name = [
     "GET /v1/ledgers/{ledger}/proofs/consistency",
     "GET /v1/ledgers/{ledger}/export",
     "GET /v1/ledgers/{ledger}/checkpoint/timestamp",
+    "POST /v1/ledgers/{ledger}/authors",
+    "DELETE /v1/ledgers/{ledger}/authors/{name}",
 ]
 checks.positive_data_acceptance.expected-statuses = [
     "2xx", "401", "403", "404", "409", "422", "429",
@@ -139,6 +145,11 @@ def seed_ledger(url: str, token: str) -> None:
     ]
     appended = httpx.post(f"{url}/v1/ledgers/{LEDGER}/events", json=events, headers=headers)
     assert appended.status_code == 201, appended.text
+    # Record 4: a desk, so revoking one reaches the handler (the first revocation
+    # succeeds, later ones conflict).
+    desk = {"name": "ua-desk", "verifier_key": DESK.verifier.to_string()}
+    registered = httpx.post(f"{url}/v1/ledgers/{LEDGER}/authors", json=desk, headers=headers)
+    assert registered.status_code == 201, registered.text
 
 
 def wait_for_timestamp(url: str, timeout: float = 15.0) -> None:
@@ -211,7 +222,7 @@ def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
                 f"{elapsed:.1f} s"
             )
         head = httpx.get(f"{server.url}/v1/ledgers/{LEDGER}/head").json()
-        assert head["size"] > 3, "positive appends were never accepted"
+        assert head["size"] > 4, "positive appends were never accepted"
     finally:
         server.stop()
         tsa.stop()

@@ -244,7 +244,9 @@ def test_the_success_line_names_the_checks_of_a_full_bundle(
     assert code == 0, line
     assert line.startswith(
         f"VALID {LEDGER}: records 1-{SIZE} ({SIZE} checked); checked: "
-        f"manifest signature by {signer}, hash chain, records_sha256, "
+        f"manifest signature by {signer}, hash chain, author signatures: 0 signed records "
+        f"checked against the keys the log registered before them; {SIZE} records unsigned, "
+        "records_sha256, "
         f"Merkle root recomputed, checkpoint signature by {signer};"
     ), line
     for not_done in ("inclusion proof", "snapshot", "consistency", "rotation"):

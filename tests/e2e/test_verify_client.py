@@ -364,13 +364,16 @@ def test_the_success_line_names_the_checks_of_a_plain_run(
     key = server_key(server)
     signer = "+".join(key.split("+")[:2])
     assert line.startswith(f"VALID {server.ledger}: records 1-10 (10 checked); checked: ")
-    assert f"hash chain, Merkle root recomputed, checkpoint signature by {signer};" in line
+    unsigned = "author signatures: 0 signed records checked against the keys the log registered"
+    assert f"hash chain, {unsigned} before them; 10 records unsigned, " in line, line
+    assert f"Merkle root recomputed, checkpoint signature by {signer};" in line
     for not_done in ("snapshot", "remembered", "consistency", "rotation"):
         assert not_done not in line, line
     code, result = verify(server, capsys)
     assert code == 0, result
     assert result["checks"] == [
         "hash chain",
+        f"{unsigned} before them; 10 records unsigned",
         "Merkle root recomputed",
         f"checkpoint signature by {signer}",
     ]

@@ -260,10 +260,10 @@ def test_the_integrity_check_checks_every_stored_timestamp(
     service.recorder.append(LEDGER, sample_events.drafts(3, start=2), actor="t")
     run_pass(stamper)
     report = check_ledger(runtime, LEDGER)
-    assert report.valid and report.checks == ("2 checkpoint timestamps (not their chains)",)
+    assert report.valid and report.checks[-1] == "2 checkpoint timestamps (not their chains)"
     trusted = TsaTrust.from_pem(authorities.trusted.chain.read_bytes())
     report = check_ledger(runtime, LEDGER, tsa_trust=trusted)
-    assert report.valid and report.checks == ("2 checkpoint timestamps (certificate chains)",)
+    assert report.valid and report.checks[-1] == "2 checkpoint timestamps (certificate chains)"
     stranger = TsaTrust.from_pem(authorities.stranger.authority.chain.read_bytes())
     report = check_ledger(runtime, LEDGER, tsa_trust=stranger)
     assert not report.valid and report.failure_seq == 2

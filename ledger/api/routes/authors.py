@@ -36,7 +36,7 @@ def _body_object(raw: bytes, allowed: set[str], required: set[str]) -> dict[str,
     for name in sorted(required - body.keys()):
         raise InvalidEvent("is required", field=name)
     for name, value in body.items():
-        if value is not None and not isinstance(value, str):
+        if not isinstance(value, str) and (value is not None or name in required):
             raise InvalidEvent("must be a string", field=name)
     return body
 
@@ -108,7 +108,7 @@ async def register_author(
     "/authors/{name}",
     response_model=AuthorChange,
     summary="Revoke a desk's key (admin): an author.revoked record",
-    responses=PROBLEMS(403, 404, 409, 422),
+    responses=PROBLEMS(400, 403, 404, 408, 409, 413, 415, 422),
     openapi_extra={
         "requestBody": {
             "required": False,
@@ -124,7 +124,7 @@ async def revoke_author(
     service: ServiceDep,
     settings: SettingsDep,
     ledger: LedgerName,
-    name: Annotated[str, Path(description="The author's name")],
+    name: Annotated[str, Path(description="The desk's name", examples=["ua-desk"])],
 ) -> dict[str, Any]:
     principal.require_admin("revoke authors")
     headers = request.headers
