@@ -180,7 +180,7 @@ def bodies(draw: st.DrawFn) -> bytes:
     return raw
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(raw=bodies())
 def test_the_fast_path_answers_as_the_strict_reading(raw: bytes) -> None:
     event(assert_same(raw))

@@ -31,9 +31,11 @@ def signed() -> dict[str, Any]:
     return {**event, "author": sign_event(DESK, "ua-desk", "talks", event)}
 
 
-def test_a_desk_is_registered_bound_revoked_and_verified_from_the_shell(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_a_desk_is_registered_bound_revoked_and_verified_from_the_shell(tmp_path: Path) -> None:
+    # One backend: the registry's rules under the lock, across processes, are held on
+    # both by tests/storage/test_authors.py; this is the shell and a live server.
+    database_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+
     def ledger(*args: str) -> str:
         done = run_ledger(*args, database_url=database_url, data_dir=tmp_path)
         assert done.returncode == 0, done.stderr

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 LEDGER = "crash"
 WRITERS = 16
-CYCLES = 8
+CYCLES = 6
 SEED = 20251126
 REPLAYS_PER_CYCLE = 16
 

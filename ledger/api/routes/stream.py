@@ -11,6 +11,7 @@ after the last record it saw.
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -51,12 +52,17 @@ def server_is_exiting() -> bool:
     return bool(getattr(server, "should_exit", False))
 
 
+# What the header may hold, as documented: a seq (or nothing), spaces or tabs around it.
+_LAST_EVENT_ID = re.compile(r"[ \t]*([0-9]{0,15})[ \t]*")
+
+
 def _start_after(after_seq: int, last_event_id: str) -> int:
-    if last_event_id.strip() == "":
-        return after_seq
-    text = last_event_id.strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_SEQ:
+    found = _LAST_EVENT_ID.fullmatch(last_event_id)
+    if found is None:
         raise InvalidParameter("must be the seq of the last event received", field="Last-Event-ID")
+    text = found.group(1)
+    if not text:
+        return after_seq
     # The header is newer knowledge than the URL the stream was first opened with.
     return max(after_seq, int(text))
 
@@ -174,7 +180,7 @@ async def stream_events(
             alias="Last-Event-ID",
             description="Resume after this seq (sent by EventSource)",
             # Documented only: the handler checks it, so the 422 names Last-Event-ID.
-            json_schema_extra={"pattern": "^[0-9]{1,15}$"},
+            json_schema_extra={"pattern": "^[ \t]*[0-9]{0,15}[ \t]*$"},
         ),
     ] = "",
 ) -> StreamingResponse:
