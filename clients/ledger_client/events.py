@@ -68,7 +68,9 @@ class EventSigner:
             # One that does not parse is sent as it is, for the server to refuse.
             with contextlib.suppress(ValueError):
                 signed["occurred_at"] = parse_occurred_at(occurred_at)
-        signed["author"] = sign_event(self.private_key, self.name, ledger, signed)
+        signed["author"] = sign_event(
+            self.private_key, self.name, ledger, signed, key_id=self.verifier.key_id_hex
+        )
         return signed
 
 

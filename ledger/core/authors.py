@@ -141,7 +141,12 @@ def signs(public_key: bytes, author: bytes, message: bytes) -> bool:
 
 
 def sign_event(
-    private_key: Ed25519PrivateKey, name: str, ledger: str, event: Mapping[str, Any]
+    private_key: Ed25519PrivateKey,
+    name: str,
+    ledger: str,
+    event: Mapping[str, Any],
+    *,
+    key_id: str | None = None,
 ) -> dict[str, str]:
     """The ``author`` member desk ``name`` adds to ``event`` before posting it to ``ledger``.
 
@@ -149,9 +154,10 @@ def sign_event(
     will (``YYYY-MM-DDTHH:MM:SSZ``): the signature covers the record's bytes,
     which is what a verifier recomputes.
     """
-    key = VerifierKey.from_public_key(name, private_key.public_key())
+    if key_id is None:  # a signer of many events works it out once and passes it
+        key_id = VerifierKey.from_public_key(name, private_key.public_key()).key_id_hex
     message = signed_bytes({**event, "ledger": ledger})
-    return AuthorMark(name=name, key_id=key.key_id_hex, sig=private_key.sign(message)).to_dict()
+    return AuthorMark(name=name, key_id=key_id, sig=private_key.sign(message)).to_dict()
 
 
 @dataclass(frozen=True, slots=True)
