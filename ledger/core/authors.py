@@ -203,8 +203,6 @@ class AuthorRegistry:
 
     def __init__(self) -> None:
         self.authors: dict[str, Registration] = {}
-        # Counts of what ``check`` accepted, for reports.
-        self.signed = 0
 
     def register(self, key: VerifierKey, seq: int) -> None:
         known = self.authors.get(key.name)
@@ -265,7 +263,6 @@ class AuthorRegistry:
         """
         known = self.key_for(mark)
         if checked_with is not None and checked_with == known.key.public_key:
-            self.signed += 1
             return known
         if callable(message):
             message = message()
@@ -276,18 +273,4 @@ class AuthorRegistry:
                 "signature",
                 f"the signature is not author {mark.name!r}'s over the event's signed bytes",
             ) from None
-        self.signed += 1
         return known
-
-    def check_record(self, record: Mapping[str, Any]) -> AuthorMark | None:
-        """Check a record's ``author`` member, if it has one, and apply the record.
-
-        Returns the mark checked (None: the record is unsigned).
-        """
-        value = record.get("author")
-        mark = None
-        if value is not None:
-            mark = AuthorMark.from_value(value)
-            self.check(mark, signed_bytes(record))
-        self.see(int(record["seq"]), str(record["type"]), record.get("data") or {})
-        return mark

@@ -62,7 +62,8 @@ def registry_rows(registry_records: Sequence[Record]) -> list[AuthorRow]:
     rows: list[AuthorRow] = []
     for record in registry_records:
         if record.type == AUTHOR_REGISTERED:
-            rows.append((record.seq, str(record.data["name"]), str(record.data["verifier_key"])))
+            key = registered_key(record.data).to_string()
+            rows.append((record.seq, str(record.data["name"]), key))
         elif record.type == AUTHOR_REVOKED:
             rows.append((record.seq, str(record.data["name"]), None))
     return rows

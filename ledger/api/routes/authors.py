@@ -87,10 +87,11 @@ async def register_author(
     body = _body_object(raw, set(AuthorCreate.model_fields), {"name", "verifier_key"})
     tokens: TokenStore = request.app.state.tokens
     token = body.get("token")
-    if token is not None and token not in {info.name for info in tokens.list()}:
-        raise InvalidEvent(f"no token named {token!r}", field="token")
 
     def register() -> dict[str, Any]:
+        # Checked before the record is written, so an unknown token binds nothing half-way.
+        if token is not None and token not in {info.name for info in tokens.list()}:
+            raise InvalidEvent(f"no token named {token!r}", field="token")
         receipt = service.register_author(
             ledger, name=body["name"], verifier_key=body["verifier_key"], actor=principal.name
         )
