@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: lint, strict types, the import contracts, then pytest (extra args go to pytest).
 # Storage tests also run on PostgreSQL when LEDGER_TEST_POSTGRES_URL is set.
+# pytest runs one worker per core, a test file per worker at a time (its
+# module fixtures, real servers, are started once); "-n 0" runs serially.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh dev
@@ -12,4 +14,4 @@ echo "== mypy --strict"
 echo "== import contracts (docs/architecture.md)"
 .venv/bin/lint-imports
 echo "== pytest${LEDGER_TEST_POSTGRES_URL:+ (SQLite and PostgreSQL)}"
-exec .venv/bin/pytest "$@"
+exec .venv/bin/pytest --numprocesses auto --dist loadfile "$@"

@@ -8,6 +8,7 @@ with ``executable_path`` so no browser is downloaded. Screenshots go under
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -30,11 +31,21 @@ def ensure_chromium() -> None:
         return
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("Debian's chromium is missing and cannot be installed (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            pytest.skip(f"cannot install chromium: {' '.join(command)}: {result.stderr[-500:]}")
+    # Test workers (pytest -n) install at most once between them: a second
+    # apt-get would fail on dpkg's lock while the first one runs.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with (ARTIFACTS.parent / "chromium-install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if CHROMIUM.exists():
+            return
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "chromium"],
+        ):
+            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+            if result.returncode != 0:
+                pytest.skip(f"cannot install chromium: {' '.join(command)}: {result.stderr[-500:]}")
     if not CHROMIUM.exists():
         pytest.skip("apt-get installed chromium but /usr/bin/chromium is missing")
 
