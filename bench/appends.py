@@ -87,6 +87,15 @@ BATCH_TARGETS = {"sqlite": 50_000, "postgresql": 25_000}
 REFERENCE_EVENTSOURCING = {"sqlite": 54_000, "postgresql": 23_000}
 BACKEND_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 _ROOT = Path(__file__).resolve().parent.parent
+# The ledger measured: this checkout's, or, with LEDGER_BENCH_SERVER_ROOT, the
+# checkout of another revision (its own ``.venv``), driven by this harness
+# against the same baselines, so two revisions' ratios are comparable
+# (``python -m bench compare --same-harness``).
+_OTHER_ROOT = os.environ.get("LEDGER_BENCH_SERVER_ROOT")
+SERVER_ROOT = Path(_OTHER_ROOT).resolve() if _OTHER_ROOT else _ROOT
+SERVER_PYTHON = str(SERVER_ROOT / ".venv" / "bin" / "python") if _OTHER_ROOT else sys.executable
+# Revisions before witnessing have no witnessed configuration to measure.
+SERVER_WITNESSES = (SERVER_ROOT / "ledger" / "witness").is_dir()
 _LUA = Path(__file__).resolve().parent / "wrk" / "append.lua"
 _CPUS = sorted(os.sched_getaffinity(0))
 # wrk alone on the last CPU: see the module docstring.
@@ -378,18 +387,28 @@ def reachable_backends(backends: tuple[str, ...]) -> Iterator[str]:
 # --- the servers -----------------------------------------------------------
 
 
+def _server_environ() -> dict[str, str]:
+    """This process's environment, less what would make another checkout's
+    interpreter import this checkout's code."""
+    if not _OTHER_ROOT:
+        return dict(os.environ)
+    drop = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 def create_token(database_url: str, data_dir: Path) -> str:
     """``ledger tokens create``, as an operator would; the token is its last word."""
     env = {
-        **os.environ,
+        **_server_environ(),
         "LEDGER_DATABASE_URL": database_url,
         "LEDGER_DATA_DIR": str(data_dir),
         # The server's origin, hence its key name: one active key, not two.
         "LEDGER_ORIGIN": "bench",
     }
     done = subprocess.run(
-        [sys.executable, "-m", "ledger", "tokens", "create", "--name", "bench", "--scope", "admin"],
+        [SERVER_PYTHON, "-m", "ledger", "tokens", "create", "--name", "bench", "--scope", "admin"],
         env=env,
+        cwd=SERVER_ROOT,
         capture_output=True,
         text=True,
         check=True,
@@ -409,7 +428,7 @@ def ledger_environment(
     standard error, no access log, ...) but for the database, the origin, no
     rate limit, and authentication only with a token. Any other ``LEDGER_*``
     variable of the caller's is dropped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env = {k: v for k, v in _server_environ().items() if not k.startswith("LEDGER_")}
     env.update(
         LEDGER_DATABASE_URL=database_url,
         LEDGER_DATA_DIR=str(data_dir),
@@ -431,10 +450,11 @@ class LedgerProcess(ChildServer):
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         port = free_port()
         super().__init__(
-            [sys.executable, "-m", "ledger", "serve", "--port", str(port)],
+            [SERVER_PYTHON, "-m", "ledger", "serve", "--port", str(port)],
             port=port,
             log_path=log_dir / f"server-{port}.log",
             env=env,
+            cwd=SERVER_ROOT,
         )
 
 
@@ -644,7 +664,9 @@ def run_backend(
     batch_seconds: int,
     es_events: int,
     rounds: int = 2,
-) -> tuple[list[Run], float, WitnessLag]:
+) -> tuple[list[Run], float, WitnessLag | None]:
+    """Every configuration's runs, eventsourcing's batch rate, and the witness
+    lag (None when the ledger measured has no witnessed configuration)."""
     console.print(f"[bold]{BACKEND_NAMES[backend]}[/]")
     single = directory / "single.json"
     single.write_bytes(json.dumps(position_event(1)).encode())
@@ -707,39 +729,44 @@ def run_backend(
         logged_token = create_token(logged_url, logged_dir)
         logged = start_ledger(logged_url, logged_dir, token=logged_token, access_log=True)
         stack.callback(logged.stop)
-        witnessed_url = stack.enter_context(fresh_database(backend, directory, "witnessed"))
-        witnessed_dir = directory / "witnessed"
-        witnessed_dir.mkdir()
-        witnessed_token = create_token(witnessed_url, witnessed_dir)
-        trust = start_trust(directory / "trust", stack)
-        witnessed = start_ledger(
-            witnessed_url, witnessed_dir, token=witnessed_token, extra=trust.env
-        )
-        stack.callback(witnessed.stop)
-        follow(trust, witnessed, witnessed_token)
-        naive = AppProcess(naive_url, directory)
-        stack.callback(naive.stop)
-        noop = AppProcess(None, directory)
-        stack.callback(noop.stop)
         servers: list[tuple[Server, str, str | None, bool]] = [
             (ledger, "ledger", token, True),
             (noauth, "ledger-noauth", None, False),
             (logged, "ledger-accesslog", logged_token, False),
-            (witnessed, "ledger-witnessed", witnessed_token, True),
-            (naive, "naive", None, True),
-            (noop, "noop", None, True),
         ]
+        witnessed: tuple[Server, str, str] | None = None
+        if SERVER_WITNESSES:
+            witnessed_url = stack.enter_context(fresh_database(backend, directory, "witnessed"))
+            witnessed_dir = directory / "witnessed"
+            witnessed_dir.mkdir()
+            witnessed_token = create_token(witnessed_url, witnessed_dir)
+            trust = start_trust(directory / "trust", stack)
+            witnessed_server = start_ledger(
+                witnessed_url, witnessed_dir, token=witnessed_token, extra=trust.env
+            )
+            stack.callback(witnessed_server.stop)
+            follow(trust, witnessed_server, witnessed_token)
+            witnessed = (witnessed_server, witnessed_token, witnessed_url)
+            servers.append((witnessed_server, "ledger-witnessed", witnessed_token, True))
+        naive = AppProcess(naive_url, directory)
+        stack.callback(naive.stop)
+        noop = AppProcess(None, directory)
+        stack.callback(noop.stop)
+        servers += [(naive, "naive", None, True), (noop, "noop", None, True)]
         # Rounds interleave the servers, so a slow spell of a shared machine
         # falls on all of them; each figure is its best round (see _pick).
         for _ in range(rounds):
             for server, app, app_token, with_batch in servers:
                 series(server, app, token=app_token, with_batch=with_batch)
-        lag = witness_lag(witnessed, witnessed_token, witnessed_url)
-    console.print(
-        f"  witness lag, checkpoint to a quorum of {WITNESSES}: p50 {lag.p50_s:.2f} s, "
-        f"max {lag.max_s:.2f} s over {lag.cosigned} checkpoints; caught up with the head "
-        f"{lag.catch_up_s:.2f} s after the load; {lag.timestamps} checkpoints timestamped"
-    )
+        lag = witness_lag(*witnessed) if witnessed else None
+    if lag is not None:
+        console.print(
+            f"  witness lag, checkpoint to a quorum of {WITNESSES}: p50 {lag.p50_s:.2f} s, "
+            f"max {lag.max_s:.2f} s over {lag.cosigned} checkpoints; caught up with the head "
+            f"{lag.catch_up_s:.2f} s after the load; {lag.timestamps} checkpoints timestamped"
+        )
+    else:
+        console.print(f"  no witnessed configuration: {SERVER_ROOT} has no ledger/witness")
     with (
         fresh_database(backend, directory, "es") as url,
         console.status(f"eventsourcing: {es_events:,} events in 1000-event batches"),
@@ -1039,12 +1066,14 @@ def run(
         all_runs += runs
         es_rates[backend] = es_rate
         add_figures(report, backend, runs, es_rate)
-        add_trust_figures(report, backend, runs, lag)
-        lags[backend] = asdict(lag)
+        if lag is not None:
+            add_trust_figures(report, backend, runs, lag)
+            lags[backend] = asdict(lag)
     if not all_runs:
         return
     RESULTS_DIR.mkdir(exist_ok=True)
     details = {
+        "server_root": str(SERVER_ROOT),
         "wrk_cpus": _WRK_CPUS,
         "runs": [{**asdict(r), "events_per_s": r.events_per_s} for r in all_runs],
         "eventsourcing_batch_events_per_s": es_rates,

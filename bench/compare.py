@@ -7,6 +7,14 @@ before and after in turn for every round, so a slow spell of a shared machine
 falls on both. Each figure keeps its best round (its least disturbed, as the
 suites' own rounds do); the change is oriented so that below 1 is worse
 whichever way the figure points (see ``Row.change``).
+
+A suite measures its own code against baselines it also carries (a naive app,
+a no-op app, eventsourcing), so two revisions' harnesses may differ in more
+than the ledger: their requests or their baselines. With ``--same-harness``,
+the suites that drive the ledger only as a server process (``appends``) run
+from this checkout's harness for both revisions, each serving its own ledger
+(``LEDGER_BENCH_SERVER_ROOT``), so the requests and the baselines are the
+same; the in-process suites still run each revision's own.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import math
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
@@ -27,6 +36,8 @@ from typing import Any
 from bench.harness import RESULTS_DIR, console, machine
 
 ROOT = Path(__file__).resolve().parent.parent
+# Suites that start the ledger as a process, so one harness can measure any revision's.
+SERVER_SUITES = ("appends",)
 # A figure whose oriented change is below this is flagged as a regression.
 WORSE_BELOW = 0.9
 
@@ -210,8 +221,27 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
+def _suite_command(
+    checkout: Checkout, suite: str, *, quick: bool, same_harness: bool, env: dict[str, str]
+) -> tuple[list[str], Path, dict[str, str]]:
+    """The command measuring ``checkout`` on ``suite``: its directory and environment."""
+    if same_harness and suite in SERVER_SUITES:
+        python, cwd = sys.executable, ROOT
+        env = {**env, "LEDGER_BENCH_SERVER_ROOT": str(checkout.path)}
+    else:
+        python, cwd = str(checkout.path / ".venv/bin/python"), checkout.path
+    command = [python, "-m", "bench", suite, *(["--quick"] if quick else [])]
+    return command, cwd, env
+
+
 def run(
-    rev_before: str, rev_after: str, suites: Sequence[str], *, rounds: int, quick: bool
+    rev_before: str,
+    rev_after: str,
+    suites: Sequence[str],
+    *,
+    rounds: int,
+    quick: bool,
+    same_harness: bool = False,
 ) -> list[Row]:
     logs = RESULTS_DIR / "compare-logs"
     shutil.rmtree(logs, ignore_errors=True)
@@ -233,15 +263,15 @@ def run(
         for n in range(1, rounds + 1):
             for suite in suites:
                 for checkout in checkouts:
-                    latest = checkout.path / "bench" / "results" / "latest.json"
+                    command, cwd, suite_env = _suite_command(
+                        checkout, suite, quick=quick, same_harness=same_harness, env=env
+                    )
+                    latest = cwd / "bench" / "results" / "latest.json"
                     latest.unlink(missing_ok=True)
-                    command = [str(checkout.path / ".venv/bin/python"), "-m", "bench", suite]
-                    if quick:
-                        command.append("--quick")
                     start = time.perf_counter()
                     with console.status(f"round {n}/{rounds}: {suite}, {checkout.label}"):
                         _run_logged(
-                            command, checkout.path, logs / f"{checkout.label}-{suite}-{n}.log", env
+                            command, cwd, logs / f"{checkout.label}-{suite}-{n}.log", suite_env
                         )
                     console.print(
                         f"round {n}/{rounds}: {suite}, {checkout.label} "
@@ -273,6 +303,7 @@ def run(
         "suites": list(suites),
         "rounds": rounds,
         "quick": quick,
+        "same_harness": sorted(set(suites) & set(SERVER_SUITES)) if same_harness else [],
     }
     RESULTS_DIR.mkdir(exist_ok=True)
     (RESULTS_DIR / "compare.json").write_text(json.dumps(to_json(rows, header), indent=2))
@@ -298,6 +329,11 @@ def main(argv: Sequence[str], suites: Sequence[str]) -> None:
     )
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
     parser.add_argument("--quick", action="store_true", help="each suite's --quick sizes")
+    parser.add_argument(
+        "--same-harness",
+        action="store_true",
+        help=f"run {', '.join(SERVER_SUITES)} from this checkout's harness for both revisions",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -307,6 +343,7 @@ def main(argv: Sequence[str], suites: Sequence[str]) -> None:
         args.suites or list(suites),
         rounds=args.rounds,
         quick=args.quick,
+        same_harness=args.same_harness,
     )
     if worse := sum(row.worse for row in rows):
         console.print(f"[bold red]{worse} figure(s) worse by more than {1 - WORSE_BELOW:.0%}[/]")

@@ -2,7 +2,7 @@
 # The benchmark suite: fresh ledgers, each figure beside an in-run baseline.
 # Usage: scripts/bench.sh [proofs|positions|export|verify|appends|readers ...] [--quick]
 # (no suite: all of them; appends and readers also want PostgreSQL, LEDGER_BENCH_POSTGRES_URL)
-#        scripts/bench.sh compare REV_BEFORE REV_AFTER [SUITE ...] [--rounds N] [--quick]
+#        scripts/bench.sh compare REV_BEFORE REV_AFTER [SUITE ...] [--rounds N] [--quick] [--same-harness]
 # (both revisions' suites in interleaved rounds; see docs/performance.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
