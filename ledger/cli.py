@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
@@ -30,6 +31,7 @@ from rich.table import Table
 from ledger import demo as demo_data
 from ledger.access import Scope, parse_scopes
 from ledger.config import Settings
+from ledger.core.documents import document_paths, resolve_document_paths
 from ledger.core.errors import InputError, LedgerError, NotFound
 from ledger.core.identity import default_origin
 from ledger.core.jsonvalues import loads_strict
@@ -132,7 +134,11 @@ def db_current() -> None:
         database.dispose()
 
 
-def _read_drafts(path: Path, intake: Intake) -> list[EventDraft]:
+def _read_drafts(
+    path: Path, intake: Intake, upload: Callable[[str], str] | None = None
+) -> list[EventDraft]:
+    """Each line's event, validated; with ``upload``, a source's ``document_path``
+    is uploaded first and replaced by its hash (``resolve_document_paths``)."""
     drafts: list[EventDraft] = []
     try:
         handle = path.open("rb")
@@ -143,7 +149,12 @@ def _read_drafts(path: Path, intake: Intake) -> list[EventDraft]:
             if not raw.strip():
                 continue
             try:
-                drafts.append(intake.draft(loads_strict(raw.rstrip(b"\r\n")), strict=True))
+                event = loads_strict(raw.rstrip(b"\r\n"))
+                if upload is not None and isinstance(event, dict):
+                    paths = document_paths(event)
+                    hashes = {path: upload(path) for path in paths}
+                    event = resolve_document_paths(event, hashes.__getitem__)
+                drafts.append(intake.draft(event, strict=True))
             except InputError as e:
                 raise _fail(f"{path}:{number}: {e}") from None
     return drafts
@@ -190,10 +201,27 @@ def import_command(
     file: Annotated[Path, typer.Argument(help="JSON Lines: one event per line")],
     actor: Annotated[str, typer.Option(help="Recorded as each record's actor")] = "cli",
 ) -> None:
-    """Validate every line (as HTTP would), then append them in atomic batches."""
-    runtime = _runtime(Settings())
+    """Validate every line (as HTTP would), then append them in atomic batches.
+
+    A source may give ``document_path`` (relative to FILE's folder) instead of
+    ``document``: the file is uploaded first, as a source document, and the
+    record cites its hash (docs/documents.md)."""
+    settings = Settings()
+    runtime = _runtime(settings)
+    service = runtime.service
+
+    def upload(path: str) -> str:
+        try:
+            service.get_ledger(ledger)
+        except NotFound:
+            service.create_ledger(ledger)
+        held = service.put_document_file(
+            ledger, file.parent / path, max_bytes=settings.max_document_bytes
+        )
+        return held.sha256
+
     try:
-        drafts = _read_drafts(file, runtime.service.intake)
+        drafts = _read_drafts(file, service.intake, upload)
         size = import_events(runtime.service, ledger, drafts, actor=actor, quiet=False)
         console.print(f"imported {len(drafts)} events; {ledger} now holds {size} records")
     except LedgerError as e:
@@ -322,8 +350,17 @@ def export_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="The .tar file to write")],
     from_seq: Annotated[int | None, typer.Option(help="First record (default 1)")] = None,
     to_seq: Annotated[int | None, typer.Option(help="Last record (default the head)")] = None,
+    without_documents: Annotated[
+        bool,
+        typer.Option(
+            "--without-documents",
+            help="List the source documents the records cite, but leave their bytes out "
+            "(the manifest says so)",
+        ),
+    ] = False,
 ) -> None:
-    """Write a format §4 export bundle: records, signed manifest, checkpoint, public key."""
+    """Write a format §4 export bundle: records, signed manifest, checkpoint, public key,
+    and the source documents the records cite."""
     from ledger.exporter import resolve_range, write_bundle
 
     runtime = _runtime(Settings())
@@ -342,6 +379,7 @@ def export_command(
                 to_seq=last,
                 on_records=functools.partial(progress.advance, task),
                 witnessed=runtime.witnessed,
+                with_documents=not without_documents,
             )
             handle.flush()
             os.fsync(handle.fileno())
@@ -360,6 +398,9 @@ def export_command(
         f"root {base64.b64encode(manifest.merkle_root).decode('ascii')}, key {manifest.key_id}",
         highlight=False,
     )
+    if manifest.documents:
+        carried = "carried" if manifest.documents_included else "listed, their bytes left out"
+        console.print(f"{len(manifest.documents)} source documents {carried}", highlight=False)
 
 
 @keys_app.command("generate")

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
         default=1024 * 1024, description="Largest accepted request body; larger gets 413."
     )
     max_batch: int = Field(default=1000, description="Most events in one append request.")
+    max_document_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        description="Largest source document a ledger takes (docs/documents.md); larger gets "
+        "413, refused before the rest is read.",
+    )
+    document_timeout: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds a client may take to send a source document (408).",
+    )
     log_level: str = Field(default="info", description="uvicorn/stdlib log level.")
     auth: Literal["tokens", "off"] = Field(
         default="tokens",

@@ -5,7 +5,10 @@ The tar members come in the format's order: ``manifest.json``, ``manifest.sig``,
 has a witnessed checkpoint, ``witnessed`` and ``witnessed.proof`` (format
 §4.1), then, when a checkpoint at or below the bundle's tree size was
 timestamped, the three members of format §8; a bundle with either is
-format version 2 (``ledger-export/2``, format §10). The manifest comes
+format version 2 (``ledger-export/2``, format §10). When the records cite
+source documents, the manifest lists them and their bytes follow as
+``documents/<sha256>`` members (format §4.2, version 4), read from the
+store a part at a time and hashed again on the way out. The manifest comes
 first yet carries ``records_sha256``, and the ``records.jsonl`` header needs
 its size, so the records are read twice: a hashing pass before anything is
 written, then a writing pass. Neither pass holds more than one page of
@@ -39,13 +42,16 @@ from ledger.core.bundle import (
     FORMAT,
     FORMAT_ATTESTED,
     FORMAT_AUTHORED,
+    FORMAT_DOCUMENTED,
     MEMBERS,
     TIMESTAMP_MEMBERS,
     WITNESSED_MEMBERS,
     Manifest,
+    document_member,
     proof_text,
 )
-from ledger.core.errors import InvalidParameter, VerificationError
+from ledger.core.documents import DOCUMENT_MARK, DocumentInfo, documents_cited
+from ledger.core.errors import InvalidParameter, NotFound, VerificationError
 from ledger.core.hashing import record_hash
 from ledger.core.times import format_recorded_at
 from ledger.service import LedgerService
@@ -83,6 +89,8 @@ class _RecordsDigest:
     head_hash: str
     # Whether a record carries an author signature: the bundle is then version 3.
     signed: bool = False
+    # The source documents the records cite (format §1.3): version 4 if any.
+    documents: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,6 +175,7 @@ def _scan(
     first: bytes | None = None
     last = b""
     signed = False
+    documents: set[str] = set()
     for page in _pages(service, ledger, from_seq, to_seq):
         if first is None:
             first = page[0]
@@ -174,6 +183,8 @@ def _scan(
         lines = _lines(page)
         if not signed and _AUTHOR_MEMBER in lines:
             signed = any(_is_signed(record) for record in page)
+        if DOCUMENT_MARK in lines:
+            documents.update(_cited(page))
         digest.update(lines)
         size += len(lines)
         count += len(page)
@@ -190,6 +201,7 @@ def _scan(
         first_prev=prev,
         head_hash=record_hash(last),
         signed=signed,
+        documents=frozenset(documents),
     )
 
 
@@ -202,6 +214,13 @@ def _is_signed(record: bytes) -> bool:
     return _AUTHOR_MEMBER in record and "author" in json.loads(record)
 
 
+def _cited(page: list[bytes]) -> Iterator[str]:
+    for record in page:
+        if DOCUMENT_MARK in record:
+            value = json.loads(record)
+            yield from documents_cited(value["type"], value.get("source"), value.get("data"))
+
+
 def prepare_bundle(
     service: LedgerService,
     ledger: str,
@@ -210,13 +229,15 @@ def prepare_bundle(
     to_seq: int | None = None,
     on_records: RecordsCallback | None = None,
     witnessed: WitnessedReader | None = None,
+    with_documents: bool = True,
 ) -> PreparedBundle:
     """Validate the range, hash the records and sign the manifest.
 
     Every error a caller should see (``NotFound``, ``InvalidParameter``) is
     raised here, before any byte of the bundle exists. With ``witnessed``,
     the newest checkpoint at or below the bundle's size that has the quorum
-    goes in too.
+    goes in too. ``with_documents=False`` lists the documents the records
+    cite but leaves their bytes out, as the manifest then says.
     """
     first, last = resolve_range(service, ledger, from_seq=from_seq, to_seq=to_seq)
     records = _scan(service, ledger, first, last, on_records)
@@ -234,6 +255,11 @@ def prepare_bundle(
     witnessed_members = _witnessed(service, ledger, last, witnessed)
     timestamp_members = _timestamp_members(service, ledger, last)
     attested = witnessed_members is not None or timestamp_members is not None
+    documents = tuple(_document(service, ledger, sha256) for sha256 in sorted(records.documents))
+    if documents:
+        version = FORMAT_DOCUMENTED
+    else:
+        version = FORMAT_AUTHORED if records.signed else FORMAT_ATTESTED if attested else FORMAT
     manifest = Manifest(
         ledger=ledger,
         origin=service.recorder.checkpoint_origin(ledger),
@@ -248,7 +274,9 @@ def prepare_bundle(
         created_at=format_recorded_at(datetime.now(UTC)),
         # From seq 1 a verifier recomputes the whole tree; the proof adds nothing.
         head_inclusion_proof=tuple(head.proof) if first > 1 else (),
-        format=FORMAT_AUTHORED if records.signed else FORMAT_ATTESTED if attested else FORMAT,
+        format=version,
+        documents=documents,
+        documents_included=with_documents,
     )
     return PreparedBundle(
         manifest=manifest,
@@ -259,6 +287,16 @@ def prepare_bundle(
         witnessed=witnessed_members,
         timestamp=timestamp_members,
     )
+
+
+def _document(service: LedgerService, ledger: str, sha256: str) -> DocumentInfo:
+    """A document the records cite, which the ledger must hold."""
+    try:
+        return service.document(ledger, sha256)
+    except (NotFound, InvalidParameter):
+        raise VerificationError(
+            f"the records cite document {sha256}, which the ledger lacks"
+        ) from None
 
 
 def _timestamp_members(
@@ -368,7 +406,30 @@ def _tar_stream(
             _member(name, content, mtime)
             for name, content in zip(TIMESTAMP_MEMBERS, prepared.timestamp, strict=True)
         )
+    if prepared.manifest.documents_included:
+        for info in prepared.manifest.documents:
+            yield from _document_member(service, prepared.manifest.ledger, info, mtime)
     yield _END_OF_ARCHIVE
+
+
+def _document_member(
+    service: LedgerService, ledger: str, info: DocumentInfo, mtime: int
+) -> Iterator[bytes]:
+    """``documents/<sha256>`` (format §4.2), a stored part at a time, hashed on the
+    way: stored bytes that are not the document end the stream rather than
+    stand in a bundle under its name."""
+    yield _header(document_member(info.sha256), info.size, mtime)
+    digest = hashlib.sha256()
+    size = 0
+    for part in service.document_bytes(ledger, info.sha256):
+        size += len(part)
+        if size > info.size:
+            break
+        digest.update(part)
+        yield part
+    if size != info.size or digest.hexdigest() != info.sha256:
+        raise VerificationError(f"the stored document {info.sha256} is not the one its name says")
+    yield _padding(size)
 
 
 def bundle_chunks(
@@ -379,6 +440,7 @@ def bundle_chunks(
     to_seq: int | None = None,
     on_records: RecordsCallback | None = None,
     witnessed: WitnessedReader | None = None,
+    with_documents: bool = True,
 ) -> tuple[Manifest, Iterator[bytes]]:
     """The manifest, and the tar bytes as an iterator of chunks.
 
@@ -394,6 +456,7 @@ def bundle_chunks(
         to_seq=to_seq,
         on_records=on_records,
         witnessed=witnessed,
+        with_documents=with_documents,
     )
     return prepared.manifest, _tar_stream(service, prepared, on_records)
 
@@ -407,6 +470,7 @@ def write_bundle(
     to_seq: int | None = None,
     on_records: Callable[[int], None] | None = None,
     witnessed: WitnessedReader | None = None,
+    with_documents: bool = True,
 ) -> Manifest:
     """Write the format §4 bundle of ``from_seq..to_seq`` (default: all) to ``out``."""
     manifest, chunks = bundle_chunks(
@@ -416,6 +480,7 @@ def write_bundle(
         to_seq=to_seq,
         on_records=on_records,
         witnessed=witnessed,
+        with_documents=with_documents,
     )
     for chunk in chunks:
         out.write(chunk)

@@ -25,7 +25,9 @@ one sources row per record citing a source. Every signed record's author
 signature is checked against the registry the records before it build
 (format §1.4), and the stored registry rows against the records. Every stored witness
 cosignature must verify, with the key of the witness its row names, against
-the body of the stored checkpoint of its size (checked above).
+the body of the stored checkpoint of its size (checked above). Every stored
+source document must hash to its name and have its size, read back a part
+at a time, and every document a record cites must be held.
 
 An operator runs this to learn whether someone with database access edited
 rows behind the append-only triggers; the first fault is named by its seq,
@@ -35,6 +37,7 @@ or, in a projection, by its table, ledger, party, topic (or source) and column.
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,9 +48,11 @@ from ledger.core import checkpoint as notes
 from ledger.core.authors import AUTHOR_TYPES
 from ledger.core.checkpoint import SIGNATURE_PREFIX, SignedCheckpoint
 from ledger.core.cosignature import Cosignature, CosignerKey
+from ledger.core.documents import record_documents
 from ledger.core.errors import (
     ChainBroken,
     CheckpointInvalid,
+    DocumentInvalid,
     ProjectionMismatch,
     ProofInvalid,
     TimestampInvalid,
@@ -67,6 +72,7 @@ from ledger.service import LedgerService
 from ledger.store.authors import registry_rows
 from ledger.store.authors import stored_rows as author_rows
 from ledger.store.cosignatures import CosignatureRow, CosignatureStore
+from ledger.store.documents import ledger_documents, read_document
 from ledger.store.integrity_reads import IntegrityReader, StoredCheckpoint, StoredVersion
 from ledger.store.sources import stored_rows
 from ledger.store.timestamps import timestamps_up_to
@@ -148,6 +154,7 @@ def check_ledger(
         _ProjectionCheck(reader, ledger, stored.ledger_id),
         _SourcesCheck(reader, ledger, stored.ledger_id),
         _AuthorsCheck(reader, ledger, stored.ledger_id),
+        documents := _DocumentsCheck(reader, ledger),
     )
     try:
         _walk(reader, stored.ledger_id, log, pending, trust, on_records, projection)
@@ -178,7 +185,7 @@ def check_ledger(
         head_hash=log.head_hash,
         merkle_root=base64.b64encode(log.root()).decode("ascii"),
     )
-    report = report.checked(log.authors.describe(log.count))
+    report = report.checked(log.authors.describe(log.count), documents.describe())
     if timestamps:
         chain = "certificate chains" if tsa_trust is not None else "not their chains"
         report = report.checked(f"{timestamps} checkpoint timestamps ({chain})")
@@ -564,10 +571,53 @@ class _AuthorsCheck:
             )
 
 
+class _DocumentsCheck:
+    """Every stored source document hashes to its name and has its size, and
+    every document a walked record cites is held (docs/documents.md)."""
+
+    def __init__(self, reader: IntegrityReader, ledger: str) -> None:
+        self.reader = reader
+        self.ledger = ledger
+        # The first record citing each document.
+        self.cited: dict[str, int] = {}
+        self.held = 0
+
+    def add(self, record: Record) -> None:
+        for sha256 in record_documents(record):
+            self.cited.setdefault(sha256, record.seq)
+
+    def finish(self) -> None:
+        held = ledger_documents(self.reader.db, self.ledger)
+        for info in held:
+            digest = hashlib.sha256()
+            size = 0
+            for part in read_document(self.reader.db, self.ledger, info.sha256):
+                digest.update(part)
+                size += len(part)
+            if (digest.hexdigest(), size) != (info.sha256, info.size):
+                raise DocumentInvalid(
+                    f"the stored document {info.sha256} ({info.size} bytes) reads back as "
+                    f"{size} bytes with SHA-256 {digest.hexdigest()}"
+                )
+        names = {info.sha256 for info in held}
+        for sha256, seq in sorted(self.cited.items(), key=lambda item: item[1]):
+            if sha256 not in names:
+                raise DocumentInvalid(f"cites document {sha256}, which is not held", seq=seq)
+        self.held = len(held)
+
+    def describe(self) -> str:
+        return (
+            f"{self.held} source documents rehashed; the {len(self.cited)} the records "
+            "cite are held"
+        )
+
+
 class _Checks:
     """The projection checks, fed the walked records together."""
 
-    def __init__(self, *checks: _ProjectionCheck | _SourcesCheck | _AuthorsCheck) -> None:
+    def __init__(
+        self, *checks: _ProjectionCheck | _SourcesCheck | _AuthorsCheck | _DocumentsCheck
+    ) -> None:
         self.checks = checks
 
     def add(self, record: Record) -> None:
@@ -579,7 +629,17 @@ class _Checks:
             check.finish()
 
 
-_CITATION_COLUMNS = ("fix", "name", "kind", "url", "reported_at", "party", "topic", "occurred_at")
+_CITATION_COLUMNS = (
+    "fix",
+    "name",
+    "kind",
+    "url",
+    "reported_at",
+    "party",
+    "topic",
+    "occurred_at",
+    "document",
+)
 
 
 def _citation_column(row: CitationRow, column: str) -> object:

@@ -23,6 +23,7 @@ from ledger.service import LedgerService
 from ledger.store.authors import AuthorsProjection
 from ledger.store.cosignatures import CosignatureStore, WitnessedReader
 from ledger.store.database import Database
+from ledger.store.documents import DocumentCitations
 from ledger.store.keys import KeyRegistry
 from ledger.store.positions import PositionsProjection
 from ledger.store.proofs import LogReader
@@ -76,7 +77,12 @@ class Runtime:
                 signers=ActiveSigners(keyring=keyring, registry=registry),
                 # Positions first: it validates fixes before the sources projection
                 # reads them. Authors checks signatures and keeps the author registry.
-                projections=[positions, SourcesProjection(), AuthorsProjection()],
+                projections=[
+                    positions,
+                    SourcesProjection(),
+                    AuthorsProjection(),
+                    DocumentCitations(),
+                ],
             )
             service = LedgerService(
                 recorder=recorder,

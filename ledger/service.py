@@ -8,15 +8,25 @@ file passes exactly the checks of an event posted over HTTP.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ledger.core.authors import AUTHOR_NAME_PATTERN, AUTHOR_REGISTERED, AUTHOR_REVOKED
+from ledger.core.documents import (
+    LEADING_BYTES,
+    SHA256_PATTERN,
+    DocumentInfo,
+    check_leading_bytes,
+    media_type_for,
+)
 from ledger.core.errors import (
+    BodyTooLarge,
     Conflict,
     IdempotencyInFlight,
     InvalidEvent,
@@ -36,6 +46,13 @@ from ledger.core.times import (
 from ledger.intake import Intake, ParsedBody, new_event_ids
 from ledger.keyring import KeyRing
 from ledger.store.authors import read_registry
+from ledger.store.documents import (
+    PART_BYTES,
+    document_info,
+    insert_document,
+    ledger_documents,
+    read_document,
+)
 from ledger.store.keys import KeyRecord, KeyRegistry
 from ledger.store.ledger_reads import ledger_at, newest_signer
 from ledger.store.position_reads import position_history, position_snapshots
@@ -578,6 +595,76 @@ class LedgerService:
         # Through the intake as a posted event: its type's schema holds too.
         draft = self.intake.draft(event, server=True)
         return self.recorder.append(ledger, [draft], actor=actor).receipts[0]
+
+    # -- source documents (docs/documents.md) ----------------------------------
+
+    def put_document(
+        self, ledger: str, info: DocumentInfo, parts: Iterable[bytes]
+    ) -> tuple[DocumentInfo, bool]:
+        """Store a document (its bytes in ``parts``, as ``insert_document``
+        takes them): what the ledger holds under its hash, and whether it is new.
+        The same bytes sent as another media type are a conflict."""
+        self.get_ledger(ledger)
+        created = insert_document(self.recorder.db, ledger, info, parts)
+        if created:
+            return info, True
+        held = self.document(ledger, info.sha256)
+        if held.media_type != info.media_type:
+            raise Conflict(
+                f"ledger {ledger!r} holds these bytes as {held.media_type}, not {info.media_type}"
+            )
+        return held, False
+
+    def put_document_file(self, ledger: str, path: Path, *, max_bytes: int) -> DocumentInfo:
+        """Store a local file as a document (``ledger import``'s ``document_path``),
+        with the checks an upload gets: its type (by extension), its size, its
+        leading bytes. Read twice, a part at a time: hashed, then stored."""
+        media_type = media_type_for(path.name)
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(LEADING_BYTES)
+                digest = hashlib.sha256(head)
+                size = len(head)
+                while part := handle.read(PART_BYTES):
+                    size += len(part)
+                    if size > max_bytes:
+                        raise BodyTooLarge(f"{path} is larger than {max_bytes} bytes")
+                    digest.update(part)
+        except OSError as e:
+            raise InvalidEvent(f"cannot read {path}: {e.strerror}", field="document_path") from None
+        if size == 0:
+            raise InvalidEvent(f"{path} is empty", field="document_path")
+        check_leading_bytes(media_type, head)
+        info = DocumentInfo(sha256=digest.hexdigest(), size=size, media_type=media_type)
+
+        def parts() -> Iterator[bytes]:
+            with path.open("rb") as handle:
+                while part := handle.read(PART_BYTES):
+                    yield part
+
+        held, _ = self.put_document(ledger, info, parts())
+        return held
+
+    def document(self, ledger: str, sha256: str) -> DocumentInfo:
+        """What ``ledger`` holds under ``sha256`` (lower-case hex SHA-256)."""
+        if not SHA256_PATTERN.match(sha256):
+            raise InvalidParameter(
+                "must be a SHA-256 in lower-case hex (64 digits)", field="sha256"
+            )
+        self.get_ledger(ledger)
+        found = document_info(self.recorder.db, ledger, sha256)
+        if found is None:
+            raise NotFound(f"ledger {ledger!r} holds no document {sha256}")
+        return found
+
+    def document_bytes(self, ledger: str, sha256: str) -> Iterator[bytes]:
+        """A held document's bytes, a part at a time."""
+        return read_document(self.recorder.db, ledger, sha256)
+
+    def documents(self, ledger: str) -> list[DocumentInfo]:
+        """Every document ``ledger`` holds, by hash."""
+        self.get_ledger(ledger)
+        return ledger_documents(self.recorder.db, ledger)
 
     # -- sources (docs/sources.md) ---------------------------------------------
 

@@ -7,7 +7,7 @@ nothing but this file, the core package and the format contract
 
     ledger-verify bundle FILE --key KEY [--ledger NAME] [--snapshot FILE] [--tsa-cert FILE] [--json]
     ledger-verify server URL --ledger NAME --key KEY [--state FILE] [--snapshot FILE]
-                             [--tsa-cert FILE] [--json]
+                             [--tsa-cert FILE] [--documents] [--json]
     … [--witness WITNESS_KEY …] [--quorum K] [--witness-wait SECONDS]
 
 ``bundle`` checks an export offline (format §5). ``server`` pages
@@ -16,6 +16,9 @@ chain and the Merkle root and compares them with it; with ``--state`` it also
 proves the checkpoint consistent with the one remembered from the last run
 (step 6: rollback and fork detection) and remembers the new one.
 ``--snapshot`` recomputes a signed format §6 snapshot from the verified records.
+A bundle's source documents (format §4.2) are always rehashed; ``server
+--documents`` fetches each document the verified records cite and checks
+that its bytes hash to the name the record gives.
 ``--tsa-cert`` requires an RFC 3161 timestamp (format §8) of the verified tree,
 or of a checkpoint shown to be a prefix of it, checked under that authority's
 certificate chain, and reports the time it attests.
@@ -41,6 +44,7 @@ import base64
 import binascii
 import contextlib
 import dataclasses
+import hashlib
 import json
 import multiprocessing
 import os
@@ -59,7 +63,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from ledger.core.checkpoint import SignedCheckpoint
 from ledger.core.cosignature import CosignedBy, CosignerKey, require_quorum
-from ledger.core.errors import CheckpointInvalid, TimestampInvalid, VerificationError
+from ledger.core.errors import (
+    CheckpointInvalid,
+    DocumentInvalid,
+    TimestampInvalid,
+    VerificationError,
+)
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey
 from ledger.core.timestamps import MAX_REPLY_BYTES, TsaTrust, check_timestamped_checkpoint
@@ -398,6 +407,7 @@ def verify_server(
     progress: Progress | None = None,
     witnesses: WitnessPolicy | None = None,
     tsa_trust: TsaTrust | None = None,
+    documents: bool = False,
 ) -> VerificationReport:
     """Verify the ledger up to the latest checkpoint, fetched first.
 
@@ -409,6 +419,8 @@ def verify_server(
 
     With ``witnesses``, the checkpoint checked is the server's witnessed one,
     once it reaches the latest checkpoint's size, and must carry the quorum.
+    With ``documents``, every source document the records cite is fetched and
+    rehashed (format §1.3).
     """
     note_text = _get(http, f"/v1/ledgers/{ledger}/checkpoint").text
     empty = VerificationReport(valid=False, ledger=ledger)
@@ -543,6 +555,7 @@ def verify_server(
         )
     if tsa_trust is not None:
         report = _check_timestamp(timestamp, log, keys, report, checkpoint.tree_size, tsa_trust)
+    report = _check_documents(http, ledger, log, report, fetch=documents)
     report = keep.check(log, report, keys)
     if report.valid and state is not None:
         try:
@@ -555,6 +568,57 @@ def verify_server(
                 f"saved to {state}"
             )
     return report
+
+
+def _check_documents(
+    http: httpx.Client,
+    ledger: str,
+    log: LogVerifier,
+    report: VerificationReport,
+    *,
+    fetch: bool,
+) -> VerificationReport:
+    """The source documents the records cite: fetched and rehashed with ``fetch``,
+    else only counted, and the report says which."""
+    cited = log.documents.cited
+    if not report.valid or not cited:
+        return report
+    if not fetch:
+        return report.checked(
+            f"source documents: {len(cited)} cited, NOT fetched (--documents checks them)"
+        )
+    for sha256, seq in sorted(cited.items(), key=lambda item: item[1]):
+        try:
+            got = _document_digest(http, f"/v1/ledgers/{ledger}/documents/{sha256}")
+        except DocumentInvalid as e:
+            return report.failed(DocumentInvalid(f"document {sha256}: {e.reason}", seq=seq))
+        if got != sha256:
+            return report.failed(
+                DocumentInvalid(
+                    f"the server's document {sha256} hashes to {got}: not what the record cites",
+                    seq=seq,
+                )
+            )
+    return report.checked(
+        f"source documents: the {len(cited)} the records cite fetched, each one's bytes "
+        "hash to its name"
+    )
+
+
+def _document_digest(http: httpx.Client, path: str) -> str:
+    """The SHA-256 of a served document, read as a stream."""
+    digest = hashlib.sha256()
+    try:
+        with http.stream("GET", path) as response:
+            if response.status_code == 404:
+                raise DocumentInvalid("the server does not hold it")
+            if response.status_code != 200:
+                raise UsageError(f"GET {path} answered {response.status_code}")
+            for chunk in response.iter_bytes():
+                digest.update(chunk)
+    except httpx.HTTPError as e:
+        raise UsageError(f"reading {path} failed: {e}") from None
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -743,6 +807,11 @@ def _parser() -> argparse.ArgumentParser:
             help="cosignatures from the --witness keys required (default: all of them)",
         )
     server.add_argument(
+        "--documents",
+        action="store_true",
+        help="fetch every source document the records cite and check its hash",
+    )
+    server.add_argument(
         "--witness-wait",
         type=float,
         default=10.0,
@@ -818,6 +887,7 @@ def _run(args: argparse.Namespace, err: Console) -> VerificationReport:
                 progress=progress,
                 witnesses=witnesses,
                 tsa_trust=tsa_trust,
+                documents=args.documents,
             )
 
 

@@ -19,6 +19,7 @@ from ledger.api.problems import install_problem_handlers
 from ledger.api.request_log import AuditLogMiddleware
 from ledger.api.routes import (
     authors,
+    documents,
     events,
     export,
     health,
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Led
         log.router,
         positions.router,
         sources.router,
+        documents.router,
         authors.router,
         export.router,
         timestamps.router,

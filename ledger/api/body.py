@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import weakref
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from fastapi import Request
 from starlette.requests import ClientDisconnect
@@ -17,7 +19,7 @@ from ledger.core.errors import (
     UnsupportedMediaType,
 )
 
-__all__ = ["read_json_body"]
+__all__ = ["SpooledBody", "read_json_body", "spool_body"]
 
 
 def _check_media_type(content_type: str | None) -> None:
@@ -141,3 +143,57 @@ async def _read(request: Request, *, max_bytes: int) -> bytes:
     except ClientDisconnect:
         raise ClientDisconnected(f"the client hung up after {size} bytes of the body") from None
     return b"".join(chunks)
+
+
+def _declared_over(declared: str, max_bytes: int) -> bool:
+    """Whether a Content-Length value states more than ``max_bytes`` (one with
+    more digits than any allowed size is, without turning it into an int)."""
+    digits = declared.strip().lstrip("0")
+    if not digits.isascii() or not digits.isdigit():
+        return False
+    return len(digits) > len(str(max_bytes)) or int(digits) > max_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledBody:
+    """A body copied into a file as it arrived."""
+
+    sha256: str
+    size: int
+    #: Its first bytes (up to ``head_bytes`` of ``spool_body``).
+    head: bytes
+
+
+async def spool_body(
+    request: Request, into: BinaryIO, *, max_bytes: int, timeout: float, head_bytes: int = 16
+) -> SpooledBody:
+    """Copy the raw body into ``into`` as it arrives, hashing it on the way, so
+    no more than one received chunk is ever in memory. 413 for a declared
+    length over ``max_bytes`` before a byte is read, or as soon as the bytes
+    read pass it; 408 after ``timeout`` seconds.
+
+    A rare route's: it takes a timer of its own (``asyncio.timeout``) rather
+    than the shared grains of ``read_json_body``.
+    """
+    declared = request.headers.get("content-length")
+    too_large = f"the body exceeds {max_bytes} bytes"
+    if declared is not None and _declared_over(declared, max_bytes):
+        raise BodyTooLarge(too_large)
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    try:
+        async with asyncio.timeout(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise BodyTooLarge(too_large)
+                digest.update(chunk)
+                into.write(chunk)
+                if len(head) < head_bytes:
+                    head += chunk[: head_bytes - len(head)]
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {timeout:g} seconds") from None
+    except ClientDisconnect:
+        raise ClientDisconnected(f"the client hung up after {size} bytes of the body") from None
+    return SpooledBody(sha256=digest.hexdigest(), size=size, head=head)

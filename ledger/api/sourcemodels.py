@@ -11,6 +11,9 @@ class SourceSummary(BaseModel):
     name: str = Field(description="The sources' `source.name`, exactly", examples=["CNN"])
     kinds: list[str] = Field(description="Distinct `source.kind`s, in first-cited order")
     urls: list[str] = Field(description="Distinct `source.url`s, in first-cited order")
+    documents: list[str] = Field(
+        description="Distinct `source.document`s (SHA-256 of archived copies), in first-cited order"
+    )
     records: int = Field(description="How many records cite it, retracted ones not counted")
     parties: list[str] = Field(description="Parties of the citing records not retracted, sorted")
     topics: list[str] = Field(description="Topics of the citing records not retracted, sorted")
@@ -36,6 +39,9 @@ class CitationOut(BaseModel):
     kind: str = Field(description="`source.kind` of this citation")
     url: str | None = Field(default=None, description="Omitted when absent")
     reported_at: str | None = Field(default=None, description="Omitted when absent")
+    document: str | None = Field(
+        default=None, description="SHA-256 of the archived copy; omitted when absent"
+    )
     corrected_by: list[int] = Field(description="Seqs of the corrections of this record")
     retracted_by: int | None = Field(
         default=None, description="Seq of its retraction; omitted unless retracted"

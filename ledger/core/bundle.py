@@ -2,10 +2,12 @@
 
 A bundle is one POSIX tar file holding ``manifest.json`` (RFC 8785 canonical
 JSON), ``manifest.sig`` (the raw 64-byte Ed25519 signature of those exact
-bytes), ``records.jsonl``, ``checkpoint`` and ``public_key.pem``. The manifest
-is the one signed statement that binds the rest together, so ``Manifest``
-reads untrusted bytes strictly: exactly the format's members, each of its type,
-in canonical form, and internally consistent (``count``, ``tree_size``).
+bytes), ``records.jsonl``, ``checkpoint`` and ``public_key.pem``, then the optional
+members of format §4.1, §8 and §4.2 (the source documents the records cite).
+The manifest is the one signed statement that binds the rest together, so
+``Manifest`` reads untrusted bytes strictly: exactly the format's members,
+each of its type, in canonical form, and internally consistent (``count``,
+``tree_size``, the documents list).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledger.core.canonical import canonical_bytes
+from ledger.core.documents import SHA256_PATTERN, DocumentInfo
 from ledger.core.errors import BundleInvalid, InputError
 from ledger.core.hashing import HASH_SIZE
 from ledger.core.jsonvalues import loads_strict
@@ -25,17 +28,21 @@ from ledger.core.signing import KEY_NAME_PATTERN
 from ledger.core.times import RECORDED_AT_PATTERN
 
 __all__ = [
+    "DOCUMENT_MANIFEST_MEMBERS",
     "FORMAT",
     "FORMATS",
     "FORMAT_ATTESTED",
     "FORMAT_AUTHORED",
+    "FORMAT_DOCUMENTED",
     "MANIFEST_MEMBERS",
+    "MAX_DOCUMENTED_MANIFEST_BYTES",
     "MAX_MANIFEST_BYTES",
     "MEMBERS",
     "SIGNATURE_SIZE",
     "TIMESTAMP_MEMBERS",
     "WITNESSED_MEMBERS",
     "Manifest",
+    "document_member",
     "proof_from_text",
     "proof_text",
 ]
@@ -50,7 +57,12 @@ FORMAT_ATTESTED = "ledger-export/2"
 # (format §1.4). A bundle holding a signed record is version 3, so a verifier
 # that knows only versions 1 and 2 refuses it by its format.
 FORMAT_AUTHORED = "ledger-export/3"
-FORMATS = (FORMAT, FORMAT_ATTESTED, FORMAT_AUTHORED)
+# format §10: version 4 is version 3 whose records may cite source documents
+# (format §1.3), listed in the manifest and carried (or declared left out) as
+# ``documents/<sha256>`` members (format §4.2). A bundle whose records cite a
+# document is version 4, so an older verifier refuses it by its format.
+FORMAT_DOCUMENTED = "ledger-export/4"
+FORMATS = (FORMAT, FORMAT_ATTESTED, FORMAT_AUTHORED, FORMAT_DOCUMENTED)
 # format §4: the tar members, in this order.
 MEMBERS = ("manifest.json", "manifest.sig", "records.jsonl", "checkpoint", "public_key.pem")
 # format §4.1: after them, when the ledger has witnesses, the newest checkpoint a
@@ -81,13 +93,24 @@ MANIFEST_MEMBERS = frozenset(
         "head_inclusion_proof",
     }
 )
+# format §4.2: the manifest members of version 4, beside MANIFEST_MEMBERS.
+DOCUMENT_MANIFEST_MEMBERS = frozenset({"documents", "documents_included"})
 SIGNATURE_SIZE = 64
 # A manifest is a few hundred bytes plus at most 64 proof hashes.
 MAX_MANIFEST_BYTES = 16 * 1024
+# ... plus, in version 4, about 150 bytes per document listed.
+MAX_DOCUMENTED_MANIFEST_BYTES = 16 * 1024 * 1024
+_DOCUMENT_ENTRY = frozenset({"sha256", "size", "media_type"})
+_MEDIA_TYPE = re.compile(r"\A[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+(; charset=[a-z0-9._:+-]+)?\Z")
 # A proof in a tree of fewer than 2^63 leaves has at most 63 hashes.
 _MAX_PROOF = 63
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 _HEX8 = re.compile(r"\A[0-9a-f]{8}\Z")
+
+
+def document_member(sha256: str) -> str:
+    """The tar member of a source document (format §4.2)."""
+    return f"documents/{sha256}"
 
 
 def _b64(value: bytes) -> str:
@@ -121,16 +144,25 @@ class Manifest:
     created_at: str
     head_inclusion_proof: tuple[bytes, ...] = ()
     format: str = FORMAT
+    #: format §4.2 (version 4): the documents the records cite, by hash.
+    documents: tuple[DocumentInfo, ...] = ()
+    #: Whether their ``documents/<sha256>`` members follow (version 4).
+    documents_included: bool = True
 
     @property
     def attested(self) -> bool:
-        """Whether the bundle may carry witnessed and timestamp members (version 2 or 3)."""
-        return self.format in (FORMAT_ATTESTED, FORMAT_AUTHORED)
+        """Whether the bundle may carry witnessed and timestamp members (version 2 on)."""
+        return self.format in (FORMAT_ATTESTED, FORMAT_AUTHORED, FORMAT_DOCUMENTED)
 
     @property
     def authored(self) -> bool:
-        """Whether its records may carry author signatures (version 3)."""
-        return self.format == FORMAT_AUTHORED
+        """Whether its records may carry author signatures (version 3 on)."""
+        return self.format in (FORMAT_AUTHORED, FORMAT_DOCUMENTED)
+
+    @property
+    def documented(self) -> bool:
+        """Whether its records may cite source documents (version 4)."""
+        return self.format == FORMAT_DOCUMENTED
 
     @property
     def count(self) -> int:
@@ -158,6 +190,14 @@ class Manifest:
             "key_name": self.key_name,
             "created_at": self.created_at,
             "head_inclusion_proof": [_b64(h) for h in self.head_inclusion_proof],
+            **(
+                {
+                    "documents": [info.to_dict() for info in self.documents],
+                    "documents_included": self.documents_included,
+                }
+                if self.documented
+                else {}
+            ),
         }
 
     def to_bytes(self) -> bytes:
@@ -167,7 +207,7 @@ class Manifest:
     @classmethod
     def from_bytes(cls, raw: bytes) -> Manifest:
         """Read ``manifest.json`` strictly; raise ``BundleInvalid`` saying what is wrong."""
-        if len(raw) > MAX_MANIFEST_BYTES:
+        if len(raw) > MAX_DOCUMENTED_MANIFEST_BYTES:
             raise BundleInvalid("manifest.json is too large")
         try:
             obj = loads_strict(raw)
@@ -175,8 +215,12 @@ class Manifest:
             raise BundleInvalid(f"manifest.json is not strict JSON: {e}") from None
         if not isinstance(obj, dict):
             raise BundleInvalid("manifest.json is not a JSON object")
-        missing = sorted(MANIFEST_MEMBERS - obj.keys())
-        extra = sorted(obj.keys() - MANIFEST_MEMBERS)
+        documented = obj.get("format") == FORMAT_DOCUMENTED
+        if len(raw) > MAX_MANIFEST_BYTES and not documented:
+            raise BundleInvalid("manifest.json is too large")
+        members = MANIFEST_MEMBERS | DOCUMENT_MANIFEST_MEMBERS if documented else MANIFEST_MEMBERS
+        missing = sorted(members - obj.keys())
+        extra = sorted(obj.keys() - members)
         if missing or extra:
             faults = [
                 f"{what} {'members' if len(names) > 1 else 'member'} {', '.join(names)}"
@@ -241,7 +285,34 @@ class Manifest:
             head_inclusion_proof=tuple(
                 _hash_from_b64(h, f"head_inclusion_proof[{i}]") for i, h in enumerate(proof)
             ),
+            **(_documents_of(obj) if obj["format"] == FORMAT_DOCUMENTED else {}),
         )
+
+
+def _documents_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """format §4.2: ``documents`` (distinct, by hash) and ``documents_included``."""
+    listed = obj["documents"]
+    if not isinstance(listed, list) or not listed:
+        raise BundleInvalid("manifest documents is not a non-empty list")
+    documents: list[DocumentInfo] = []
+    for index, entry in enumerate(listed):
+        where = f"manifest documents[{index}]"
+        if not isinstance(entry, dict) or entry.keys() != _DOCUMENT_ENTRY:
+            raise BundleInvalid(f"{where} is not an object of sha256, size and media_type")
+        sha256, size, media_type = entry["sha256"], entry["size"], entry["media_type"]
+        if not isinstance(sha256, str) or not SHA256_PATTERN.match(sha256):
+            raise BundleInvalid(f"{where}.sha256 is not 64 lowercase hex digits")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise BundleInvalid(f"{where}.size is not a positive integer")
+        if not isinstance(media_type, str) or not _MEDIA_TYPE.match(media_type):
+            raise BundleInvalid(f"{where}.media_type is not a media type")
+        if documents and sha256 <= documents[-1].sha256:
+            raise BundleInvalid(f"{where} is not in ascending order of sha256, without repeats")
+        documents.append(DocumentInfo(sha256=sha256, size=size, media_type=media_type))
+    included = obj["documents_included"]
+    if not isinstance(included, bool):
+        raise BundleInvalid("manifest documents_included is not true or false")
+    return {"documents": tuple(documents), "documents_included": included}
 
 
 def proof_text(proof: tuple[bytes, ...] | list[bytes]) -> bytes:

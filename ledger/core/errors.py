@@ -61,6 +61,7 @@ __all__ = [
     "CheckpointInvalid",
     "ClientDisconnected",
     "Conflict",
+    "DocumentInvalid",
     "DuplicateEventId",
     "Forbidden",
     "HeadMismatch",
@@ -341,6 +342,14 @@ class AuthorSignatureInvalid(VerificationError):
     ``author.*`` record that breaks the registry's rules."""
 
     title = "Author signature invalid"
+
+
+class DocumentInvalid(VerificationError):
+    """A source document whose bytes are not what its name (their SHA-256) and
+    its size say, or a record citing a document that is neither there nor
+    declared left out (docs/documents.md)."""
+
+    title = "Source document invalid"
 
 
 class IntegrityAlarm(VerificationError):

@@ -54,6 +54,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ledger.core.authors import AUTHOR_TYPES
+from ledger.core.documents import DOCUMENT_MARK
 from ledger.core.hashing import leaf_hashes, record_hashes
 from ledger.core.jsonvalues import MAX_DEPTH, MAX_SAFE_INTEGER
 from ledger.core.merkle import fold_perfect_subtrees
@@ -91,6 +92,9 @@ class RunSummary(NamedTuple):
     # (A signed record is never in a run: ``parse_line`` leaves it to the
     # strict reading.)
     registrations: int = 0
+    # Whether a line may cite a source document (format §1.3): a verifier
+    # collecting the citations reads the run line by line.
+    documents: bool = False
 
 
 class _Refused(Exception):
@@ -382,4 +386,5 @@ def check_run(block: bytes, *, ledger: str, first_seq: int, merkle: bool) -> Run
         subtrees=tuple(fold_perfect_subtrees(first_seq - 1, leaves)) if merkle else (),
         rotations=rotations,
         registrations=registrations,
+        documents=DOCUMENT_MARK in block,
     )

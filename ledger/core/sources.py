@@ -56,6 +56,8 @@ class Cited:
     kind: str | None
     url: str | None
     reported_at: str | None
+    #: ``source.document``: the SHA-256 of the archived copy (docs/documents.md).
+    document: str | None = None
 
 
 def cited_of(party: str | None, topic: str | None, occurred_at: str, source: object) -> Cited:
@@ -70,6 +72,7 @@ def cited_of(party: str | None, topic: str | None, occurred_at: str, source: obj
         _text(source.get("kind")),
         _text(source.get("url")),
         _text(source.get("reported_at")),
+        _text(source.get("document")),
     )
 
 
@@ -89,6 +92,7 @@ def corrected_cited(cited: Cited, changes: Mapping[str, Any]) -> Cited:
             kind=source.kind,
             url=source.url,
             reported_at=source.reported_at,
+            document=source.document,
         )
     if "party" in changes:
         out = replace(out, party=_text(changes["party"]))
@@ -123,13 +127,15 @@ class CitationRow:
             c.party,
             c.topic,
             c.occurred_at,
+            c.document,
         )
 
     @classmethod
     def of_values(cls, values: Sequence[Any]) -> CitationRow:
         """A row read back: ``values`` as ``values`` returns them."""
-        target, known_from, fix, name, kind, url, reported_at, party, topic, occurred_at = values
-        cited = Cited(party, topic, occurred_at, name, kind, url, reported_at)
+        target, known_from, fix, *members = values
+        name, kind, url, reported_at, party, topic, occurred_at, document = members
+        cited = Cited(party, topic, occurred_at, name, kind, url, reported_at, document)
         return cls(int(target), int(known_from), fix, cited)
 
 
@@ -217,6 +223,8 @@ class Citation:
             out["url"] = c.url
         if c.reported_at is not None:
             out["reported_at"] = c.reported_at
+        if c.document is not None:
+            out["document"] = c.document
         out["corrected_by"] = list(self.corrected_by)
         if self.retracted_by is not None:
             out["retracted_by"] = self.retracted_by
@@ -318,14 +326,15 @@ def _distinct(values: Iterable[str | None]) -> list[str]:
 
 
 def summary(name: str, citations: Sequence[Citation]) -> dict[str, Any]:
-    """A source's summary: kinds and urls of every citation (first-cited order),
-    parties, topics and the count of the citations not retracted."""
+    """A source's summary: kinds, urls and archived documents of every citation
+    (first-cited order), parties, topics and the count of the citations not retracted."""
     ordered = sorted(citations, key=lambda c: c.seq)
     standing = [c for c in ordered if c.retracted_by is None]
     return {
         "name": name,
         "kinds": _distinct(c.cited.kind for c in ordered),
         "urls": _distinct(c.cited.url for c in ordered),
+        "documents": _distinct(c.cited.document for c in ordered),
         "records": len(standing),
         "parties": sorted({c.cited.party for c in standing if c.cited.party is not None}),
         "topics": sorted({c.cited.topic for c in standing if c.cited.topic is not None}),

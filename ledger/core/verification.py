@@ -52,23 +52,27 @@ from ledger.core.authors import (
 from ledger.core.bundle import (
     FORMAT,
     FORMAT_ATTESTED,
-    MAX_MANIFEST_BYTES,
+    FORMAT_DOCUMENTED,
+    MAX_DOCUMENTED_MANIFEST_BYTES,
     MEMBERS,
     SIGNATURE_SIZE,
     TIMESTAMP_MEMBERS,
     WITNESSED_MEMBERS,
     Manifest,
+    document_member,
     proof_from_text,
 )
 from ledger.core.chain import ChainVerifier
 from ledger.core.checkpoint import MAX_NOTE_BYTES, SignedCheckpoint
 from ledger.core.checkpoint import verify as verify_note
 from ledger.core.cosignature import CosignedBy, CosignerKey, require_quorum
+from ledger.core.documents import DOCUMENT_MARK, record_documents
 from ledger.core.errors import (
     AuthorSignatureInvalid,
     BundleInvalid,
     ChainBroken,
     CheckpointInvalid,
+    DocumentInvalid,
     MalformedRecord,
     PrevMismatch,
     ProofInvalid,
@@ -305,6 +309,7 @@ class LogVerifier:
         on_record: RecordSink | None = None,
         keys: KeyTrail | None = None,
         unsigned_format: str | None = None,
+        undocumented_format: str | None = None,
     ) -> None:
         self.ledger = ledger
         self.from_seq = from_seq
@@ -319,6 +324,7 @@ class LogVerifier:
             self.roots[0] = empty_root()
         self.last_leaf: bytes | None = None
         self.authors = AuthorTrail(complete=from_seq == 1, refused_in=unsigned_format)
+        self.documents = DocumentTrail(refused_in=undocumented_format)
 
     @property
     def next_seq(self) -> int:
@@ -345,6 +351,8 @@ class LogVerifier:
         if self.keys is not None:
             self.keys.see(record)
         self.authors.see(record)
+        if DOCUMENT_MARK in line:
+            self.documents.see(record)
         if self._on_record is not None:
             self._on_record(record)
         return record
@@ -367,8 +375,13 @@ class LogVerifier:
 
     def wants_records(self, line: bytes) -> bool:
         """Whether the record of ``line`` must be built: it may be a rotation to
-        follow, a signed record or a change to the author registry."""
-        return AuthorTrail.wants(line) or (self.keys is not None and self.keys.wants(line))
+        follow, a signed record, a change to the author registry or cite a
+        source document."""
+        return (
+            AuthorTrail.wants(line)
+            or DOCUMENT_MARK in line
+            or (self.keys is not None and self.keys.wants(line))
+        )
 
     @property
     def wants_subtrees(self) -> bool:
@@ -382,7 +395,12 @@ class LogVerifier:
         records before it, or when ``on_record`` or ``keys`` wants the records
         themselves: the caller then feeds its lines one by one instead.
         """
-        if not self.takes_runs or (run.rotations and self.keys is not None) or run.registrations:
+        if (
+            not self.takes_runs
+            or (run.rotations and self.keys is not None)
+            or run.registrations
+            or run.documents
+        ):
             return False
         if not self._chain.link_run(run):
             return False
@@ -516,6 +534,29 @@ class AuthorTrail:
 
 def _records(count: int) -> str:
     return "record" if count == 1 else "records"
+
+
+# -- source documents (format §1.3, §4.2) -------------------------------------------
+
+
+class DocumentTrail:
+    """The source documents the records cite, each with the first record citing it."""
+
+    def __init__(self, *, refused_in: str | None = None) -> None:
+        # When citations are not allowed (a bundle of format version 1 to 3,
+        # format §10), that format's name.
+        self.refused_in = refused_in
+        self.cited: dict[str, int] = {}
+
+    def see(self, record: Record) -> None:
+        for sha256 in record_documents(record):
+            if self.refused_in is not None:
+                raise BundleInvalid(
+                    f"the record cites a source document, which a {self.refused_in} bundle "
+                    "cannot hold (only version 4 can)",
+                    seq=record.seq,
+                )
+            self.cited.setdefault(sha256, record.seq)
 
 
 # -- key rotations (format §3) -----------------------------------------------------
@@ -773,10 +814,27 @@ class _BundleReader:
             raise BundleInvalid(f"member {name} is larger than {limit} bytes")
         return raw
 
-    def require_end(self, *, attested: bool) -> None:
+    def document(self, name: str) -> tuple[IO[bytes], int]:
+        """The next member, which must be the regular file ``name``: its content and size."""
+        member = self._next()
+        if member is None or member.name != name:
+            found = "the end of the bundle" if member is None else repr(member.name)
+            raise BundleInvalid(f"expected member {name}, found {found}")
+        stream = self._tar.extractfile(member) if member.isreg() else None
+        if stream is None:
+            raise BundleInvalid(f"member {name} is not a regular file")
+        return stream, member.size
+
+    def require_end(self, *, attested: bool, documented: bool = False) -> None:
         extra = self._next()
         if extra is None:
             return
+        if documented:
+            raise BundleInvalid(
+                f"unexpected member {extra.name!r}: a {FORMAT_DOCUMENTED} bundle ends with "
+                "the documents its manifest lists, in its order, or without them when it "
+                "says they are left out"
+            )
         if not attested:
             raise BundleInvalid(
                 f"unexpected member {extra.name!r} after {MEMBERS[-1]}: a {FORMAT} bundle "
@@ -789,12 +847,14 @@ class _BundleReader:
 
     def optional_group(self, names: Sequence[str], limit: int) -> list[bytes] | None:
         """The contents of ``names``, in order, if the next member is the first of
-        them; None at the end of the bundle. Another member is refused."""
+        them; None (nothing read) if it is not, or at the end of the bundle. A
+        group broken off is refused."""
+        first = self._peek()
+        if first is None or first.name != names[0]:
+            return None
         contents: list[bytes] = []
         for name in names:
             member = self._next()
-            if member is None and not contents:
-                return None
             if member is None or member.name != name:
                 found = "the end of the bundle" if member is None else repr(member.name)
                 raise BundleInvalid(f"expected member {name}, found {found}")
@@ -918,9 +978,13 @@ class _BundleCheck:
         self.cosigners: tuple[CosignedBy, ...] = ()
         self.tsa_trust = tsa_trust
         self.timestamp: TimestampCheck | None = None
+        # Documents the manifest lists, and how many of them were rehashed.
+        self.documents = 0
+        self.documents_checked = 0
 
     def run(self, reader: _BundleReader, on_records: ProgressSink | None) -> None:
-        manifest = self.manifest = Manifest.from_bytes(reader.small_member(MAX_MANIFEST_BYTES))
+        raw_manifest = reader.small_member(MAX_DOCUMENTED_MANIFEST_BYTES)
+        manifest = self.manifest = Manifest.from_bytes(raw_manifest)
         signature = reader.small_member(SIGNATURE_SIZE)
         if len(signature) != SIGNATURE_SIZE:
             raise BundleInvalid(f"manifest.sig is {len(signature)} bytes, not {SIGNATURE_SIZE}")
@@ -939,6 +1003,7 @@ class _BundleCheck:
             on_record=self.on_record,
             keys=self.keys,
             unsigned_format=None if manifest.authored else manifest.format,
+            undocumented_format=None if manifest.documented else manifest.format,
         )
         executor = self.executor if self.on_record is None else None
         digest = _stream_records(reader.next_member(), log, manifest, on_records, executor)
@@ -965,7 +1030,48 @@ class _BundleCheck:
             self.timestamp = _check_bundle_timestamp(reader, self.keys, manifest, self.tsa_trust)
         else:
             self._require_no_evidence(manifest)
-        reader.require_end(attested=manifest.attested)
+        if manifest.documented:
+            self._check_documents(reader, manifest, log.documents)
+        reader.require_end(attested=manifest.attested, documented=manifest.documented)
+
+    def _check_documents(
+        self, reader: _BundleReader, manifest: Manifest, trail: DocumentTrail
+    ) -> None:
+        """format §4.2: the manifest lists exactly the documents the records cite,
+        and each member carried is the bytes its hash names."""
+        listed = {info.sha256 for info in manifest.documents}
+        for sha256, seq in trail.cited.items():
+            if sha256 not in listed:
+                raise DocumentInvalid(
+                    f"cites document {sha256}, which the manifest does not list", seq=seq
+                )
+        for info in manifest.documents:
+            if info.sha256 not in trail.cited:
+                raise DocumentInvalid(
+                    f"the manifest lists document {info.sha256}, which no record of the "
+                    "bundle cites"
+                )
+        self.documents = len(listed)
+        if not manifest.documents_included:
+            return
+        for info in manifest.documents:
+            name = document_member(info.sha256)
+            stream, size = reader.document(name)
+            seq = trail.cited[info.sha256]
+            if size != info.size:
+                raise DocumentInvalid(
+                    f"member {name} holds {size} bytes; the manifest says {info.size}", seq=seq
+                )
+            digest = hashlib.sha256()
+            while chunk := _read(stream, _CHUNK):
+                digest.update(chunk)
+            if digest.hexdigest() != info.sha256:
+                raise DocumentInvalid(
+                    f"member {name} is not the document the record cites: its bytes hash to "
+                    f"{digest.hexdigest()}",
+                    seq=seq,
+                )
+        self.documents_checked = len(listed)
 
     def _require_no_evidence(self, manifest: Manifest) -> None:
         """A version 1 bundle carries no witnessed or timestamp members (format §10)."""
@@ -1075,7 +1181,17 @@ class _BundleCheck:
             )
         if self.timestamp is not None:
             report = replace(report.checked(self.timestamp.describe()), timestamp=self.timestamp)
+        if manifest.documented:
+            report = report.checked(_documents_line(self.documents, self.documents_checked))
         return report
+
+
+def _documents_line(listed: int, checked: int) -> str:
+    """The report's line on source documents (format §4.2)."""
+    line = f"source documents: the {listed} the records cite are listed in the manifest"
+    if checked:
+        return f"{line}; each one's bytes hash to its name and have its size"
+    return f"{line}; left out of the bundle, so their bytes were NOT checked"
 
 
 def witness_checks(cosigners: Sequence[CosignedBy], quorum: int) -> tuple[str, ...]:

@@ -44,9 +44,18 @@ __all__ = [
     "stored_rows",
 ]
 
-_COLUMNS = "target_seq, known_from, fix, name, kind, url, reported_at, party, topic, occurred_at"
+_COLUMNS = (
+    "target_seq, known_from, fix, name, kind, url, reported_at, party, topic, occurred_at, document"
+)
 _INSERT = (
-    f"INSERT INTO source_citations (ledger_id, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO source_citations (ledger_id, {_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Before migration 0015 the table has no ``document`` column (migration
+# 0012 fills it with these).
+_INSERT_UNDOCUMENTED = (
+    f"INSERT INTO source_citations (ledger_id, {_COLUMNS.removesuffix(', document')})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _SELECT_LATEST = (
     f"SELECT {_COLUMNS} FROM source_citations WHERE ledger_id = ? AND target_seq = ?"
@@ -61,7 +70,7 @@ _SELECT_PAGE = (
 # the record's id and type; ``citations_from_rows`` keeps each one's latest.
 _SELECT_CITATIONS = (
     "SELECT c.target_seq, c.known_from, c.fix, c.name, c.kind, c.url, c.reported_at,"
-    " c.party, c.topic, c.occurred_at, r.event_id, r.type FROM source_citations c"
+    " c.party, c.topic, c.occurred_at, c.document, r.event_id, r.type FROM source_citations c"
     " JOIN records r ON r.ledger_id = c.ledger_id AND r.seq = c.target_seq"
     " WHERE c.ledger_id = ? AND c.known_from <= ? AND c.target_seq IN"
     " (SELECT n.target_seq FROM source_citations n WHERE n.ledger_id = ? AND {named})"
@@ -83,6 +92,7 @@ _CITATIONS_INTO = RowsInto(
         "party",
         "topic",
         "occurred_at",
+        "document",
     ),
 )
 
@@ -119,8 +129,16 @@ def _row_values(ledger_id: int, rows: Sequence[CitationRow]) -> list[tuple[objec
     return [(ledger_id, *_db_values(row)) for row in rows]
 
 
-def _insert(conn: Connection, ledger_id: int, rows: Sequence[CitationRow]) -> None:
-    raw_execute_many(conn, _INSERT, _row_values(ledger_id, rows), table=source_citations)
+def _insert(
+    conn: Connection, ledger_id: int, rows: Sequence[CitationRow], *, documents: bool = True
+) -> None:
+    values = _row_values(ledger_id, rows)
+    if not documents:
+        if any(value[-1] is not None for value in values):
+            raise MalformedRecord("a record cites a document, which this revision cannot store")
+        values = [value[:-1] for value in values]
+    sql = _INSERT if documents else _INSERT_UNDOCUMENTED
+    raw_execute_many(conn, sql, values, table=source_citations)
 
 
 def _record_at(conn: Connection, ledger_id: int) -> Callable[[int], Record]:
@@ -145,6 +163,7 @@ def _new_values(sealed: SealedDraft) -> tuple[Any, ...] | None:
     if not isinstance(name, str):
         return None
     kind, url, reported_at = source.get("kind"), source.get("url"), source.get("reported_at")
+    document = source.get("document")
     return (
         seq,
         seq,
@@ -156,6 +175,7 @@ def _new_values(sealed: SealedDraft) -> tuple[Any, ...] | None:
         draft.party,
         draft.topic,
         draft.occurred_at,
+        document if isinstance(document, str) else None,
     )
 
 
@@ -249,10 +269,16 @@ class SourcesProjection:
 
 
 def fill_ledger(
-    conn: Connection, ledger_id: int, progress: Callable[[int], None] | None = None
+    conn: Connection,
+    ledger_id: int,
+    progress: Callable[[int], None] | None = None,
+    *,
+    documents: bool = True,
 ) -> int:
     """Write every ``source_citations`` row of a ledger from its records, into an
-    empty projection (migration 0012, a rebuild); return the records read."""
+    empty projection (migration 0012, a rebuild); return the records read.
+    ``documents=False``: the table is of a revision before 0015, without the
+    ``document`` column (no record could cite a document then)."""
     rows = SourceRows(record_at=_record_at(conn, ledger_id))
     after = 0
     count = 0
@@ -273,7 +299,7 @@ def fill_ledger(
                 continue  # no record: the audit names it by the chain it breaks
             made.extend(rows.add(record))
         count += len(page)
-        _insert(conn, ledger_id, made)
+        _insert(conn, ledger_id, made, documents=documents)
         if progress is not None:
             progress(len(page))
 
@@ -288,8 +314,8 @@ def read_citations(
         sql, params = _SELECT_CITATIONS.format(named="n.name = ?"), [_encoded(name)]
     with raw_read(database) as reader:
         found = reader.all(sql, [ledger_id, tree_size, ledger_id, *params])
-    meta = {int(row[0]): (str(row[10]), str(row[11])) for row in found}
-    view = citations_from_rows((_row_of(row[:10]) for row in found), meta)
+    meta = {int(row[0]): (str(row[11]), str(row[12])) for row in found}
+    view = citations_from_rows((_row_of(row[:11]) for row in found), meta)
     return view if name is None else {name: view[name]} if name in view else {}
 
 

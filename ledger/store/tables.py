@@ -14,6 +14,8 @@ __all__ = [
     "checkpoint_cosignatures",
     "checkpoint_timestamps",
     "checkpoints",
+    "document_parts",
+    "documents",
     "idempotency_keys",
     "ledgers",
     "metadata",
@@ -181,6 +183,8 @@ source_citations = sa.Table(
     sa.Column("party", sa.Text),
     sa.Column("topic", sa.Text),
     sa.Column("occurred_at", sa.Text, nullable=False),
+    # ``source.document`` (migration 0015): the SHA-256 of the archived copy.
+    sa.Column("document", sa.Text),
     sa.PrimaryKeyConstraint("ledger_id", "target_seq", "known_from", name="pk_source_citations"),
     sa.Index("ix_source_citations_name", "ledger_id", "name"),
 )
@@ -231,6 +235,31 @@ checkpoint_timestamps = sa.Table(
     sa.Column("authority", sa.Text, nullable=False),
     sa.Column("received_at", sa.String(27), nullable=False),
     sa.PrimaryKeyConstraint("ledger_id", "tree_size", name="pk_checkpoint_timestamps"),
+)
+
+# Source documents (migration 0015, docs/documents.md): held by their
+# SHA-256, cited by records as ``source.document``; the bytes in parts of at
+# most ``ledger.store.documents.PART_BYTES``. Evidence: written once.
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("media_type", sa.String(100), nullable=False),
+    sa.Column("parts", sa.Integer, nullable=False),
+    sa.Column("stored_at", sa.String(27), nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "sha256", name="pk_documents"),
+)
+
+document_parts = sa.Table(
+    "document_parts",
+    metadata,
+    sa.Column("ledger_id", sa.Integer, sa.ForeignKey("ledgers.id"), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("part", sa.Integer, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint("ledger_id", "sha256", "part", name="pk_document_parts"),
 )
 
 # Holds a ledger's id only inside ``ledger.store.positions.rebuild``'s

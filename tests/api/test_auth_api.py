@@ -43,6 +43,7 @@ READS = [
     ("GET", "/v1/ledgers/{L}/sources"),
     ("GET", "/v1/ledgers/{L}/sources/CNN"),
     ("GET", "/v1/ledgers/{L}/authors"),
+    ("GET", "/v1/ledgers/{L}/documents"),
 ]
 # Who may read the private ledger "priv", and who may append what.
 CALLERS: dict[str, tuple[str, ...]] = {
@@ -106,6 +107,8 @@ def test_the_matrix_names_every_route(client: TestClient) -> None:
     covered |= {"/v1/ledgers/{ledger}/checkpoint/witnessed"}
     # Registering and revoking are admin writes: tests/api/test_authors_api.py checks them.
     covered |= {"/v1/ledgers/{ledger}/authors/{name}"}
+    # A held document, and uploads (append scope): tests/api/test_documents_api.py.
+    covered |= {"/v1/ledgers/{ledger}/documents/{sha256}"}
     covered |= {"/v1/ledgers", "/v1/keys", "/healthz", "/readyz"}
     api_routes = {
         getattr(r, "path", "")

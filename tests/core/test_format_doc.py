@@ -22,7 +22,14 @@ from ledger.core.authors import (
     sign_event,
     signed_bytes,
 )
-from ledger.core.bundle import MANIFEST_MEMBERS, MEMBERS, TIMESTAMP_MEMBERS, WITNESSED_MEMBERS
+from ledger.core.bundle import (
+    DOCUMENT_MANIFEST_MEMBERS,
+    MANIFEST_MEMBERS,
+    MEMBERS,
+    TIMESTAMP_MEMBERS,
+    WITNESSED_MEMBERS,
+    document_member,
+)
 from ledger.core.canonical import canonical_bytes
 from ledger.core.chain import verify_chain
 from ledger.core.checkpoint import Checkpoint, sign, verify
@@ -216,13 +223,16 @@ def test_the_example_author_signature_is_the_desk_keys_over_the_signed_bytes() -
 
 def test_the_member_tables_list_what_the_code_reads() -> None:
     assert sorted(table_names("record-members")) == sorted(RECORD_MEMBERS)
-    assert sorted(table_names("manifest-members")) == sorted(MANIFEST_MEMBERS)
+    manifest = MANIFEST_MEMBERS | DOCUMENT_MANIFEST_MEMBERS
+    assert sorted(table_names("manifest-members")) == sorted(manifest)
+    assert sorted(table_names("document-manifest-members")) == sorted(DOCUMENT_MANIFEST_MEMBERS)
     # Bundle members are listed in the order the tar must hold them.
     assert table_names("bundle-members") == list(MEMBERS)
     assert table_names("witnessed-members") == list(WITNESSED_MEMBERS)
     assert table_names("timestamp-members") == list(TIMESTAMP_MEMBERS)
-    # One order when a bundle holds both optional groups: witnessed, then timestamp.
-    assert table_names("bundle-order") == [*MEMBERS, *WITNESSED_MEMBERS, *TIMESTAMP_MEMBERS]
+    # One order when a bundle holds every optional group: witnessed, timestamp, documents.
+    optional = [*WITNESSED_MEMBERS, *TIMESTAMP_MEMBERS, document_member("<sha256>")]
+    assert table_names("bundle-order") == [*MEMBERS, *optional]
 
 
 def test_the_patterns_on_the_page_are_the_code_and_schema_patterns() -> None:

@@ -605,6 +605,7 @@ _PATTERN_EXAMPLES = {
     "author.name": "ua-desk",
     "key_id": "0a1b2c3d",
     "sig": "A" * 86 + "==",
+    "document": "ab" * 32,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -22,6 +23,8 @@ from tests.core.test_positions import DEMO, sealed
 NAMES = ["CNN", "The New York Times", "Kyiv Independent", "Офіс Президента", "Le Monde"]
 parties = st.sampled_from(["US", "UA", "EU"])
 topics = st.sampled_from(["revenue-share", "security-guarantees"])
+# Archived copies sources may cite, by their SHA-256 (a ledger must hold them).
+DOCUMENTS = {hashlib.sha256(text).hexdigest(): text for text in (b"archived 1", b"archived 2")}
 days = st.sampled_from(["2025-02-10", "2025-02-12", "2025-02-24"])
 
 
@@ -35,6 +38,8 @@ def sources(draw: st.DrawFn) -> dict[str, Any]:
         source["url"] = f"https://example.org/{draw(st.integers(0, 2))}"
     if draw(st.booleans()):
         source["reported_at"] = draw(days)
+    if draw(st.booleans()):
+        source["document"] = draw(st.sampled_from(sorted(DOCUMENTS)))
     return source
 
 
@@ -147,6 +152,8 @@ def test_the_summary_follows_the_citations(events: list[dict[str, Any]]) -> None
         assert summary["last_seq"] == citations[-1].seq
         assert set(summary["kinds"]) == {c.cited.kind for c in citations}
         assert len(summary["urls"]) == len(set(summary["urls"]))
+        cited = [c.cited.document for c in citations if c.cited.document is not None]
+        assert summary["documents"] == list(dict.fromkeys(cited))
 
 
 def stated(source: dict[str, Any] | None, party: str = "US") -> dict[str, Any]:
@@ -213,8 +220,18 @@ def test_a_retracted_citation_is_listed_flagged_and_not_counted() -> None:
     # kinds and urls describe every citation listed, retracted ones too.
     assert detail["kinds"] == ["media", "anonymous"]
     assert detail["urls"] == ["https://cnn.com/a", "https://cnn.com/b"]
+    assert detail["documents"] == []
     assert (detail["first_seq"], detail["last_seq"]) == (1, 2)
     assert [c.get("retracted_by") for c in detail["citations"]] == [3, None]
+
+
+def test_a_corrected_source_s_document_replaces_the_one_it_cited() -> None:
+    archived = {**CNN, "document": "ab" * 32}
+    rearchived = {**CNN, "document": "cd" * 32}
+    records = sealed([stated(archived), correct(1, {"source": rearchived})])
+    detail = source_detail("talks", 2, "CNN", fold(records)["CNN"])
+    assert detail["documents"] == ["cd" * 32]
+    assert detail["citations"][0]["document"] == "cd" * 32
 
 
 def test_the_demo_sources() -> None:

@@ -23,10 +23,16 @@ _names = (f"p{n}" for n in itertools.count())
 
 
 def append_all(
-    service: LedgerService, ledger: str, events: list[dict[str, Any]], cuts: list[int]
+    service: LedgerService,
+    ledger: str,
+    events: list[dict[str, Any]],
+    cuts: list[int],
+    *,
+    created: bool = False,
 ) -> None:
-    """Append ``events`` in batches split at ``cuts``."""
-    service.create_ledger(ledger)
+    """Append ``events`` in batches split at ``cuts`` (to a new ledger, unless ``created``)."""
+    if not created:
+        service.create_ledger(ledger)
     bounds = sorted({0, len(events), *(c for c in cuts if 0 < c < len(events))})
     for start, end in itertools.pairwise(bounds):
         service.append(ledger, json.dumps(events[start:end]).encode(), actor="t")

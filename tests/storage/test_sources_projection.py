@@ -13,16 +13,26 @@ from alembic import command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.core.documents import DocumentInfo
 from ledger.core.errors import InvalidEvent, NotFound
 from ledger.core.sources import fold, source_detail, sources_list
 from ledger.integrity import check_ledger
 from ledger.runtime import Runtime
 from ledger.service import LedgerService
 from ledger.store.database import alembic_config
-from tests.core.test_sources import CNN, NYT, correct, ledgers, retract, stated
+from tests.core.test_sources import CNN, DOCUMENTS, NYT, correct, ledgers, retract, stated
 from tests.storage.test_positions_projection import append_all, records_of
 
 _names = (f"s{n}" for n in itertools.count())
+
+
+def hold_documents(service: LedgerService, ledger: str) -> None:
+    """The archived copies the generated sources may cite."""
+    for sha256, text in DOCUMENTS.items():
+        info = DocumentInfo(sha256=sha256, size=len(text), media_type="text/plain")
+        service.put_document(ledger, info, [text])
+
+
 LEDGER = "sourced"
 
 
@@ -52,7 +62,9 @@ def test_the_served_view_equals_the_fold_and_a_rebuild_reproduces_the_rows(
     service: LedgerService, events: list[dict[str, Any]], cuts: list[int]
 ) -> None:
     ledger = next(_names)
-    append_all(service, ledger, events, cuts)
+    service.create_ledger(ledger)
+    hold_documents(service, ledger)
+    append_all(service, ledger, events, cuts, created=True)
     assert_equals_the_fold(service, ledger)
     incremental = citation_rows(service)
     assert service.rebuild_projections(ledger, progress=lambda _done: None) == len(events)
@@ -76,6 +88,7 @@ def test_waves_committed_from_the_event_loop_project_what_a_rebuild_derives(
     as one statement (``ledger.store.postgres.writer``)."""
     ledger = next(_names)
     service.create_ledger(ledger)
+    hold_documents(service, ledger)
     bounds = sorted({0, len(events), *(c for c in cuts if 0 < c < len(events))})
     bodies = [json.dumps(events[start:end]).encode() for start, end in itertools.pairwise(bounds)]
 

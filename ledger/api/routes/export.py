@@ -25,9 +25,12 @@ MAX_SEQ = 2**53 - 1
         "A POSIX tar holding, in order, `manifest.json`, `manifest.sig`, `records.jsonl`, "
         "`checkpoint` and `public_key.pem` (format §4), then, when a quorum of the ledger's "
         "witnesses cosigned a checkpoint at or below its size, `witnessed` and "
-        "`witnessed.proof` (format §4.1), for records `from_seq..to_seq` "
-        "(default: the whole ledger). The range is checked before the stream starts, so "
-        "errors are problem documents; the manifest's signature can be checked with "
+        "`witnessed.proof` (format §4.1), then the timestamp members (format §8), then "
+        "`documents/<sha256>` for each source document the records cite (format §4.2; "
+        "`documents=false` lists them in the manifest but leaves their bytes out), for "
+        "records `from_seq..to_seq` (default: the whole ledger). The range is checked "
+        "before the stream starts, so errors are problem documents; the manifest's "
+        "signature can be checked with "
         "`openssl pkeyutl -verify -pubin -inkey public_key.pem -rawin -in manifest.json "
         "-sigfile manifest.sig`."
     ),
@@ -49,6 +52,10 @@ def export_bundle(
     to_seq: Annotated[
         int | None, Query(ge=1, le=MAX_SEQ, description="Last record; default the head")
     ] = None,
+    documents: Annotated[
+        bool,
+        Query(description="false: the source documents are listed, their bytes left out"),
+    ] = True,
 ) -> StreamingResponse:
     # A sync handler: the hashing pass reads every record, off the event loop.
     manifest, chunks = bundle_chunks(
@@ -57,6 +64,7 @@ def export_bundle(
         from_seq=from_seq,
         to_seq=to_seq,
         witnessed=request.app.state.witnessed,
+        with_documents=documents,
     )
     return StreamingResponse(
         chunks,
