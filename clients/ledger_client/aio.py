@@ -13,12 +13,19 @@ import httpx
 import httpx_sse
 
 from ledger.core.checkpoint import SignedCheckpoint
+from ledger.core.documents import resolve_document_paths
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey
 from ledger_client import protocol
 from ledger_client.answers import RetryableAnswer, problem, retryable_status
 from ledger_client.errors import LedgerClientError, TransportError
-from ledger_client.events import batches, prepare_event
+from ledger_client.events import (
+    Document,
+    batches,
+    document_content,
+    local_documents,
+    prepare_event,
+)
 from ledger_client.protocol import Call, Operation, ledger_path
 from ledger_client.receipts import Receipt
 from ledger_client.retries import RetryPolicy
@@ -93,13 +100,30 @@ class AsyncClient:
         )
         return created
 
+    async def upload_document(
+        self, ledger: str, document: Document, media_type: str | None = None
+    ) -> dict[str, Any]:
+        """``Client.upload_document``."""
+        content, kind = await asyncio.to_thread(document_content, document, media_type)
+        held: dict[str, Any] = await self._run(protocol.upload_document(ledger, content, kind))
+        return held
+
+    async def _with_documents(self, ledger: str, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        paths = local_documents(event)
+        if not paths:
+            return event
+        hashes = {path: str((await self.upload_document(ledger, path))["sha256"]) for path in paths}
+        return resolve_document_paths(dict(event), hashes.__getitem__)
+
     async def append(
         self, ledger: str, event: Mapping[str, Any], *, verify: bool = False
     ) -> Receipt:
-        """Append one event; with ``verify``, prove its record is in the signed log."""
+        """Append one event; with ``verify``, prove its record is in the signed log.
+        A source may give ``document_path``: see ``Client.upload_document``."""
+        resolved = await self._with_documents(ledger, event)
         operation = protocol.append(
             ledger,
-            [prepare_event(event, ledger, self.settings.signer)],
+            [prepare_event(resolved, ledger, self.settings.signer)],
             as_batch=False,
             idempotency_key=new_idempotency_key(),
             trust=self.settings.trust_for(verify),
@@ -116,8 +140,13 @@ class AsyncClient:
         """
         trust = self.settings.trust_for(verify)
         receipts: list[Receipt] = []
+        # Files named by document_path are uploaded before the first batch goes.
+        prepared = [
+            prepare_event(await self._with_documents(ledger, event), ledger, self.settings.signer)
+            for event in events
+        ]
         groups = batches(
-            (prepare_event(event, ledger, self.settings.signer) for event in events),
+            prepared,
             max_events=self.settings.batch_size,
             max_bytes=self.settings.max_body_bytes,
         )

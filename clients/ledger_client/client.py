@@ -13,12 +13,19 @@ import httpx
 import httpx_sse
 
 from ledger.core.checkpoint import SignedCheckpoint
+from ledger.core.documents import resolve_document_paths
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey
 from ledger_client import protocol
 from ledger_client.answers import RetryableAnswer, problem, retryable_status
 from ledger_client.errors import LedgerClientError, TransportError
-from ledger_client.events import batches, prepare_event
+from ledger_client.events import (
+    Document,
+    batches,
+    document_content,
+    local_documents,
+    prepare_event,
+)
 from ledger_client.protocol import Call, Operation, ledger_path
 from ledger_client.receipts import Receipt
 from ledger_client.retries import RetryPolicy
@@ -104,11 +111,32 @@ class Client:
         )
         return created
 
+    def upload_document(
+        self, ledger: str, document: Document, media_type: str | None = None
+    ) -> dict[str, Any]:
+        """Upload a source document (docs/documents.md): ``document`` is its bytes
+        (with ``media_type``) or a file (its media type from its extension unless
+        given). Returns ``{"sha256", "size", "media_type"}``, checked against the
+        bytes sent; an event's ``source.document`` cites it by that ``sha256``."""
+        content, kind = document_content(document, media_type)
+        held: dict[str, Any] = self._run(protocol.upload_document(ledger, content, kind))
+        return held
+
+    def _with_documents(self, ledger: str, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``event`` citing the hash of each file its sources give as ``document_path``,
+        uploaded first."""
+        paths = local_documents(event)
+        if not paths:
+            return event
+        hashes = {path: str(self.upload_document(ledger, path)["sha256"]) for path in paths}
+        return resolve_document_paths(dict(event), hashes.__getitem__)
+
     def append(self, ledger: str, event: Mapping[str, Any], *, verify: bool = False) -> Receipt:
-        """Append one event; with ``verify``, prove its record is in the signed log."""
+        """Append one event; with ``verify``, prove its record is in the signed log.
+        A source may give ``document_path``: see ``upload_document``."""
         operation = protocol.append(
             ledger,
-            [prepare_event(event, ledger, self.settings.signer)],
+            [prepare_event(self._with_documents(ledger, event), ledger, self.settings.signer)],
             as_batch=False,
             idempotency_key=new_idempotency_key(),
             trust=self.settings.trust_for(verify),
@@ -126,7 +154,10 @@ class Client:
         trust = self.settings.trust_for(verify)
         receipts: list[Receipt] = []
         groups = batches(
-            (prepare_event(event, ledger, self.settings.signer) for event in events),
+            (
+                prepare_event(self._with_documents(ledger, event), ledger, self.settings.signer)
+                for event in events
+            ),
             max_events=self.settings.batch_size,
             max_bytes=self.settings.max_body_bytes,
         )

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.core.authors import sign_event
 from ledger.core.canonical import canonical_bytes
+from ledger.core.documents import document_paths, media_type_for
+from ledger.core.errors import InputError
 from ledger.core.records import Record
 from ledger.core.signing import VerifierKey
 from ledger.core.times import parse_occurred_at
@@ -96,6 +98,32 @@ def prepare_event(
     if signer is not None and "author" not in prepared:
         prepared = signer.sign(ledger, prepared)
     return prepared
+
+
+Document = bytes | str | os.PathLike[str]
+
+
+def document_content(document: Document, media_type: str | None) -> tuple[bytes, str]:
+    """A source document's bytes and media type: given, or a file's (its media
+    type from its extension unless ``media_type`` says)."""
+    if isinstance(document, bytes):
+        if media_type is None:
+            raise ValueError("a document given as bytes needs its media_type")
+        return document, media_type
+    path = Path(document)
+    try:
+        kind = media_type or media_type_for(path.name)
+    except InputError as e:
+        raise ValueError(e.detail) from None
+    return path.read_bytes(), kind
+
+
+def local_documents(event: Mapping[str, Any]) -> list[str]:
+    """The files an event's sources give as ``document_path`` (to upload, and cite by hash)."""
+    try:
+        return document_paths(dict(event))
+    except InputError as e:
+        raise ValueError(str(e)) from None
 
 
 def batches(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -334,6 +335,23 @@ def _page_lines(ledger: str, after_seq: int, count: int) -> Operation[list[bytes
 def json_document(path: str, params: Mapping[str, str | int] | None = None) -> Operation[Any]:
     response = yield Call("GET", path, params=params)
     return _json(expect(response, 200), "document")
+
+
+def upload_document(ledger: str, content: bytes, media_type: str) -> Operation[dict[str, Any]]:
+    """POST a source document (docs/documents.md); the answer must name the
+    bytes sent: their SHA-256 and size."""
+    path = ledger_path(ledger, "documents")
+    response = yield Call("POST", path, headers={"Content-Type": media_type}, content=content)
+    held = _json(expect(response, 200, 201), "document")
+    sha256 = hashlib.sha256(content).hexdigest()
+    if not isinstance(held, dict) or (held.get("sha256"), held.get("size")) != (
+        sha256,
+        len(content),
+    ):
+        raise VerificationError(
+            "document", f"the server did not hold the document as {sha256} ({len(content)} bytes)"
+        )
+    return held
 
 
 def create_ledger(name: str, *, title: str | None, description: str | None) -> Operation[Any]:

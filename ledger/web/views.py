@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ledger.core.documents import DocumentInfo, documents_cited
+from ledger.core.errors import NotFound
 from ledger.core.hashing import record_hash
 from ledger.service import LedgerService
 from ledger.store.ledger_reads import fixes_of, registrations_after
@@ -571,6 +573,8 @@ class RecordView:
     fixes: list[Fix]
     target_seq: int | None
     pretty_data: str
+    #: The archived copies the record cites, as the ledger holds them (None: not held).
+    documents: list[tuple[str, DocumentInfo | None]] = field(default_factory=list)
 
 
 def record_view(service: LedgerService, ledger: str, seq: int) -> RecordView:
@@ -595,6 +599,12 @@ def record_view(service: LedgerService, ledger: str, seq: int) -> RecordView:
         )
     target = record.get("data", {}).get("target_seq")
     is_fix = record["type"] in ("record.corrected", "record.retracted")
+    documents: list[tuple[str, DocumentInfo | None]] = []
+    for sha256 in documents_cited(record["type"], record.get("source"), record.get("data")):
+        try:
+            documents.append((sha256, service.document(ledger, sha256)))
+        except NotFound:
+            documents.append((sha256, None))
     return RecordView(
         seq=seq,
         record=record,
@@ -603,6 +613,7 @@ def record_view(service: LedgerService, ledger: str, seq: int) -> RecordView:
         fixes=fixes,
         target_seq=int(target) if is_fix and isinstance(target, int) else None,
         pretty_data=json.dumps(record.get("data", {}), indent=2, ensure_ascii=False),
+        documents=documents,
     )
 
 

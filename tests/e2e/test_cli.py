@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -73,6 +74,41 @@ def test_import_validates_every_line_before_writing(database_url: str, tmp_path:
         data_dir=tmp_path,
     )
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_import_uploads_the_files_sources_name_and_cites_their_hashes(
+    database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "articles").mkdir()
+    page = b"<!doctype html><p>Half of the revenue, said Washington.</p>"
+    (tmp_path / "articles" / "nyt.html").write_bytes(page)
+    source = {"name": "The New York Times", "kind": "media", "document_path": "articles/nyt.html"}
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(position(source=source)) + "\n")
+    result = run_ledger(
+        "import", "talks", str(events), database_url=database_url, data_dir=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    audited = run_ledger("verify", "talks", "--json", database_url=database_url, data_dir=tmp_path)
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    checks = json.loads(audited.stdout)["checks"]
+    assert any(check.startswith("1 source documents rehashed") for check in checks), checks
+    engine = sa.create_engine(database_url)
+    with engine.connect() as conn:
+        canonical = conn.execute(sa.text("SELECT canonical FROM records")).scalar_one()
+        sha256 = conn.execute(sa.text("SELECT sha256 FROM documents")).scalar_one()
+    engine.dispose()
+    assert json.loads(canonical)["source"]["document"] == sha256
+    assert sha256 == hashlib.sha256(page).hexdigest()
+
+    (tmp_path / "articles" / "notes.docx").write_bytes(b"PK")
+    odd = {**source, "document_path": "articles/notes.docx"}
+    events.write_text(json.dumps(position(source=odd)) + "\n")
+    result = run_ledger(
+        "import", "talks", str(events), database_url=database_url, data_dir=tmp_path
+    )
+    assert result.returncode == 1
+    assert "events.jsonl:1" in result.stderr and "document_path" in result.stderr
 
 
 def test_demo_serves_and_prints_its_urls(tmp_path: Path) -> None:

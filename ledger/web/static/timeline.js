@@ -123,6 +123,13 @@
     return el("span", { class: "source" }, "Source: ", name, source.kind ? " (" + source.kind + ")" : null);
   }
 
+  // The archived copy of a source (docs/documents.md), viewed in the sandbox.
+  function archivedCopy(source) {
+    if (!source || typeof source.document !== "string" || !/^[0-9a-f]{64}$/.test(source.document)) return null;
+    const href = "/v1/ledgers/" + ledger + "/documents/" + source.document + "?view=sandboxed";
+    return [" · ", el("a", { class: "archived", href: href, title: "SHA-256 " + source.document, rel: "noopener noreferrer" }, el("span", { class: "icon", "aria-hidden": "true" }, "⎙"), " archived copy")];
+  }
+
   // The corrections of each shown record, as the server listed them for this view.
   let fixes = page.fixes || {};
 
@@ -146,7 +153,7 @@
       { class: "position" },
       stanceTag(cell.stance),
       cell.summary ? el("p", { class: "summary" }, cell.summary) : null,
-      el("p", { class: "meta" }, "since ", el("time", { datetime: cell.since }, cell.since.slice(0, 10)), " · ", sourceOf(cell.source)),
+      el("p", { class: "meta" }, "since ", el("time", { datetime: cell.since }, cell.since.slice(0, 10)), " · ", sourceOf(cell.source), ...(archivedCopy(cell.source) || [])),
       el("p", { class: "meta" }, recordLink(cell.seq)),
       ...fixNotes(cell.seq)
     );
