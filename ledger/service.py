@@ -29,6 +29,7 @@ from ledger.core.errors import (
     BodyTooLarge,
     Conflict,
     IdempotencyInFlight,
+    InvalidDocument,
     InvalidEvent,
     InvalidParameter,
     NotFound,
@@ -633,7 +634,7 @@ class LedgerService:
         except OSError as e:
             raise InvalidEvent(f"cannot read {path}: {e.strerror}", field="document_path") from None
         if size == 0:
-            raise InvalidEvent(f"{path} is empty", field="document_path")
+            raise InvalidDocument(f"{path} is empty", field="document_path")
         check_leading_bytes(media_type, head)
         info = DocumentInfo(sha256=digest.hexdigest(), size=size, media_type=media_type)
 

@@ -41,6 +41,7 @@ _STATUS: list[tuple[type[errors.LedgerError], int, str]] = [
     (errors.BodyTooLarge, 413, "body-too-large"),
     (errors.InvalidEvent, 422, "invalid-event"),
     (errors.InvalidParameter, 422, "invalid-parameter"),
+    (errors.InvalidDocument, 422, "invalid-document"),
     (errors.InputError, 422, "invalid-input"),
     (errors.Unauthenticated, 401, "unauthenticated"),
     (errors.Forbidden, 403, "forbidden"),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.core.errors import InvalidEvent, UnsupportedMediaType
+from ledger.core.errors import InvalidDocument, InvalidEvent, UnsupportedMediaType
 from ledger.core.jsonvalues import format_path
 from ledger.core.records import EventDraft, Record
 
@@ -157,13 +157,11 @@ def media_type_for(filename: str) -> str:
 
 
 def check_leading_bytes(media_type: str, head: bytes) -> None:
-    """Refuse (415) bytes that cannot be of ``media_type``: a PDF, PNG or JPEG
+    """Refuse (422) bytes that cannot be of ``media_type``: a PDF, PNG or JPEG
     must start with its signature (``head``: the first ``LEADING_BYTES`` or all)."""
     leading = _LEADING.get(media_type.partition(";")[0])
     if leading is not None and not head.startswith(leading[0]):
-        raise UnsupportedMediaType(
-            f"the bytes are not {media_type}: {leading[1]}", field="Content-Type"
-        )
+        raise InvalidDocument(f"the bytes are not {media_type}: {leading[1]}", field="Content-Type")
 
 
 def cited_documents(drafts: Iterable[EventDraft], *, batch: bool) -> list[tuple[str, str]]:

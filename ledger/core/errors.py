@@ -71,6 +71,7 @@ __all__ = [
     "InconsistentCheckpoint",
     "InputError",
     "IntegrityAlarm",
+    "InvalidDocument",
     "InvalidEvent",
     "InvalidParameter",
     "LedgerError",
@@ -139,6 +140,12 @@ class InvalidEvent(InputError):
 
 class InvalidParameter(InputError):
     title = "Invalid parameter"
+
+
+class InvalidDocument(InputError):
+    """A source document's bytes that cannot be what they are sent as, or none."""
+
+    title = "Invalid document"
 
 
 class Unauthenticated(LedgerError):

@@ -19,7 +19,7 @@ from ledger.core.documents import (
     resolve_document_paths,
     serving_headers,
 )
-from ledger.core.errors import InvalidEvent, UnsupportedMediaType
+from ledger.core.errors import InvalidDocument, InvalidEvent, UnsupportedMediaType
 from ledger.core.records import EventDraft
 
 SHA = "ab" * 32
@@ -77,7 +77,7 @@ def test_a_pdf_or_png_must_start_with_its_signature(head: bytes, media_type: str
     if head.startswith(signature):
         check_leading_bytes(media_type, head)
     else:
-        with pytest.raises(UnsupportedMediaType):
+        with pytest.raises(InvalidDocument):
             check_leading_bytes(media_type, head)
 
 

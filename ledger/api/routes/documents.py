@@ -24,7 +24,7 @@ from ledger.core.documents import (
     media_type_of,
     serving_headers,
 )
-from ledger.core.errors import InvalidEvent
+from ledger.core.errors import InvalidDocument
 from ledger.store.documents import PART_BYTES
 
 router = APIRouter(prefix="/v1/ledgers/{ledger}", tags=["documents"])
@@ -64,7 +64,7 @@ def _parts(spool: BinaryIO) -> Iterator[bytes]:
         "requestBody": {
             "required": True,
             "content": {
-                media_type: {"schema": {"type": "string", "format": "binary"}}
+                media_type: {"schema": {"type": "string", "format": "binary", "minLength": 1}}
                 for media_type in ACCEPTED
             },
         }
@@ -89,7 +89,7 @@ async def upload_document(
             head_bytes=LEADING_BYTES,
         )
         if body.size == 0:
-            raise InvalidEvent("a document holds at least one byte", field="(body)")
+            raise InvalidDocument("a document holds at least one byte", field="(body)")
         check_leading_bytes(media_type, body.head)
         sent = DocumentInfo(sha256=body.sha256, size=body.size, media_type=media_type)
         info, created = await run_in_threadpool(service.put_document, ledger, sent, _parts(spool))
@@ -140,7 +140,10 @@ async def get_document(
     request: Request,
     service: ServiceDep,
     ledger: LedgerName,
-    sha256: Annotated[str, Path(description="The document's SHA-256, lower-case hex")],
+    sha256: Annotated[
+        str,
+        Path(description="The document's SHA-256, lower-case hex", pattern="^[0-9a-f]{64}$"),
+    ],
     view: Annotated[
         Literal["sandboxed"] | None,
         Query(description="`sandboxed`: show an HTML page or a message, in the sandbox"),
