@@ -82,13 +82,11 @@ class DocumentCitations:
         cited = cited_documents([draft for _, draft in batch], batch=len(batch) > 1)
         if not cited:
             return
-        wanted = sorted({sha256 for _, sha256 in cited})
-        held: set[str] = set()
-        for at in range(0, len(wanted), _HELD_CHUNK):
-            chunk = wanted[at : at + _HELD_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            sql = f"SELECT sha256 FROM documents WHERE ledger_id = ? AND sha256 IN ({marks})"
-            held.update(str(row[0]) for row in raw_execute(conn, sql, (ledger_id, *chunk)))
+        held = _held(
+            lambda sql, params: raw_execute(conn, sql, params),
+            ledger_id,
+            [sha256 for _, sha256 in cited],
+        )
         for field, sha256 in cited:
             if sha256 not in held:
                 raise InvalidEvent(
@@ -185,18 +183,24 @@ def document_info(database: Database, ledger: str, sha256: str) -> DocumentInfo 
 
 def held_documents(database: Database, ledger: str, hashes: Collection[str]) -> set[str]:
     """Which of ``hashes`` ``ledger`` holds."""
+    with raw_read(database) as reader:
+        return _held(reader.all, _ledger_id(reader, ledger), hashes)
+
+
+def _held(
+    run: Callable[[str, Sequence[Any]], list[tuple[Any, ...]]],
+    ledger_id: int,
+    hashes: Collection[str],
+) -> set[str]:
+    """Which of ``hashes`` the ledger holds, asked ``_HELD_CHUNK`` at a time
+    with ``run`` (a ``?``-placeholder statement runner of either engine)."""
     wanted = sorted(set(hashes))
     held: set[str] = set()
-    with raw_read(database) as reader:
-        ledger_id = _ledger_id(reader, ledger)
-        for at in range(0, len(wanted), _HELD_CHUNK):
-            chunk = wanted[at : at + _HELD_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            rows = reader.all(
-                f"SELECT sha256 FROM documents WHERE ledger_id = ? AND sha256 IN ({marks})",
-                [ledger_id, *chunk],
-            )
-            held.update(str(row[0]) for row in rows)
+    for at in range(0, len(wanted), _HELD_CHUNK):
+        chunk = wanted[at : at + _HELD_CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT sha256 FROM documents WHERE ledger_id = ? AND sha256 IN ({marks})"
+        held.update(str(row[0]) for row in run(sql, [ledger_id, *chunk]))
     return held
 
 
