@@ -815,7 +815,8 @@ class _BundleReader:
         return raw
 
     def document(self, name: str) -> tuple[IO[bytes], int]:
-        """The next member, which must be the regular file ``name``: its content and size."""
+        """The next member, which must be the regular file ``name``: its content and
+        size (a source document of format §4.2, or a member of an optional group)."""
         member = self._next()
         if member is None or member.name != name:
             found = "the end of the bundle" if member is None else repr(member.name)
@@ -854,13 +855,7 @@ class _BundleReader:
             return None
         contents: list[bytes] = []
         for name in names:
-            member = self._next()
-            if member is None or member.name != name:
-                found = "the end of the bundle" if member is None else repr(member.name)
-                raise BundleInvalid(f"expected member {name}, found {found}")
-            stream = self._tar.extractfile(member) if member.isreg() else None
-            if stream is None:
-                raise BundleInvalid(f"member {name} is not a regular file")
+            stream, _ = self.document(name)
             raw = _read(stream, limit + 1)
             if len(raw) > limit:
                 raise BundleInvalid(f"member {name} is larger than {limit} bytes")
